@@ -1,0 +1,89 @@
+// swift-tools-version:6.0
+import PackageDescription
+import Foundation
+
+// Test targets are discovered: every folder under Tests/ is a test target named after it and
+// depending on the module it names (FooTests tests Foo), plus WispCore. This keeps the
+// manifest stable while modules grow their own suites in parallel.
+let packageDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+let testsDirectory = packageDirectory.appendingPathComponent("Tests")
+let testFolders = ((try? FileManager.default.contentsOfDirectory(atPath: testsDirectory.path)) ?? [])
+    .filter { $0.hasSuffix("Tests") }
+    .sorted()
+
+let libraryModules: Set<String> = [
+    "WispCore", "WispCompression", "DiskImage", "Partitions", "FileSystems", "GuestInspect",
+    "CloudInit", "Machine", "MetadataService", "WispKit",
+]
+
+let swiftSettings: [SwiftSetting] = []
+
+func testTarget(folder: String) -> Target {
+    let module = String(folder.dropLast("Tests".count))
+    var deps: [Target.Dependency] = [.target(name: "WispCore")]
+    if libraryModules.contains(module), module != "WispCore" {
+        deps.append(.target(name: module))
+    }
+    if module == "wisp" || module == "EndToEnd" {
+        deps.append(.target(name: "WispKit"))
+    }
+    return .testTarget(name: folder, dependencies: deps, path: "Tests/\(folder)", swiftSettings: swiftSettings)
+}
+
+let package = Package(
+    name: "Wisp",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "wisp", targets: ["wisp"]),
+        .library(name: "WispKit", targets: ["WispKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CCrypt", path: "Sources/CCrypt", pkgConfig: "libcrypt",
+                       providers: [.apt(["libcrypt-dev"])]),
+        .target(name: "CLinux", path: "Sources/CLinux"),
+        .target(name: "WispCore", dependencies: ["CLinux"], swiftSettings: swiftSettings),
+        .target(name: "WispCompression", dependencies: ["WispCore", "CZlib", "CZstd"],
+                swiftSettings: swiftSettings),
+        .target(name: "DiskImage", dependencies: ["WispCore", "WispCompression"],
+                swiftSettings: swiftSettings),
+        .target(name: "Partitions", dependencies: ["WispCore"], swiftSettings: swiftSettings),
+        .target(name: "FileSystems", dependencies: ["WispCore", "WispCompression"],
+                swiftSettings: swiftSettings),
+        .target(name: "GuestInspect",
+                dependencies: ["WispCore", "WispCompression", "DiskImage", "Partitions", "FileSystems"],
+                swiftSettings: swiftSettings),
+        .target(name: "CloudInit",
+                dependencies: ["WispCore", "FileSystems", "CCrypt", .product(name: "Yams", package: "Yams")],
+                swiftSettings: swiftSettings),
+        .target(name: "Machine", dependencies: ["WispCore"], swiftSettings: swiftSettings),
+        .target(name: "MetadataService",
+                dependencies: [
+                    "WispCore", "CloudInit",
+                    .product(name: "NIOCore", package: "swift-nio"),
+                    .product(name: "NIOPosix", package: "swift-nio"),
+                    .product(name: "NIOHTTP1", package: "swift-nio"),
+                ],
+                swiftSettings: swiftSettings),
+        .target(name: "WispKit",
+                dependencies: [
+                    "WispCore", "WispCompression", "DiskImage", "Partitions", "FileSystems",
+                    "GuestInspect", "CloudInit", "Machine", "MetadataService",
+                    .product(name: "Crypto", package: "swift-crypto"),
+                ],
+                swiftSettings: swiftSettings),
+        .executableTarget(name: "wisp",
+                          dependencies: ["WispKit", "WispCore", "DiskImage", "Partitions", "FileSystems", "GuestInspect", "CloudInit", "Machine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: swiftSettings),
+    ] + testFolders.map { testTarget(folder: $0) },
+    swiftLanguageModes: [.v6]
+)

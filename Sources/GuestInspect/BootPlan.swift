@@ -1,0 +1,23 @@
+/// How to boot a guest directly: the kernel, initrd and command line its own boot loader
+/// would have used, as paths inside the guest's assembled filesystem view.
+public struct BootPlan: Sendable, Codable, Equatable {
+    /// Where the plan came from: "bls", "grub.cfg", "extlinux", "uki", "kernel-install",
+    /// "fallback" (built from the root filesystem when no entry names a command line).
+    public var source: String
+    public var title: String?
+    public var version: String?
+    /// Absolute path inside the guest, e.g. "/boot/vmlinuz-6.1.0-28-cloud-amd64".
+    public var kernelPath: String
+    public var initrdPaths: [String]
+    public var commandLine: String
+
+    public init(source: String, title: String? = nil, version: String? = nil, kernelPath: String,
+                initrdPaths: [String], commandLine: String) {
+        self.source = source
+        self.title = title
+        self.version = version
+        self.kernelPath = kernelPath
+        self.initrdPaths = initrdPaths
+        self.commandLine = commandLine
+    }
+}
