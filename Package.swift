@@ -40,8 +40,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
-        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
@@ -67,18 +65,12 @@ let package = Package(
                 swiftSettings: swiftSettings),
         .target(name: "Machine", dependencies: ["WispCore"], swiftSettings: swiftSettings),
         .target(name: "MetadataService",
-                dependencies: [
-                    "WispCore", "CloudInit",
-                    .product(name: "NIOCore", package: "swift-nio"),
-                    .product(name: "NIOPosix", package: "swift-nio"),
-                    .product(name: "NIOHTTP1", package: "swift-nio"),
-                ],
+                dependencies: ["WispCore", "CloudInit"],
                 swiftSettings: swiftSettings),
         .target(name: "WispKit",
                 dependencies: [
                     "WispCore", "WispCompression", "DiskImage", "Partitions", "FileSystems",
                     "GuestInspect", "CloudInit", "Machine", "MetadataService",
-                    .product(name: "Crypto", package: "swift-crypto"),
                 ],
                 swiftSettings: swiftSettings),
         .executableTarget(name: "wisp",

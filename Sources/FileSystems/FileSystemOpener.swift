@@ -1,0 +1,28 @@
+import WispCore
+
+/// Opens the filesystem on a device with the reader its magic calls for.
+public enum FileSystemOpener {
+    public static func open(_ device: any BlockDevice) throws -> any FileSystem {
+        guard let kind = try FileSystemProbe.probe(device) else {
+            throw WispError.unsupported(device.name, "no filesystem recognised")
+        }
+        return try open(device, as: kind)
+    }
+
+    public static func open(_ device: any BlockDevice, as kind: FileSystemKind) throws -> any FileSystem {
+        switch kind {
+        case .ext4:
+            throw WispError.unsupported(device.name, "ext4 reader not available yet")
+        case .vfat:
+            throw WispError.unsupported(device.name, "FAT reader not available yet")
+        case .xfs:
+            throw WispError.unsupported(device.name, "XFS reader not available yet")
+        case .btrfs:
+            throw WispError.unsupported(device.name, "btrfs reader not available yet")
+        case .iso9660:
+            throw WispError.unsupported(device.name, "ISO 9660 reader not available yet")
+        case .swap, .squashfs:
+            throw WispError.unsupported(device.name, "\(kind.rawValue) holds no files Wisp can read")
+        }
+    }
+}
