@@ -20,7 +20,7 @@ let swiftSettings: [SwiftSetting] = []
 
 func testTarget(folder: String) -> Target {
     let module = String(folder.dropLast("Tests".count))
-    var deps: [Target.Dependency] = [.target(name: "WispCore")]
+    var deps: [Target.Dependency] = [.target(name: "WispCore"), .target(name: "WispTestSupport")]
     if libraryModules.contains(module), module != "WispCore" {
         deps.append(.target(name: module))
     }
@@ -73,6 +73,8 @@ let package = Package(
                     "GuestInspect", "CloudInit", "Machine", "MetadataService",
                 ],
                 swiftSettings: swiftSettings),
+        // Shared by test targets only: runs the real tools that make fixtures and judge.
+        .target(name: "WispTestSupport", dependencies: ["WispCore"], swiftSettings: swiftSettings),
         .executableTarget(name: "wisp",
                           dependencies: ["WispKit", "WispCore", "DiskImage", "Partitions", "FileSystems", "GuestInspect", "CloudInit", "Machine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: swiftSettings),
