@@ -8,8 +8,9 @@ public struct ConvertOptions: Sendable {
     /// Compress qcow2 clusters with this algorithm (qemu-img convert -c).
     public var compression: Qcow2CompressionType?
     public var clusterSize: Int = 65536
-    /// Worker threads reading (and compressing); defaults to the number of cores.
-    public var workers: Int = max(2, ProcessInfo.processInfo.activeProcessorCount)
+    /// Worker threads reading (and compressing). Twice the cores: reads block on I/O and
+    /// decompression, so extra threads keep every core busy.
+    public var workers: Int = max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)
     /// Called now and then with (bytes done, total bytes) of the virtual disk.
     public var progress: (@Sendable (UInt64, UInt64) -> Void)?
 
@@ -131,6 +132,7 @@ public enum ImageConverter {
                     try read(batch, from: input, into: view)
                     try writeNonZeroRuns(UnsafeRawBufferPointer(view), to: output, at: batch.offset)
                 }
+                output.startWriteback(offset: batch.offset, length: UInt64(batch.length))
                 let soFar = done.withLock { $0 += UInt64(batch.length); return $0 }
                 progress?(min(soFar, total), total)
             }

@@ -22,6 +22,12 @@ final class Qcow2StreamWriter {
     /// Refcount per host cluster.
     private var refcounts: [UInt16]
     private var dataClustersWritten = 0
+    /// Consecutive output bytes not yet written: data is appended here and written in
+    /// large pieces (qemu-img does the same), with writeback started as we go.
+    private var pending: [UInt8] = []
+    private var pendingOffset: UInt64 = 0
+    private var writebackStart: UInt64 = 0
+    static let pendingLimit = 4 << 20
 
     init(file: PosixFile, layout: Qcow2Layout, compressionType: Qcow2CompressionType) {
         self.file = file
@@ -35,6 +41,25 @@ final class Qcow2StreamWriter {
         let metadataClusters = 1 + layout.l1Clusters
         hostEnd = UInt64(metadataClusters * layout.clusterSize)
         refcounts = [UInt16](repeating: 1, count: metadataClusters)
+    }
+
+    /// Queues `bytes` for `offset`, which must be where the pending run ends or a new run.
+    private func put(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
+        if !pending.isEmpty && pendingOffset + UInt64(pending.count) != offset { try flushPending() }
+        if pending.isEmpty { pendingOffset = offset }
+        pending.append(contentsOf: bytes)
+        if pending.count >= Self.pendingLimit { try flushPending() }
+    }
+
+    private func flushPending() throws {
+        guard !pending.isEmpty else { return }
+        try file.write(pending, at: pendingOffset)
+        let end = pendingOffset + UInt64(pending.count)
+        pending.removeAll(keepingCapacity: true)
+        if end > writebackStart + (32 << 20) {
+            file.startWriteback(offset: writebackStart, length: end - writebackStart)
+            writebackStart = end
+        }
     }
 
     private func alignToCluster() {
@@ -63,7 +88,7 @@ final class Qcow2StreamWriter {
         let offset = hostEnd
         var bytes = [UInt8](repeating: 0, count: clusterSize)
         for (i, e) in currentL2.enumerated() where e != 0 { bytes.putBE64(e, at: i * 8) }
-        try file.write(bytes, at: offset)
+        try bytes.withUnsafeBytes { try put($0, at: offset) }
         hostEnd += UInt64(clusterSize)
         try reference(clusterIndex: offset >> UInt64(clusterBits))
         l1[currentL1Index] = offset | Qcow2Image.copiedFlag
@@ -77,12 +102,12 @@ final class Qcow2StreamWriter {
         alignToCluster()
         let host = hostEnd
         if data.count == clusterSize {
-            try file.write(data, at: host)
+            try put(data, at: host)
         } else {
             // The image's last cluster may be partial; keep the file cluster-granular.
             var padded = [UInt8](repeating: 0, count: clusterSize)
             padded.withUnsafeMutableBytes { $0.copyMemory(from: data) }
-            try file.write(padded, at: host)
+            try padded.withUnsafeBytes { try put($0, at: host) }
         }
         hostEnd += UInt64(clusterSize)
         try reference(clusterIndex: host >> UInt64(clusterBits))
@@ -94,7 +119,7 @@ final class Qcow2StreamWriter {
     func writeCompressedCluster(_ cluster: UInt64, compressed: [UInt8]) throws {
         try switchL2(to: Int(cluster / UInt64(l2Entries)))
         let host = hostEnd
-        try file.write(compressed, at: host)
+        try compressed.withUnsafeBytes { try put($0, at: host) }
         hostEnd += UInt64(compressed.count)
         let sectorStart = host & ~UInt64(511)
         let sectors = (host + UInt64(compressed.count) - sectorStart + 511) / 512
@@ -109,6 +134,7 @@ final class Qcow2StreamWriter {
     /// Writes the remaining metadata and the header; the caller syncs and commits.
     func finish() throws {
         try flushL2()
+        try flushPending()
         alignToCluster()
         let cs = UInt64(clusterSize)
         // L1 table (cluster 1 onwards).
