@@ -37,8 +37,9 @@ public final class FATFileSystem: FileSystem, @unchecked Sendable {
             return hex4(id >> 16) + "-" + hex4(id & 0xFFFF)
         }
         // Like blkid: the root directory's label entry wins over the boot sector's copy.
+        // A damaged root directory is reported when it is listed, not here.
         var rootLabel: String?
-        _ = try Self.readDirectory(device: device, boot: boot, fat: fat, start: nil, volumeLabel: &rootLabel)
+        _ = try? Self.readDirectory(device: device, boot: boot, fat: fat, start: nil, volumeLabel: &rootLabel)
         label = rootLabel.flatMap { $0.isEmpty ? nil : $0 } ?? boot.label
     }
 

@@ -62,6 +62,23 @@ import WispTestSupport
         #expect(try fs.read(inode: inode, offset: 70_000, count: 100).isEmpty)
     }
 
+    @Test func shortNamesDecodeCodePage437AndCaseFlags() {
+        #expect(FATName.cp437High.count == 128)
+        var raw = Array("README  TXT".utf8)
+        #expect(FATName.displayShortName(raw, caseFlags: 0) == "README.TXT")
+        #expect(FATName.displayShortName(raw, caseFlags: 0x08) == "readme.TXT")
+        #expect(FATName.displayShortName(raw, caseFlags: 0x18) == "readme.txt")
+        raw = [0x43, 0x41, 0x46, 0x82, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20]
+        #expect(FATName.displayShortName(raw, caseFlags: 0) == "CAFé")
+        raw[0] = 0x05
+        #expect(FATName.displayShortName(raw, caseFlags: 0) == "σAFé")
+        #expect(FATName.shortNameChecksum(Array("MIXED   TXT".utf8)) == 70)   // computed independently in Python
+        // 2020-09-13 12:26:40 UTC in FAT's encoding.
+        let date: UInt16 = (40 << 9) | (9 << 5) | 13, time: UInt16 = (12 << 11) | (26 << 5) | 20
+        #expect(FATTime.timestamp(date: date, time: time).seconds == 1_600_000_000)
+        #expect(FATTime.timestamp(date: 0xFFFF, time: 0xFFFF).seconds > 0)
+    }
+
     @Test func fragmentedFileReallyIsFragmented() throws {
         let fixture = try FATFixture(fatBits: 12)
         let fs = try FATFileSystem(device: FileBlockDevice(path: fixture.image))
