@@ -22,8 +22,11 @@ public struct GuestListingEntry: Sendable, Codable, Equatable {
 public enum GuestListing {
     /// The entries of `path` (a directory's children sorted by name, or the file itself).
     /// `long` stats every entry; otherwise only names and types are filled in.
+    /// Like `ls`, a symlink named on the command line is shown itself in long form and
+    /// followed otherwise (a trailing "/" always follows it).
     public static func list(_ fs: any FileSystem, path: String, long: Bool) throws -> [GuestListingEntry] {
-        let resolved = try fs.resolve(path)
+        let follow = !long || path.hasSuffix("/")
+        let resolved = try fs.resolve(path, followFinalSymlink: follow)
         let info = try fs.stat(inode: resolved.inode)
         if info.type != .directory {
             let name = resolved.path.split(separator: "/").last.map(String.init) ?? resolved.path
