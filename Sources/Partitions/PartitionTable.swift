@@ -31,6 +31,15 @@ public struct PartitionTable: Sendable, Codable, Equatable {
             throw WispError.invalidArgument("\(disk.name): sector size \(mbrSectorSize) is not 512, 1024, 2048 or 4096")
         }
         let mbr = try MBRPartitionTable.readBootRecord(disk)
+        // A real MBR table without a protective entry wins over a GPT header, as in Linux:
+        // the GPT is a leftover from before the disk was repartitioned.
+        if let mbr, mbr.isPartitionTable, !mbr.hasProtectiveEntry {
+            var table = try MBRPartitionTable.read(from: disk, bootRecord: mbr, sectorSize: mbrSectorSize)
+            if disk.size >= 1024, try disk.read(at: 512, count: 8) == GPTPartitionTable.signature {
+                table.warnings.append("a GPT header at sector 1 is ignored: the MBR has partitions and no protective entry")
+            }
+            return table
+        }
         if let gpt = try GPTPartitionTable.read(from: disk, protectiveMBR: mbr) {
             return gpt
         }

@@ -121,3 +121,23 @@ import WispTestSupport
         }
     }
 }
+
+@Suite struct MixedTableTests {
+    /// sfdisk writes a DOS table over a GPT disk but leaves no protective entry: like
+    /// Linux (and sfdisk itself), the MBR wins.
+    @Test func mbrWithoutProtectiveEntryWinsOverALeftoverGPTHeader() throws {
+        let dir = try TemporaryDirectory("mixed")
+        let path = dir.file("mixed.img")
+        try PartitionFixtures.blankDisk(path, size: 32 << 20)
+        try ToolRunner.check("sgdisk", ["-n", "1:2048:+4M", path])
+        let gptHeader = try PartitionFixtures.bytes(path, at: 512, count: 512)
+        try ToolRunner.check("sfdisk", ["--wipe", "never", path], input: Data("label: dos\nstart=4096, size=8192, type=83\n".utf8))
+        try PartitionFixtures.patch(path, at: 512, gptHeader)
+        let table = try PartitionTable.read(from: FileBlockDevice(path: path))
+        let judge = try PartitionFixtures.sfdiskJSON(path)
+        #expect(judge["label"] as? String == "dos")
+        #expect(table.scheme == .mbr)
+        #expect(table.partitions.map(\.startOffset) == [4096 * 512])
+        #expect(table.warnings.contains { $0.contains("GPT header at sector 1 is ignored") })
+    }
+}
