@@ -14,7 +14,7 @@ public enum FileSystemOpener {
         case .ext4:
             throw WispError.unsupported(device.name, "ext4 reader not available yet")
         case .vfat:
-            throw WispError.unsupported(device.name, "FAT reader not available yet")
+            return try FATFileSystem(device: device)
         case .xfs:
             throw WispError.unsupported(device.name, "XFS reader not available yet")
         case .btrfs:
