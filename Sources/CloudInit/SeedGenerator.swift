@@ -154,12 +154,20 @@ public enum SeedGenerator {
 
     public static func networkConfig(_ network: StaticNetwork) throws -> String {
         let (address, prefix, isIPv6) = try parseCIDR(network.address)
-        var lines = [
-            "version: 2",
-            "ethernets:",
-            "  primary:",
-            "    match:",
-            "      name: \(YAMLText.quoted(network.interfaceMatch))",
+        var lines = ["version: 2", "ethernets:", "  primary:", "    match:"]
+        if let mac = network.macAddress {
+            guard mac.range(of: "^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$", options: .regularExpression) != nil else {
+                throw WispError.invalidArgument("MAC address \"\(mac)\" must look like 52:54:00:12:34:56")
+            }
+            guard network.interfaceName.range(of: "^[a-zA-Z0-9_.-]{1,15}$", options: .regularExpression) != nil else {
+                throw WispError.invalidArgument("interface name \"\(network.interfaceName)\" must be 1-15 letters, digits, '.', '_' or '-'")
+            }
+            lines.append("      macaddress: \(YAMLText.quoted(mac.lowercased()))")
+            lines.append("    set-name: \(YAMLText.quoted(network.interfaceName))")
+        } else {
+            lines.append("      name: \(YAMLText.quoted(network.interfaceMatch))")
+        }
+        lines += [
             "    dhcp4: false",
             "    dhcp6: false",
             "    addresses:",

@@ -46,14 +46,23 @@ public struct StaticNetwork: Sendable, Equatable {
     public var address: String
     public var gateway: String?
     public var dns: [String]
-    /// Interface name glob to match; the default matches eth*, ens*, enp* ...
+    /// Interface name glob to match when no MAC address is given; the default matches eth*,
+    /// ens*, enp*. Only the netplan renderer honours globs: cloud-init's networkd and ENI
+    /// renderers need `macAddress`.
     public var interfaceMatch: String
+    /// The NIC's MAC address (QEMU's `-device ...,mac=`): matched exactly and renamed to
+    /// `interfaceName`, which works with every cloud-init network renderer.
+    public var macAddress: String?
+    public var interfaceName: String
 
-    public init(address: String, gateway: String? = nil, dns: [String] = [], interfaceMatch: String = "e*") {
+    public init(address: String, gateway: String? = nil, dns: [String] = [], interfaceMatch: String = "e*",
+                macAddress: String? = nil, interfaceName: String = "eth0") {
         self.address = address
         self.gateway = gateway
         self.dns = dns
         self.interfaceMatch = interfaceMatch
+        self.macAddress = macAddress
+        self.interfaceName = interfaceName
     }
 }
 

@@ -9,6 +9,7 @@ struct Wisp: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             ImageCommand.self,
+            SeedCommand.self,
         ]
     )
 }
