@@ -100,7 +100,7 @@ public enum SeedGenerator {
                 guard key.privateKey.contains("PRIVATE KEY-----") else {
                     throw WispError.invalidArgument("the \(key.type.rawValue) host private key is not a PEM/OpenSSH private key")
                 }
-                try checkAuthorizedKey(key.publicKey, source: "\(key.type.rawValue) host public key")
+                try checkAuthorizedKey(key.publicKey.trimmingCharacters(in: .whitespacesAndNewlines), source: "\(key.type.rawValue) host public key")
                 lines.append("  \(key.type.rawValue)_private: \(YAMLText.block(key.privateKey, indent: 4))")
                 lines.append("  \(key.type.rawValue)_public: \(YAMLText.quoted(key.publicKey.trimmingCharacters(in: .whitespacesAndNewlines)))")
             }
