@@ -14,13 +14,9 @@ struct XFSTestRandom {
         return z ^ (z >> 31)
     }
     mutating func bytes(_ count: Int) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: count)
-        var i = 0
-        while i < count {
-            var v = next()
-            for _ in 0..<8 where i < count { out[i] = UInt8(truncatingIfNeeded: v); v >>= 8; i += 1 }
-        }
-        return out
+        var words = [UInt64](repeating: 0, count: (count + 7) / 8)
+        for i in words.indices { words[i] = next() }
+        return words.withUnsafeBytes { Array($0.prefix(count)) }
     }
 }
 
@@ -58,11 +54,19 @@ final class XFSFixture {
         try FileManager.default.createDirectory(atPath: sourceRoot, withIntermediateDirectories: true)
         var proto = "wisp-xfs-fixture\n0 0\nd--755 0 0\n"
         var fileCounter = 0
+        var smallSources: [[UInt8]: String] = [:]
 
         func addFile(_ path: String, _ name: String, content: [UInt8], mode: String = "---644", uid: UInt32 = 0, gid: UInt32 = 0, indent: String) throws {
-            fileCounter += 1
-            let source = "\(sourceRoot)/f\(fileCounter)"
-            try Data(content).write(to: URL(fileURLWithPath: source))
+            // Small contents repeat across thousands of entries: write each once.
+            let source: String
+            if content.count <= 64, let shared = smallSources[content] {
+                source = shared
+            } else {
+                fileCounter += 1
+                source = "\(sourceRoot)/f\(fileCounter)"
+                try Data(content).write(to: URL(fileURLWithPath: source))
+                if content.count <= 64 { smallSources[content] = source }
+            }
             proto += "\(indent)\(name) \(mode) \(uid) \(gid) \(source)\n"
             var perms = UInt32(mode.suffix(3), radix: 8) ?? 0
             if mode.dropFirst().first == "u" { perms |= 0o4000 }
