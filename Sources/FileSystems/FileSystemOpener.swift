@@ -16,7 +16,7 @@ public enum FileSystemOpener {
         case .vfat:
             return try FATFileSystem(device: device)
         case .xfs:
-            throw WispError.unsupported(device.name, "XFS reader not available yet")
+            return try XFSReader(device: device)
         case .btrfs:
             throw WispError.unsupported(device.name, "btrfs reader not available yet")
         case .iso9660:
