@@ -239,11 +239,22 @@ public enum ImageConverter {
 
     static func convertToQcow2(_ input: any BlockDevice, output: PosixFile, options: ConvertOptions) throws {
         let layout = try Qcow2Layout(virtualSize: input.size, clusterSize: options.clusterSize, extendedL2: false)
-        let writer = Qcow2StreamWriter(file: output, layout: layout,
-                                       compressionType: options.compression ?? .deflate)
         let cs = options.clusterSize
         let batchSize = batchSize(clusterSize: cs)
         let batches = try plan(input, batchSize: batchSize)
+        let bytesPerL2 = UInt64(cs / 8) * UInt64(cs)
+        var l1Indices: [Int] = []
+        for batch in batches {
+            for r in batch.dataRanges {
+                for index in Int(r.lowerBound / bytesPerL2)...Int((r.upperBound - 1) / bytesPerL2)
+                where l1Indices.last != index {
+                    l1Indices.append(index)
+                }
+            }
+        }
+        let writer = Qcow2StreamWriter(file: output, layout: layout, compressionType: options.compression ?? .deflate,
+                                       expectedL1Indices: l1Indices,
+                                       maxDataClusters: UInt64(batches.count) * UInt64(batchSize / cs))
         let queue = OrderedQueue(count: batches.count, window: options.workers * 2)
         let compression = options.compression
         let total = input.size
