@@ -244,8 +244,14 @@ public enum ImageConverter {
         let batches = try plan(input, batchSize: batchSize)
         let bytesPerL2 = UInt64(cs / 8) * UInt64(cs)
         var l1Indices: [Int] = []
+        // Clusters the data ranges touch: a tight bound on what the writer can store.
+        var plannedClusters: UInt64 = 0
+        var lastCluster: UInt64?
         for batch in batches {
             for r in batch.dataRanges {
+                let first = r.lowerBound / UInt64(cs), last = (r.upperBound - 1) / UInt64(cs)
+                plannedClusters += last - first + 1 - (lastCluster == first ? 1 : 0)
+                lastCluster = last
                 for index in Int(r.lowerBound / bytesPerL2)...Int((r.upperBound - 1) / bytesPerL2)
                 where l1Indices.last != index {
                     l1Indices.append(index)
@@ -254,7 +260,7 @@ public enum ImageConverter {
         }
         let writer = Qcow2StreamWriter(file: output, layout: layout, compressionType: options.compression ?? .deflate,
                                        expectedL1Indices: l1Indices,
-                                       maxDataClusters: UInt64(batches.count) * UInt64(batchSize / cs))
+                                       maxDataClusters: plannedClusters)
         let queue = OrderedQueue(count: batches.count, window: options.workers * 2)
         let compression = options.compression
         let total = input.size
