@@ -183,5 +183,25 @@ struct XFSReaderTests {
         // A truncated image.
         let truncated = try SliceBlockDevice(base: base, start: 0, size: base.size / 2, name: "truncated")
         #expect(throws: WispError.self) { _ = try XFSReader(device: truncated) }
+        // Log-incompatible items (a log that was not cleanly unmounted) are a warning.
+        var logged = try base.read(at: 0, count: 512)
+        logged.putBE32(1 << 0 | 1 << 7, at: 220)
+        logged.putLE32(0, at: 224)
+        logged.putLE32(CRC32C.checksum(logged), at: 224)
+        var logPatches: [UInt64: UInt8] = [:]
+        for (i, b) in logged.enumerated() { logPatches[UInt64(i)] = b }
+        let warned = try XFSReader(device: XFSPatchedDevice(base: base, patches: logPatches))
+        #expect(warned.warnings.count == 1 && warned.warnings[0].contains("logged xattrs") && warned.warnings[0].contains("0x80"),
+                "\(warned.warnings)")
+        #expect(try XFSReader(device: base).warnings.isEmpty)
+        // A new UUID from xfs_admin sets META_UUID: metadata keeps the old UUID, which the
+        // reader must use for verification while reporting the new one.
+        try ToolRunner.check("xfs_admin", ["-U", "generate", fixture.image])
+        let changed = try XFSReader(device: FileBlockDevice(path: fixture.image))
+        #expect(changed.sb.incompat & XFSSuperblock.incompatMetaUUID != 0)
+        #expect(try fixture.db(["uuid"], writable: false).contains(changed.uuid ?? "none"))
+        let found = try Self.walk(changed)
+        #expect(found["/block"] != nil && found["/deep/d1/d2/d3/d4/d5/d6/d7/d8/d9/d10/d11/d12/d13/d14/d15/d16/d17/d18/d19/d20/d21/d22/d23/d24/bottom"] != nil)
+        #expect(found == fixture.expected)
     }
 }
