@@ -113,11 +113,12 @@ struct XFSReaderTests {
         #expect(try fixture.db(["version"], writable: false).contains("BIGTIME"))
     }
 
-    @Test("v5, 4 KiB blocks, nrext64 and no bigtime")
+    @Test("v5, 4 KiB blocks and sectors, nrext64 and no bigtime")
     func v5Nrext64() throws {
-        let fixture = try check(options: ["-i", "nrext64=1", "-m", "bigtime=0"], expectV5: true)
+        let fixture = try check(options: ["-i", "nrext64=1", "-m", "bigtime=0", "-s", "size=4096"], expectV5: true)
         let version = try fixture.db(["version"], writable: false)
         #expect(version.contains("NREXT64") && !version.contains("BIGTIME"))
+        #expect(try XFSReader(device: FileBlockDevice(path: fixture.image)).sb.sectorSize == 4096)
     }
 
     @Test("v5, 64-bit inode numbers (sparse 4 TiB image, 5 AGs): i8 shortform entries")
