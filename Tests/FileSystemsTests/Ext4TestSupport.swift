@@ -68,6 +68,16 @@ final class MemoryBlockDevice: BlockDevice, @unchecked Sendable {
 /// Builds the source trees the ext4 fixtures are made from with the real `mkfs.ext4 -d`.
 enum Ext4SourceTree {
     struct Options {
+        init(wide: Bool = true, deep: Bool = true, specials: Bool = true, xattrs: Bool = true,
+             bigFiles: Bool = true, hugeSparse: Bool = false) {
+            self.wide = wide
+            self.deep = deep
+            self.specials = specials
+            self.xattrs = xattrs
+            self.bigFiles = bigFiles
+            self.hugeSparse = hugeSparse
+        }
+
         var wide = true
         var deep = true
         var specials = true
@@ -183,6 +193,11 @@ enum Ext4SourceTree {
                 try setxattr("\(root)/xattr-big", "user.many\(i)", String(repeating: "\(i)", count: 30))
             }
             try setxattr("\(root)/dir", "user.on-a-dir", "yes")
+            // user::rw- user:1000:rw- group::r-- mask::rw- other::r--, stored by ext4 in its
+            // compact form and read back in the xattr form.
+            try write("\(root)/acl", Array("acl".utf8))
+            try setxattr("\(root)/acl", "system.posix_acl_access",
+                         "0x0200000001000600ffffffff02000600e803000004000400ffffffff10000600ffffffff20000400ffffffff")
         }
         if options.deep {
             var path = "\(root)/deep"
@@ -385,5 +400,31 @@ enum Ext4TreeComparison {
             result[current, default: [:]][name] = value
         }
         return result
+    }
+}
+
+/// Counts the reads reaching a device, to prove big files are read a run at a time.
+final class CountingBlockDevice: BlockDevice, @unchecked Sendable {
+    let base: any BlockDevice
+    let reads = LockedValue(0)
+    var name: String { base.name }
+    var size: UInt64 { base.size }
+    var isReadOnly: Bool { true }
+
+    init(_ base: any BlockDevice) { self.base = base }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
+        reads.withLock { $0 += 1 }
+        try base.read(into: buffer, at: offset)
+    }
+
+    func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
+        throw WispError.invalidArgument("read-only")
+    }
+
+    func flush() throws {}
+
+    func allocationMap(offset: UInt64, length: UInt64) throws -> [AllocationExtent] {
+        try base.allocationMap(offset: offset, length: length)
     }
 }
