@@ -46,7 +46,18 @@ import WispTestSupport
         let image = dir.file("fs.img")
         try Ext4Fixture.make(image: image, from: source, sizeMiB: variant.sizeMiB, tool: variant.tool,
                              arguments: variant.arguments + ["-N", "12000"])
+        if variant.wide {
+            try Ext4Fixture.indexDirectories(image)
+            let htree = try Ext4Fixture.debugfs(image, "htree /wide")
+            #expect(htree.contains("Root node dump"), "debugfs finds an htree index on /wide")
+            if variant.arguments.contains("1024") {
+                #expect(htree.contains("Indirect levels: 1"), "5000 entries in 1 KiB blocks need interior index nodes")
+            }
+        }
         let fs = try Ext4Fixture.open(image)
+        if variant.wide {
+            #expect(try fs.inode(try fs.resolve("/wide").inode).isHashIndexed)
+        }
         #expect(fs.typeName == variant.typeName)
         #expect(fs.label == "wisp-test")
         #expect(fs.uuid == "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")

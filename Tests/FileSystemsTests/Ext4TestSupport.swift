@@ -69,7 +69,8 @@ final class MemoryBlockDevice: BlockDevice, @unchecked Sendable {
 enum Ext4SourceTree {
     struct Options {
         init(wide: Bool = true, deep: Bool = true, specials: Bool = true, xattrs: Bool = true,
-             bigFiles: Bool = true, hugeSparse: Bool = false) {
+             bigFiles: Bool = true, hugeSparse: Bool = false, sparse: Bool = true) {
+            self.sparse = sparse
             self.wide = wide
             self.deep = deep
             self.specials = specials
@@ -84,6 +85,7 @@ enum Ext4SourceTree {
         var xattrs = true
         var bigFiles = true
         var hugeSparse = false
+        var sparse = true
     }
 
     static func write(_ path: String, _ bytes: [UInt8]) throws {
@@ -131,12 +133,14 @@ enum Ext4SourceTree {
             try write("\(root)/indirect-300k", rng.bytes(300 * 1024 + 5))
             try write("\(root)/indirect-5m", rng.bytes(5 * 1024 * 1024 + 7))
         }
-        // Sparse: a few islands of data in 80 MiB (triple-indirect with 1 KiB blocks).
-        try truncate("\(root)/sparse", to: 80 << 20)
-        try pwrite("\(root)/sparse", Array("start".utf8), at: 0)
-        try pwrite("\(root)/sparse", rng.bytes(9000), at: 4096 * 1000 + 17)
-        try pwrite("\(root)/sparse", rng.bytes(100), at: 70 << 20)
-        try pwrite("\(root)/sparse", Array("end".utf8), at: (80 << 20) - 3)
+        if options.sparse {
+            // A few islands of data in 80 MiB (triple-indirect with 1 KiB blocks).
+            try truncate("\(root)/sparse", to: 80 << 20)
+            try pwrite("\(root)/sparse", Array("start".utf8), at: 0)
+            try pwrite("\(root)/sparse", rng.bytes(9000), at: 4096 * 1000 + 17)
+            try pwrite("\(root)/sparse", rng.bytes(100), at: 70 << 20)
+            try pwrite("\(root)/sparse", Array("end".utf8), at: (80 << 20) - 3)
+        }
         if options.hugeSparse {
             try truncate("\(root)/huge", to: 5 << 30)
             try pwrite("\(root)/huge", Array("head".utf8), at: 0)
@@ -244,6 +248,15 @@ enum Ext4Fixture {
         if let source { args += ["-d", source] }
         args.append(image)
         try ToolRunner.check(tool, args)
+    }
+
+    /// mke2fs -d links entries one by one and never builds hash indexes; `e2fsck -fyD`
+    /// rebuilds every directory, indexing the big ones, as a long-lived filesystem has them.
+    static func indexDirectories(_ image: String) throws {
+        let result = try ToolRunner.run("e2fsck", ["-fyD", image])
+        guard result.status == 0 || result.status == 1 else {
+            throw WispError(.failed, "e2fsck -fyD \(image) exited \(result.status): \(result.stdoutText)\(result.stderrText)")
+        }
     }
 
     static func open(_ image: String) throws -> Ext4Reader {
