@@ -14,9 +14,9 @@ public enum FileSystemOpener {
         case .ext4:
             return try Ext4Reader(device: device)
         case .vfat:
-            throw WispError.unsupported(device.name, "FAT reader not available yet")
+            return try FATFileSystem(device: device)
         case .xfs:
-            throw WispError.unsupported(device.name, "XFS reader not available yet")
+            return try XFSReader(device: device)
         case .btrfs:
             throw WispError.unsupported(device.name, "btrfs reader not available yet")
         case .iso9660:
