@@ -330,10 +330,11 @@ struct Ext4Snapshot: Equatable {
     /// The metadata blocks of a fixture: superblock, descriptors, the inode table blocks
     /// in use, directory blocks, extent index blocks (as debugfs reports them) and
     /// attribute blocks.
-    static func metadataBlocks(_ fs: Ext4Reader, image: String) throws -> [UInt64] {
+    static func metadataBlocks(_ fs: Ext4Reader, image: String) throws -> (blocks: [UInt64], indexBlocks: Int) {
         var blocks: Set<UInt64> = [1, fs.superblock.descriptorBlockLocation(0)]
         var pending: [UInt64] = [fs.rootInode]
         var seen: Set<UInt64> = []
+        var regularFiles: [UInt64] = []
         while let directory = pending.popLast() {
             guard seen.insert(directory).inserted else { continue }
             let inode = try fs.inode(directory)
@@ -344,18 +345,20 @@ struct Ext4Snapshot: Equatable {
                 blocks.insert(child.offset / 1024)
                 if child.fileACL != 0 { blocks.insert(child.fileACL) }
                 if child.type == .directory { pending.append(entry.inode) }
-                if child.usesExtents, child.type == .regular {
-                    let stat = try Ext4Fixture.debugfs(image, "stat <\(entry.inode)>")
-                    let regex = /\(ETB\d+\):(\d+)/
-                    for match in stat.matches(of: regex) { if let b = UInt64(match.1) { blocks.insert(b) } }
-                }
-                if !child.usesExtents, child.type == .regular, child.size > 12 * 1024 {
-                    let stat = try Ext4Fixture.debugfs(image, "stat <\(entry.inode)>")
-                    for match in stat.matches(of: /\((?:IND|DIND|TIND)\):(\d+)/) { if let b = UInt64(match.1) { blocks.insert(b) } }
-                }
+                if child.type == .regular { regularFiles.append(entry.inode) }
             }
         }
-        return blocks.sorted()
+        // Extent index and indirect blocks as debugfs sees them, in one debugfs run.
+        let commands = regularFiles.map { "stat <\($0)>" }.joined(separator: "\n")
+        let dir = try TemporaryDirectory("wisp-ext4-debugfs")
+        try Ext4SourceTree.write(dir.file("cmds"), Array(commands.utf8))
+        let stats = try ToolRunner.check("debugfs", ["-f", dir.file("cmds"), image]).stdoutText
+        var indexBlocks = 0
+        for match in stats.matches(of: /\((?:ETB\d+|IND|DIND|TIND)\):(\d+)/) {
+            if let b = UInt64(match.1) { blocks.insert(b) }
+            indexBlocks += 1
+        }
+        return (blocks.sorted(), indexBlocks)
     }
 
     static func seededCorruption(checksums: Bool, extents: Bool, seeds: Range<UInt64>) throws {
@@ -365,8 +368,9 @@ struct Ext4Snapshot: Equatable {
         let intact = try reader(image)
         let expected = try Ext4Snapshot.take(intact)
         #expect(expected.entries.count > 250)
-        let metadata = try metadataBlocks(intact, image: path)
+        let (metadata, indexBlocks) = try metadataBlocks(intact, image: path)
         #expect(metadata.count > 20)
+        #expect(indexBlocks > 0, "the fixture has extent index or indirect blocks to damage")
         var outcomes = (errors: 0, intact: 0)
         let started = ContinuousClock.now
         for seed in seeds {
