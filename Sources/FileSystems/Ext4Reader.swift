@@ -11,7 +11,8 @@ public final class Ext4Reader: FileSystem {
     public let superblock: Ext4Superblock
     public let warnings: [String]
     let groups: Ext4GroupTable
-    private let inodeTableCache = Ext4BlockCache(capacity: 512)
+    /// About 4 MiB of recently used inode table blocks.
+    private let inodeTableCache: Ext4BlockCache
     private let runCache = LockedValue<[UInt32: [Ext4Run]]>([:])
     private static let runCacheLimit = 32
     /// Recently listed directories: path resolution lists every directory on the way,
@@ -29,6 +30,7 @@ public final class Ext4Reader: FileSystem {
                                     source: device.name, deviceSize: device.size)
         superblock = sb
         groups = Ext4GroupTable(device: device, superblock: sb)
+        inodeTableCache = Ext4BlockCache(capacity: max(32, (4 << 20) / sb.blockSize))
         var warnings: [String] = []
         if sb.features.hasIncompatible(Ext4Features.recover) {
             warnings.append("\(device.name): the ext4 journal needs recovery (the filesystem was not cleanly unmounted); reading without replaying it, so the most recent changes may be missing")

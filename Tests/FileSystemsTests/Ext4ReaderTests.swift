@@ -23,6 +23,7 @@ import WispTestSupport
         Variant(name: "ext4 4k default (64bit, metadata_csum, extents, flex_bg)", arguments: ["-b", "4096"], wide: true),
         Variant(name: "ext4 1k", arguments: ["-b", "1024"], wide: true),
         Variant(name: "ext4 ^64bit ^metadata_csum", arguments: ["-b", "4096", "-O", "^64bit,^metadata_csum"], wide: true),
+        Variant(name: "ext4 ^64bit with metadata_csum (32-byte descriptors)", arguments: ["-b", "1024", "-O", "^64bit"]),
         Variant(name: "ext4 gdt_csum (uninit_bg)", arguments: ["-b", "1024", "-O", "^metadata_csum,uninit_bg"]),
         Variant(name: "ext4 inline_data", arguments: ["-b", "4096", "-O", "inline_data"], wide: true),
         Variant(name: "ext4 meta_bg", arguments: ["-b", "1024", "-O", "meta_bg,^resize_inode"]),
@@ -33,6 +34,7 @@ import WispTestSupport
         Variant(name: "ext4 64k blocks", arguments: ["-b", "65536"], sizeMiB: 256, wide: true),
         Variant(name: "ext4 ^extent (block maps)", arguments: ["-b", "4096", "-O", "^extent,^64bit"]),
         Variant(name: "ext3", tool: "mkfs.ext3", arguments: ["-b", "4096"], typeName: "ext3"),
+        Variant(name: "ext2 ^filetype (types from inodes)", tool: "mkfs.ext2", arguments: ["-b", "4096", "-O", "^filetype"], typeName: "ext2"),
         Variant(name: "ext2 1k (indirect maps)", tool: "mkfs.ext2", arguments: ["-b", "1024"], typeName: "ext2", wide: true),
     ]
 
