@@ -84,10 +84,11 @@ final class Ext4GroupTable: Sendable {
         let offset = block * UInt64(sb.blockSize)
         let bytes = try device.read(at: offset, count: sb.blockSize)
         var decoded: [UInt32: Ext4GroupDescriptor] = [:]
-        let first = UInt32(blockIndex) * UInt32(perBlock)
+        let first = blockIndex * UInt64(perBlock)
         for i in 0..<perBlock {
-            let g = first + UInt32(i)
-            guard g < sb.groupCount else { break }
+            // 64-bit arithmetic: the last descriptor block may reach past group 2^32 - 1.
+            guard first + UInt64(i) < UInt64(sb.groupCount) else { break }
+            let g = UInt32(first + UInt64(i))
             let start = i * sb.descriptorSize
             let slice = bytes[start..<(start + sb.descriptorSize)]
             // Only the descriptor asked for must be valid; a damaged neighbour is

@@ -207,4 +207,48 @@ import WispTestSupport
         #expect(bytes == [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(source)/indirect-5m"))))
         #expect(reads <= 4, "5 MiB in \(reads) device reads")
     }
+
+    @Test func encryptedInodesAreRefusedClearly() throws {
+        let dir = try TemporaryDirectory("wisp-ext4-encrypt")
+        let source = dir.file("tree")
+        try Ext4SourceTree.mkdir("\(source)/private")
+        try Ext4SourceTree.write("\(source)/private/secret", Array(repeating: 0x53, count: 5000))
+        let image = dir.file("fs.img")
+        try Ext4Fixture.make(image: image, from: source, sizeMiB: 16, arguments: ["-O", "encrypt"])
+        let before = try Ext4Fixture.open(image)
+        let fileInode = try before.resolve("/private/secret").inode
+        let directoryInode = try before.resolve("/private").inode
+        // Mark the file and its directory as fscrypt-encrypted (EXT4_ENCRYPT_FL), as the kernel would.
+        try Ext4SourceTree.write(dir.file("cmds"), Array("sif /private/secret flags 0x80800\nsif /private flags 0x80800\n".utf8))
+        try ToolRunner.check("debugfs", ["-w", "-f", dir.file("cmds"), image])
+        let fs = try Ext4Fixture.open(image)
+        let attempts: [(String, () throws -> Void)] = [
+            ("file", { _ = try fs.read(inode: fileInode, offset: 0, count: 10) }),
+            ("directory", { _ = try fs.list(directory: directoryInode) }),
+        ]
+        for (what, body) in attempts {
+            do {
+                try body()
+                Issue.record("\(what): read without an error")
+            } catch let error as WispError {
+                #expect(error.kind == .unsupported && error.message.contains("encrypted"), "\(what): \(error.message)")
+            }
+        }
+    }
+
+    @Test func withoutTheFiletypeFeatureTypesComeFromInodes() throws {
+        let dir = try TemporaryDirectory("wisp-ext4-nofiletype")
+        let source = dir.file("tree")
+        try Ext4SourceTree.mkdir("\(source)/d")
+        try Ext4SourceTree.write("\(source)/f", [1, 2, 3])
+        try FileManager.default.createSymbolicLink(atPath: "\(source)/l", withDestinationPath: "d")
+        let image = dir.file("fs.img")
+        try Ext4Fixture.make(image: image, from: source, sizeMiB: 8, tool: "mkfs.ext2", arguments: ["-O", "^filetype"])
+        let fs = try Ext4Fixture.open(image)
+        let entries = try fs.list(directory: fs.rootInode)
+        #expect(entries.allSatisfy { $0.type == nil })
+        #expect(try fs.stat(path: "/l", followFinalSymlink: false).type == .symlink)
+        #expect(try fs.stat(path: "/l").type == .directory)
+        #expect(try fs.readFile("/f") == [1, 2, 3])
+    }
 }
