@@ -220,6 +220,11 @@ struct SeedReport: Encodable {
     var files: [File]
     var instanceID: String?
     var issues: [ValidationIssue]
+
+    enum CodingKeys: String, CodingKey {
+        case output, format, files, issues
+        case instanceID = "instance_id"
+    }
 }
 
 struct ValidationReport: Encodable {

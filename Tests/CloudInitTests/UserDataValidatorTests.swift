@@ -108,6 +108,9 @@ import WispTestSupport
         let start = Date()
         _ = validator.validate(Array(laughs.utf8))
         #expect(Date().timeIntervalSince(start) < 30)
+        // Legitimate text that merely looks deep is not refused.
+        let rule = "#cloud-config\nwrite_files:\n  - path: /etc/banner\n    content: |\n      " + String(repeating: "-", count: 2000) + "\n"
+        #expect(!validator.validate(Array(rule.utf8)).hasErrors)
         // Empty input.
         #expect(validator.validate([]).hasErrors)
     }

@@ -135,6 +135,7 @@ import WispTestSupport
             (FATWriter(size: 128 << 10, timestamp: Self.stamp), WriterTree([.file("big", [UInt8](repeating: 1, count: 1 << 20))]), "clusters"),
             (FATWriter(size: 1 << 20, fatType: .fat32, timestamp: Self.stamp), WriterTree([]), "cannot hold a FAT32"),
             (FATWriter(label: "bad:label", timestamp: Self.stamp), WriterTree([]), "volume label"),
+            (FATWriter(size: 1 << 50, timestamp: Self.stamp), WriterTree([]), "larger than"),
             (FATWriter(size: 2 << 20, timestamp: Self.stamp), WriterTree((0..<600).map { .file("f\($0)", []) }), "root"),
         ]
         for (writer, tree, message) in cases {
