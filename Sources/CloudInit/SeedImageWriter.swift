@@ -58,7 +58,7 @@ public enum SeedImageWriter {
             return [ValidationIssue(severity: .error, path: "format-l\(line).c1", message: "\(name) nests \(depth) levels deep", part: name)]
         }
         do {
-            guard let node = try Yams.compose(yaml: text) else {
+            guard let node = try Yams.compose(yaml: text, Resolver.basic) else {
                 return allowEmpty ? [] : [ValidationIssue(severity: .error, path: "", message: "\(name) is empty; it must be a YAML mapping", part: name)]
             }
             guard case .mapping = node else {

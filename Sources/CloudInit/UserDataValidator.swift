@@ -123,7 +123,7 @@ public struct UserDataValidator: Sendable {
         }
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try Yams.compose(yaml: text, Resolver.basic)
         } catch let error as YamlError {
             let (line, column, problem) = Self.describe(error)
             return [issue("format-l\(line).c\(column)", "File \(fileName) is not valid yaml. \(problem)", part: part, line: line, column: column)]
