@@ -10,6 +10,7 @@ struct Wisp: AsyncParsableCommand {
         subcommands: [
             ImageCommand.self,
             FSCommand.self,
+            SeedCommand.self,
         ]
     )
 }
