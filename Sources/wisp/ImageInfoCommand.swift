@@ -6,7 +6,7 @@ import WispCore
 struct ImageInfoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "info",
-        abstract: "Show an image's format, sizes, qcow2 features and backing chain.",
+        abstract: "Show an image's format, sizes, qcow2 features, backing chain, partitions and filesystems.",
         discussion: "Like 'qemu-img info --backing-chain'. Dirty and corrupt qcow2 images are reported, not refused.")
 
     @Argument(help: "The image file.") var image: String
@@ -14,12 +14,14 @@ struct ImageInfoCommand: AsyncParsableCommand {
 
     func run() async throws {
         let info = try ImageInfo.read(path: image)
+        let guest = GuestDiskInfo(path: image)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(info), as: UTF8.self))
+            print(String(decoding: try encoder.encode(ImageInfoWithGuest(info: info, guest: guest)), as: UTF8.self))
         } else {
             print(info.text)
+            print(guest.textLines.joined(separator: "\n"))
         }
     }
 }
