@@ -139,3 +139,27 @@ import WispTestSupport
 extension Array where Element == UInt8 {
     var data: Data { Data(self) }
 }
+
+@Suite struct GuestDiskExt4Tests {
+    /// A cloud-image layout: ESP first in the table, ext4 root after; the root is the
+    /// default because it holds /etc/os-release (a symlink to ../usr/lib/os-release, as
+    /// on Debian).
+    @Test func defaultIsTheExt4RootEvenAfterAnESP() throws {
+        let fixture = try GuestDiskFixture(withRoot: false)
+        let tree = fixture.directory.file("ext4tree")
+        try GuestDiskFixture.write("\(tree)/usr/lib/os-release", Array("ID=debian\n".utf8), mtime: 1_690_000_000)
+        try FileManager.default.createDirectory(atPath: "\(tree)/etc", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: "\(tree)/etc/os-release", withDestinationPath: "../usr/lib/os-release")
+
+        let offset: UInt64 = (2048 + 40 * 2048) * 512
+        try ToolRunner.check("mkfs.ext4", ["-q", "-F", "-L", "cloudimg-rootfs", "-d", tree, "-E", "offset=\(offset)", fixture.disk, "40M"])
+        let disk = try GuestDisk(path: fixture.disk)
+        let root = try disk.defaultVolume()
+        #expect(root.partition.number == 2)
+        #expect(root.kind == .ext4)
+        #expect(root.fileSystem?.label == "cloudimg-rootfs")
+        #expect(try disk.fileSystem(selector: nil).readFile("/etc/os-release") == Array("ID=debian\n".utf8))
+        let esp = try disk.fileSystem(selector: "ESPLABEL")
+        #expect(esp.typeName == "vfat")
+    }
+}
