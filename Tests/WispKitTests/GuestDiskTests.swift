@@ -163,3 +163,30 @@ extension Array where Element == UInt8 {
         #expect(esp.typeName == "vfat")
     }
 }
+
+@Suite struct GuestListingTests {
+    /// Large directories are stat'ed in parallel; the result must equal the sequential one
+    /// and be sorted by name, as mdir lists the same names.
+    @Test func bigDirectoryListingIsCompleteAndSorted() throws {
+        let dir = try TemporaryDirectory("biglist")
+        let image = dir.file("fat.img"), tree = dir.file("many")
+        try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: true)
+        for i in 0..<200 {
+            try GuestDiskFixture.write("\(tree)/file-\(i).dat", Array(repeating: UInt8(i & 0xFF), count: i), mtime: 1_700_000_000 + Double(i) * 2)
+        }
+        try ToolRunner.check("mkfs.vfat", ["-C", image, "4096"])
+        try ToolRunner.check("mcopy", ["-s", "-m", "-i", image, tree, "::/"], environment: GuestDiskFixture.environment)
+        let fs = try GuestDisk(path: image).fileSystem(selector: nil)
+        let long = try GuestListing.list(fs, path: "/many", long: true)
+        let short = try GuestListing.list(fs, path: "/many", long: false)
+        #expect(long.map(\.name) == short.map(\.name))
+        #expect(long.map(\.name) == (0..<200).map { "file-\($0).dat" }.sorted())
+        for entry in long {
+            let i = try #require(Int(entry.name.dropFirst(5).dropLast(4)))
+            #expect(entry.size == UInt64(i))
+            #expect(entry.mtime == 1_700_000_000 + Int64(i) * 2)
+        }
+        let mdir = try ToolRunner.check("mdir", ["-b", "-i", image, "::/many"], environment: GuestDiskFixture.environment).stdoutText
+        #expect(mdir.split(separator: "\n").count == 200)
+    }
+}
