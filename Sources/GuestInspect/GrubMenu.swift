@@ -195,7 +195,7 @@ public struct GrubMenu: Sendable {
             var title: String?
             var id: String?
             var classes: [String] = []
-            var i = 1
+            var i = 0
             while i < args.count {
                 let a = args[i]
                 switch a {
@@ -213,7 +213,7 @@ public struct GrubMenu: Sendable {
                 }
             }
             guard let title else {
-                throw WispError.corrupt(source, "GRUB script line \(line)", "\(args.first ?? "menuentry") has no title")
+                throw WispError.corrupt(source, "GRUB script line \(line)", "menu entry or submenu has no title")
             }
             return (title, id, classes)
         }

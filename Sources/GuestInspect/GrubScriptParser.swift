@@ -246,6 +246,9 @@ public struct GrubScriptParser {
                 throw WispError.corrupt(source, "GRUB script line \(line)", "\"\(first)\" outside an if or loop")
             case "menuentry", "submenu":
                 let args = try openBrace(words.dropFirst(), keyword: first, line: line)
+                guard !args.isEmpty else {
+                    throw WispError.corrupt(source, "GRUB script line \(line)", "\(first) has no title")
+                }
                 let body = try parseBlock(terminators: ["}"], depth: depth + 1)
                 guard body.terminator == "}" else {
                     throw WispError.corrupt(source, "GRUB script line \(line)", "\(first) has no closing \"}\"")
