@@ -44,7 +44,7 @@ struct BootEntryFinder {
                 reason = "first BLS entry in sort order (sort-key, machine-id, version descending)"
             }
         }
-        let extlinux = findExtlinux()
+        let extlinux = try findExtlinux()
         if defaultIndex == nil, let d = extlinux.defaultIndex {
             defaultIndex = entries.count + d
             reason = extlinux.reason
@@ -293,11 +293,9 @@ struct BootEntryFinder {
                     },
                     blsEntries: bls.entries, prefix: candidate.prefix)
                 menu = try GrubMenu(statements: statements, context: context, source: candidate.path)
-            } catch let error as WispError {
-                warnings.append(error.message)
-                parseErrors.append(error)
-                continue
             }
+            // A grub.cfg GRUB cannot parse leaves the guest at a GRUB prompt: say so
+            // rather than guess another kernel.
             return try convert(menu: menu, configPath: candidate.path, configFS: candidate.fsIndex, grubenv: grubenv, bls: bls)
         }
         return nil
@@ -313,12 +311,11 @@ struct BootEntryFinder {
             let config = e.blsID.map { "\(blsLocation.directory)/\($0).conf" } ?? "\(configPath) line \(e.line)"
             let device = inspector.fileSystemIndex(for: e.kernelDevice)
             if case .partition(let n) = e.kernelDevice, device == nil {
-                let error = WispError.notFound("\(inspector.disk.name): \(config): kernel on (hd0,\(n)) but the disk has no partition \(n)")
-                warnings.append(error.message); parseErrors.append(error)
-                continue
+                throw WispError.notFound("\(inspector.disk.name): \(config): kernel on partition \(n), which this disk does not have")
             }
             var kernel: String, initrds: [String]
             do {
+                // Paths that climb out of the filesystem are hostile: refuse the whole file.
                 try checkInside(kernelRaw, config: config, what: "linux")
                 for i in e.initrds { try checkInside(i, config: config, what: "initrd") }
                 if e.blsID != nil {
@@ -332,9 +329,6 @@ struct BootEntryFinder {
                     let initrdFS = inspector.fileSystemIndex(for: e.initrdDevice) ?? device
                     initrds = e.initrds.map { locate($0, fileSystem: initrdFS) }
                 }
-            } catch let error as WispError {
-                warnings.append(error.message); parseErrors.append(error)
-                continue
             }
             let blsEntry = e.blsID.flatMap { id in blsLocation.entries.first { $0.id == id } }
             map[index] = entries.count
@@ -370,7 +364,7 @@ struct BootEntryFinder {
         var reason = ""
     }
 
-    mutating func findExtlinux() -> ExtlinuxResult {
+    mutating func findExtlinux() throws -> ExtlinuxResult {
         var candidates = ["/boot/extlinux/extlinux.conf", "/boot/extlinux.conf", "/extlinux.conf",
                           "/boot/syslinux/syslinux.cfg", "/boot/syslinux.cfg", "/syslinux/syslinux.cfg"]
         for (i, _) in unmountedFileSystems {
@@ -409,10 +403,7 @@ struct BootEntryFinder {
                     result.reason = reason
                 }
                 return result
-            } catch let error as WispError {
-                warnings.append(error.message)
-                parseErrors.append(error)
-            } catch {}
+            }
         }
         return ExtlinuxResult()
     }
