@@ -71,6 +71,8 @@ public struct GrubMenu: Sendable {
             "feature_nativedisk_cmd": "y", "grub_platform": "pc", "grub_cpu": "i386",
             "prefix": context.prefix, "config_directory": context.prefix, "cmdpath": context.prefix,
             "root": "hd0,gpt1",
+            // What grub.cfg's own header sets when feature_menuentry_id is y.
+            "menuentry_id_option": "--id",
         ]
         var runner = Runner(context: context, source: source)
         runner.environment = environment
@@ -221,6 +223,13 @@ public struct GrubMenu: Sendable {
         /// Runs one command for its effect on the environment; returns its status.
         mutating func execute(_ args: [String], line: Int) -> Bool {
             guard let name = args.first else { return true }
+            // "name=value" alone is an assignment, as in the grub.cfg header's
+            // menuentry_id_option="--id".
+            if args.count == 1, let eq = name.firstIndex(of: "="), eq > name.startIndex,
+               name[name.startIndex..<eq].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
+                environment[String(name[name.startIndex..<eq])] = String(name[name.index(after: eq)...])
+                return true
+            }
             switch name {
             case "set":
                 for a in args.dropFirst() {

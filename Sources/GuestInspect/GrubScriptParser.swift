@@ -204,6 +204,12 @@ public struct GrubScriptParser {
                 if words.isEmpty { line = l }
                 // "{" and "}" end a command on their own, so "menuentry x {" and "}" parse
                 // whether or not a newline follows.
+                // "then", "else" and "do" open a body; what follows them on the line is a
+                // command of its own ("then if [ ... ]; then ...").
+                if words.isEmpty, !w.quoted, let l = w.literal, l == "then" || l == "else" || l == "do" {
+                    position += 1
+                    return ([w], lineOf(position - 1))
+                }
                 if w.literal == "{" || w.literal == "}", !w.quoted {
                     if words.isEmpty {
                         position += 1
@@ -216,6 +222,12 @@ public struct GrubScriptParser {
             }
         }
         return (words, line)
+    }
+
+    func lineOf(_ index: Int) -> Int {
+        if case .word(_, let l) = tokens[index] { return l }
+        if case .separator(let l) = tokens[index] { return l }
+        return 0
     }
 
     struct Block {

@@ -21,6 +21,14 @@ import WispCore
         else
            set default="0"
         fi
+
+        if [ x"${feature_menuentry_id}" = xy ]; then
+          menuentry_id_option="--id"
+        else
+          menuentry_id_option=""
+        fi
+
+        export menuentry_id_option
         function load_video {
           if [ x$feature_all_video_module = xy ]; then
             insmod all_video
