@@ -21,6 +21,13 @@ struct BootEntryFinder {
     var view: MountView? { inspector.view }
 
     mutating func findEntries() throws -> Result {
+        // The boot loader's files live on /boot: if Wisp cannot read it, any kernel found
+        // elsewhere would be a guess, so say what is missing instead.
+        for point in ["/boot", "/efi", "/boot/efi"] {
+            if let reason = inspector.unreadableMounts[point], point == "/boot" {
+                throw WispError.unsupported(inspector.disk.name, "cannot read the boot entries: \(reason)")
+            }
+        }
         let grubenv = loadGrubenv()
         let bls = findBLS()
         var entries: [BootEntry] = []

@@ -104,6 +104,13 @@ public final class GuestInspector: @unchecked Sendable {
         let skipTypes: Set<String> = ["swap", "proc", "sysfs", "tmpfs", "devpts", "none", "nfs", "nfs4", "cifs", "devtmpfs"]
         for entry in fstab where entry.mountPoint.hasPrefix("/") && entry.mountPoint != "/" && !skipTypes.contains(entry.type) {
             guard let index = fileSystemIndex(forDevice: entry.device) else {
+                // An unreadable filesystem has no UUID or label to match: it may be this one.
+                let unreadable = fileSystems.filter { $0.unreadable != nil && $0.kind != .swap }
+                if !unreadable.isEmpty {
+                    let list = unreadable.map { "\($0.kind.rawValue) on partition \($0.partition.number) (\($0.unreadable ?? ""))" }
+                    unreadableMounts[MountView.normalize(entry.mountPoint)] =
+                        "\(entry.mountPoint) (\(entry.device)) is probably " + list.joined(separator: " or ")
+                }
                 if !entry.options.split(separator: ",").contains("nofail") {
                     warnings.append("fstab line \(entry.line): \(entry.device) for \(entry.mountPoint) matches no filesystem on this disk")
                 }

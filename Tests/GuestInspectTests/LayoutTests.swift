@@ -320,6 +320,26 @@ import WispTestSupport
         }
     }
 
+    @Test func unreadableBootPartitionNamesTheMissingReader() throws {
+        // EL9 layout: XFS /boot. With a readable root, the entries on /boot are still needed.
+        let layout = try GuestLayout("xfs-boot")
+        let root = try layout.ext4(Self.fedoraRootTree(fstabRoot: "ext4 defaults").merging([
+            "/usr/lib/modules/5.14.0-427.el9.x86_64/vmlinuz": .file(FakeKernel.bzImage(version: "5.14.0-427.el9.x86_64")),
+        ]) { $1 }, uuid: Self.rootUUID, label: "root")
+        let boot = try layout.xfs(uuid: Self.bootUUID, label: "boot")
+        let disk = try layout.gptDisk([
+            .init(number: 2, image: boot, sizeMiB: 300, typeCode: "8300", name: "boot", guid: "cccccccc-0000-4000-8000-0000000000b0"),
+            .init(number: 3, image: root, sizeMiB: 24, typeCode: "8300", name: "root", guid: Self.rootPartUUID),
+        ])
+        do {
+            let (_, report) = try inspect(disk)
+            // Once the XFS reader lands, /boot is readable (and empty here): no BLS entries.
+            #expect(report.filesystems.first { $0.partition == 2 }?.unreadable == nil)
+        } catch {
+            #expect("\(error)".contains("cannot read the boot entries: /boot (UUID=\(Self.bootUUID)) is probably xfs on partition 2 (XFS reader not available yet)"))
+        }
+    }
+
     // MARK: openSUSE, Alpine, Arch
 
     @Test func openSUSEBootSymlinksIntoModules() throws {
