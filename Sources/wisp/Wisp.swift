@@ -11,6 +11,8 @@ struct Wisp: AsyncParsableCommand {
             ImageCommand.self,
             InspectCommand.self,
             KernelCommand.self,
+            FSCommand.self,
+            SeedCommand.self,
         ]
     )
 }
