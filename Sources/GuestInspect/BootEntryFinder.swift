@@ -317,7 +317,7 @@ struct BootEntryFinder {
             guard let kernelRaw = e.kernel else { continue }
             let config = e.blsID.map { "\(blsLocation.directory)/\($0).conf" } ?? "\(configPath) line \(e.line)"
             let device = inspector.fileSystemIndex(for: e.kernelDevice)
-            if case .partition(let n) = e.kernelDevice, device == nil {
+            if e.blsID == nil, case .partition(let n) = e.kernelDevice, device == nil {
                 throw WispError.notFound("\(inspector.disk.name): \(config): kernel on partition \(n), which this disk does not have")
             }
             var kernel: String, initrds: [String]

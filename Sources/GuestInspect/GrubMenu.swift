@@ -70,7 +70,8 @@ public struct GrubMenu: Sendable {
             "feature_platform_search_hint": "y", "feature_timeout_style": "y", "feature_200_final": "y",
             "feature_nativedisk_cmd": "y", "grub_platform": "pc", "grub_cpu": "i386",
             "prefix": context.prefix, "config_directory": context.prefix, "cmdpath": context.prefix,
-            "root": "hd0,gpt1",
+            // $root is left unset: GRUB's own default is the device it loaded grub.cfg from,
+            // which the caller knows better (it resolves unknown devices there).
             // What grub.cfg's own header sets when feature_menuentry_id is y.
             "menuentry_id_option": "--id",
         ]

@@ -79,11 +79,37 @@ final class GuestLayout: @unchecked Sendable {
         return image
     }
 
-    func xfs(uuid: String, label: String, sizeMiB: Int = 300) throws -> String {
+    /// An XFS filesystem populated through mkfs.xfs's prototype file (-p), which names each
+    /// directory, file (with the host file holding its bytes) and symlink.
+    func xfs(_ tree: [String: Node] = [:], uuid: String, label: String, sizeMiB: Int = 300) throws -> String {
+        let root = try materialize(tree)
         counter += 1
         let image = dir.file("fs\(counter).xfs")
+        var proto = "/dev/null\n0 0\nd--755 0 0\n"
+        func walk(_ path: String, depth: Int) throws {
+            let fm = FileManager.default
+            for name in try fm.contentsOfDirectory(atPath: path).sorted() {
+                let full = path + "/" + name
+                let indent = String(repeating: " ", count: depth)
+                let attributes = try fm.attributesOfItem(atPath: full)
+                switch attributes[.type] as? FileAttributeType {
+                case .typeSymbolicLink?:
+                    proto += "\(indent)\(name) l--777 0 0 \(try fm.destinationOfSymbolicLink(atPath: full))\n"
+                case .typeDirectory?:
+                    proto += "\(indent)\(name) d--755 0 0\n"
+                    try walk(full, depth: depth + 1)
+                    proto += "\(indent)$\n"
+                default:
+                    proto += "\(indent)\(name) ---644 0 0 \(full)\n"
+                }
+            }
+        }
+        try walk(root, depth: 1)
+        proto += "$\n"
+        let protoPath = dir.file("proto\(counter)")
+        try Data(proto.utf8).write(to: URL(fileURLWithPath: protoPath))
         try ToolRunner.check("truncate", ["-s", "\(sizeMiB)M", image])
-        try ToolRunner.check("mkfs.xfs", ["-q", "-f", "-m", "uuid=\(uuid)", "-L", label, image])
+        try ToolRunner.check("mkfs.xfs", ["-q", "-f", "-m", "uuid=\(uuid)", "-L", label, "-p", protoPath, image])
         return image
     }
 

@@ -302,13 +302,12 @@ import WispTestSupport
         #expect(e.commandLine == "root=UUID=\(Self.rootUUID) ro console=ttyS0,115200n8 no_timer_check net.ifnames=0")
     }
 
-    @Test func btrfsAndXfsRootsNameTheMissingReader() throws {
+    @Test func btrfsRootNamesTheMissingReader() throws {
         let layout = try GuestLayout("missing-readers")
         let (boot, _) = try fedoraBootFS(layout, grubenv: [:], optionsText: "root=UUID=\(Self.rootUUID) ro rootflags=subvol=root")
         let btrfsRoot = try layout.btrfs(Self.fedoraRootTree(fstabRoot: "btrfs subvol=root,compress=zstd:1"), uuid: Self.rootUUID, label: "fedora")
         let btrfsDisk = try fedoraDisk(layout, boot: boot, root: btrfsRoot)
-        let xfsDisk = try fedoraDisk(layout, boot: boot, root: try layout.xfs(uuid: Self.rootUUID, label: "root"))
-        for (disk, kind) in [(btrfsDisk, "btrfs"), (xfsDisk, "XFS")] {
+        for (disk, kind) in [(btrfsDisk, "btrfs")] {
             do {
                 let (_, report) = try inspect(disk)
                 // Once the reader lands, the layout must inspect to a real entry instead.
@@ -320,23 +319,66 @@ import WispTestSupport
         }
     }
 
-    @Test func unreadableBootPartitionNamesTheMissingReader() throws {
-        // EL9 layout: XFS /boot. With a readable root, the entries on /boot are still needed.
-        let layout = try GuestLayout("xfs-boot")
-        let root = try layout.ext4(Self.fedoraRootTree(fstabRoot: "ext4 defaults").merging([
-            "/usr/lib/modules/5.14.0-427.el9.x86_64/vmlinuz": .file(FakeKernel.bzImage(version: "5.14.0-427.el9.x86_64")),
-        ]) { $1 }, uuid: Self.rootUUID, label: "root")
-        let boot = try layout.xfs(uuid: Self.bootUUID, label: "boot")
+    @Test func el9OnXFSWithKernelOpts() throws {
+        // Alma/Rocky 9 GenericCloud: XFS /boot with BLS entries whose options are
+        // $kernelopts from /boot/grub2/grubenv, XFS root.
+        let layout = try GuestLayout("el9-xfs")
+        let v = "5.14.0-427.13.1.el9_4.x86_64", old = "5.14.0-70.13.1.el9_0.x86_64"
+        let machine = "8e4b2d6f0c1a4e3b9d7f5a2c1b0e9d8f"
+        let kernel = FakeKernel.bzImage(version: v)
+        var bootTree: [String: GuestLayout.Node] = [
+            "/grub2/grubenv": .file(GuestLayout.grubenv(["saved_entry": "\(machine)-\(v)",
+                                                         "kernelopts": "root=UUID=\(Self.rootUUID) console=tty0 console=ttyS0,115200n8 no_timer_check net.ifnames=0",
+                                                         "boot_success": "0"])),
+            "/grub2/grub.cfg": .text("set pager=1\nif [ -f ${config_directory}/grubenv ]; then\n  load_env -f ${config_directory}/grubenv\nelif [ -s $prefix/grubenv ]; then\n  load_env\nfi\nif [ \"${next_entry}\" ] ; then\n   set default=\"${next_entry}\"\nelse\n   set default=\"${saved_entry}\"\nfi\ninsmod blscfg\nblscfg\n"),
+        ]
+        for version in [v, old] {
+            bootTree["/loader/entries/\(machine)-\(version).conf"] = .text("title AlmaLinux (\(version)) 9.4 (Seafoam Ocelot)\nversion \(version)\nlinux /vmlinuz-\(version)\ninitrd /initramfs-\(version).img $tuned_initrd\noptions $kernelopts $tuned_params\nid almalinux-20240501-\(version)\ngrub_users $grub_users\ngrub_arg --unrestricted\ngrub_class almalinux\n")
+            bootTree["/vmlinuz-\(version)"] = .file(version == v ? kernel : FakeKernel.bzImage(version: version))
+            bootTree["/initramfs-\(version).img"] = .text("initramfs \(version)")
+        }
+        let boot = try layout.xfs(bootTree, uuid: Self.bootUUID, label: "boot")
+        let root = try layout.xfs([
+            "/etc/os-release": GuestLayout.osRelease(id: "almalinux", version: "9.4", name: "AlmaLinux"),
+            "/etc/fstab": .text("UUID=\(Self.rootUUID) / xfs defaults 0 0\nUUID=\(Self.bootUUID) /boot xfs defaults 0 0\n"),
+            "/boot/.keep": .text(""),
+        ], uuid: Self.rootUUID, label: "root")
         let disk = try layout.gptDisk([
-            .init(number: 2, image: boot, sizeMiB: 300, typeCode: "8300", name: "boot", guid: "cccccccc-0000-4000-8000-0000000000b0"),
+            .init(number: 3, image: boot, sizeMiB: 300, typeCode: "ea00", name: "boot", guid: "cccccccc-0000-4000-8000-0000000000b0"),
+            .init(number: 4, image: root, sizeMiB: 300, typeCode: "8300", name: "root", guid: Self.rootPartUUID),
+        ])
+        let (inspector, report) = try inspect(disk)
+        #expect(report.filesystems.map(\.type) == ["xfs", "xfs"])
+        #expect(report.osRelease?.id == "almalinux")
+        let e = report.bootEntries[try #require(report.defaultEntry)]
+        #expect(e.version == v)
+        #expect(e.kernel == "/boot/vmlinuz-\(v)")
+        #expect(e.initrds == ["/boot/initramfs-\(v).img"])
+        #expect(e.commandLine == "root=UUID=\(Self.rootUUID) console=tty0 console=ttyS0,115200n8 no_timer_check net.ifnames=0")
+        #expect(try inspector.readGuestFile(e.kernel, limit: 1 << 20) == kernel)
+    }
+
+    @Test func unreadableBootPartitionNamesTheMissingReader() throws {
+        // A btrfs /boot (Fedora 44 keeps /boot in a btrfs subvolume) with a readable root:
+        // the entries on /boot are needed, so a kernel found elsewhere would be a guess.
+        let layout = try GuestLayout("btrfs-boot")
+        let root = try layout.ext4(Self.fedoraRootTree(fstabRoot: "ext4 defaults").merging([
+            "/usr/lib/modules/6.17.1-300.fc44.x86_64/vmlinuz": .file(FakeKernel.bzImage(version: "6.17.1-300.fc44.x86_64")),
+        ]) { $1 }, uuid: Self.rootUUID, label: "root")
+        let boot = try layout.btrfs([
+            "/loader/entries/m-6.17.1-300.fc44.x86_64.conf": .text(Self.blsEntry("6.17.1-300.fc44.x86_64", options: "root=UUID=\(Self.rootUUID) ro")),
+            "/vmlinuz-6.17.1-300.fc44.x86_64": .file(FakeKernel.bzImage(version: "6.17.1-300.fc44.x86_64")),
+        ], uuid: Self.bootUUID, label: "boot")
+        let disk = try layout.gptDisk([
+            .init(number: 2, image: boot, sizeMiB: 128, typeCode: "8300", name: "boot", guid: "cccccccc-0000-4000-8000-0000000000b0"),
             .init(number: 3, image: root, sizeMiB: 24, typeCode: "8300", name: "root", guid: Self.rootPartUUID),
         ])
         do {
             let (_, report) = try inspect(disk)
-            // Once the XFS reader lands, /boot is readable (and empty here): no BLS entries.
-            #expect(report.filesystems.first { $0.partition == 2 }?.unreadable == nil)
+            // Once the btrfs reader lands, the BLS entry on /boot is the default.
+            #expect(report.bootEntries[try #require(report.defaultEntry)].source == "bls")
         } catch {
-            #expect("\(error)".contains("cannot read the boot entries: /boot (UUID=\(Self.bootUUID)) is probably xfs on partition 2 (XFS reader not available yet)"))
+            #expect("\(error)".contains("cannot read the boot entries: /boot (UUID=\(Self.bootUUID)) is probably btrfs on partition 2 (btrfs reader not available yet)"))
         }
     }
 
