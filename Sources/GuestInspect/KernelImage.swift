@@ -131,7 +131,7 @@ public enum KernelImage {
         facts.format = "EFI zboot (\(method))"
         // QEMU unpacks gzip zboot for arm64 since 7.2, not zstd; the unwrapped Image boots.
         facts.qemuDirectBoot = method == "gzip"
-        if method != "gzip" { facts.note = "QEMU -kernel needs the unwrapped Image (wisp kernel extract --unwrap)" }
+        if method != "gzip" { facts.note = "QEMU -kernel needs the unwrapped Image (wisp kernel extract --unwrap-zboot)" }
         return facts
     }
 

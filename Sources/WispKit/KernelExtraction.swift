@@ -23,12 +23,27 @@ public enum KernelExtraction {
     /// clusters is the cost, and it parallelises.
     static let chunkSize: UInt64 = 4 << 20
 
-    public static func extract(imagePath: String, to directory: String, entry: String? = nil) throws -> ExtractedKernel {
+    /// `unwrapZboot`: an EFI zboot kernel (arm64, riscv) is written as the Image inside it,
+    /// which QEMU's -kernel loads directly whatever its compression.
+    public static func extract(imagePath: String, to directory: String, entry: String? = nil,
+                               unwrapZboot: Bool = false) throws -> ExtractedKernel {
         let disk = try DiskImageFile.open(imagePath)
         let inspector = try GuestInspector(disk: disk)
         let plan = try inspector.bootPlan(entry: entry)
         let report = try inspector.inspect()
-        return try write(plan: plan, from: inspector, to: directory, osRelease: report.osRelease)
+        let result = try write(plan: plan, from: inspector, to: directory, osRelease: report.osRelease)
+        if unwrapZboot { try unwrapIfZboot(result.kernelPath) }
+        return result
+    }
+
+    /// Replaces an EFI zboot file with the kernel image it wraps (atomically).
+    static func unwrapIfZboot(_ path: String) throws {
+        let file = try FileBlockDevice(path: path)
+        guard file.size >= 8, try file.read(at: 0, count: 8) == [0x4d, 0x5a, 0, 0] + Array("zimg".utf8) else { return }
+        guard file.size <= fileLimit else { return }
+        let bytes = try file.read(at: 0, count: Int(file.size))
+        let (_, kernel) = try KernelImage.unwrapZboot(bytes, source: path)
+        try writeAtomically(kernel, to: path)
     }
 
     /// A run of bytes of a guest file that lands at `destination` in an output file.

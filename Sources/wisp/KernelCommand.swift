@@ -30,6 +30,8 @@ struct KernelExtract: AsyncParsableCommand {
     @Option(help: "The entry to extract: its number in --list, its id or its title.") var entry: String?
     @Flag(help: "List the boot entries instead of extracting.") var list = false
     @Flag(help: "Print what was written (or the list) as JSON.") var json = false
+    @Flag(help: "Write an EFI zboot kernel (arm64) as the Image it wraps, which QEMU -kernel boots whatever its compression.")
+    var unwrapZboot = false
 
     func validate() throws {
         if !list && output == nil { throw ValidationError("Missing -o DIR (or use --list).") }
@@ -53,7 +55,7 @@ struct KernelExtract: AsyncParsableCommand {
             return
         }
         guard let output else { throw ValidationError("Missing -o DIR.") }
-        let result = try KernelExtraction.extract(imagePath: image, to: output, entry: entry)
+        let result = try KernelExtraction.extract(imagePath: image, to: output, entry: entry, unwrapZboot: unwrapZboot)
         if json {
             print(String(decoding: try encoder.encode(result), as: UTF8.self))
         } else {

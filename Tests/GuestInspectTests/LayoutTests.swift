@@ -470,6 +470,33 @@ import WispTestSupport
         }
     }
 
+    @Test func arm64ZbootKernelFallbackConsoleAndUnwrap() throws {
+        let layout = try GuestLayout("arm64")
+        let v = "6.12.9-200.fc41.aarch64"
+        let image = FakeKernel.arm64Image(version: v)
+        let zboot = FakeKernel.zboot(payload: try FakeKernel.compress(image, with: "zstd", in: layout.dir.path), method: "zstd")
+        let disk = try layout.ext4([
+            "/etc/os-release": GuestLayout.osRelease(id: "fedora", version: "41", name: "Fedora Linux"),
+            "/etc/fstab": .text("UUID=\(Self.rootUUID) / ext4 defaults 0 1\n"),
+            "/boot/vmlinuz-\(v)": .file(zboot),
+            "/boot/initramfs-\(v).img": .text("arm initramfs"),
+        ], uuid: Self.rootUUID, label: "root")
+        let (_, report) = try inspect(disk)
+        let k = try #require(report.kernel)
+        #expect(k.architecture == "arm64")
+        #expect(k.format == "EFI zboot (zstd)")
+        #expect(!k.qemuDirectBoot)
+        let e = report.bootEntries[try #require(report.defaultEntry)]
+        #expect(e.commandLine == "root=UUID=\(Self.rootUUID) ro rootfstype=ext4 console=ttyAMA0")
+        let out = layout.dir.file("out")
+        let plain = try Self.wisp(["kernel", "extract", disk, "-o", out])
+        #expect(plain.status == 0, "\(plain.stderrText)")
+        #expect(try Self.bytes(out + "/vmlinuz-\(v)") == zboot)
+        let unwrapped = try Self.wisp(["kernel", "extract", disk, "-o", out, "--unwrap-zboot"])
+        #expect(unwrapped.status == 0, "\(unwrapped.stderrText)")
+        #expect(try Self.bytes(out + "/vmlinuz-\(v)") == image)
+    }
+
     // MARK: bootc / ostree
 
     @Test func bootcOstreeLoaderSymlinkAndCrossMountLinks() throws {
