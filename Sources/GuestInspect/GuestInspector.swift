@@ -84,7 +84,20 @@ public final class GuestInspector: @unchecked Sendable {
                 let list = unreadable.map { "partition \($0.partition.number) is \($0.kind.rawValue) (\($0.unreadable ?? ""))" }
                 throw WispError.unsupported(disk.name, "no readable OS root filesystem: " + list.joined(separator: "; "))
             }
-            throw WispError.notFound("\(disk.name): no filesystem holds an OS root (/etc/os-release)")
+            // Say what the other partitions hold when Wisp knows the format but not how to
+            // read through it (LVM, LUKS).
+            var containers: [String] = []
+            for partition in partitions where partition.size >= 1024 {
+                guard let device = try? partition.device(on: disk) else { continue }
+                if let label = try? device.read(at: 512, count: 32), Array(label[0..<8]) == Array("LABELONE".utf8),
+                   Array(label[24..<32]) == Array("LVM2 001".utf8) {
+                    containers.append("partition \(partition.number) is an LVM physical volume (LVM is not supported)")
+                } else if let head = try? device.read(at: 0, count: 6), head == Array("LUKS".utf8) + [0xba, 0xbe] {
+                    containers.append("partition \(partition.number) is LUKS-encrypted (not supported)")
+                }
+            }
+            let detail = containers.isEmpty ? "" : ": " + containers.joined(separator: "; ")
+            throw WispError.notFound("\(disk.name): no filesystem holds an OS root (/etc/os-release)\(detail)")
         }
         self.rootIndex = rootIndex
         fileSystems[rootIndex].mountPoint = "/"

@@ -382,6 +382,22 @@ import WispTestSupport
         }
     }
 
+    @Test func encryptedRootIsNamed() throws {
+        let layout = try GuestLayout("luks")
+        let luks = layout.dir.file("root.luks")
+        try ToolRunner.check("truncate", ["-s", "20M", luks])
+        try ToolRunner.check("cryptsetup", ["luksFormat", "--batch-mode", "--type", "luks2", "--pbkdf", "pbkdf2",
+                                            "--pbkdf-force-iterations", "1000", "--key-file", "-", luks], input: Data("pw".utf8))
+        let esp = try layout.vfat([:], volumeID: "1234ABCD", label: "ESP")
+        let disk = try layout.gptDisk([
+            .init(number: 1, image: esp, sizeMiB: 34, typeCode: "ef00", name: "esp", guid: "aaaaaaaa-0000-4000-8000-00000000e5f0"),
+            .init(number: 2, image: luks, sizeMiB: 20, typeCode: "8309", name: "root", guid: Self.rootPartUUID),
+        ])
+        #expect { try inspect(disk) } throws: {
+            "\($0)".hasSuffix("no filesystem holds an OS root (/etc/os-release): partition 2 is LUKS-encrypted (not supported)")
+        }
+    }
+
     // MARK: openSUSE, Alpine, Arch
 
     @Test func openSUSEBootSymlinksIntoModules() throws {
