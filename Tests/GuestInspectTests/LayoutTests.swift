@@ -398,6 +398,49 @@ import WispTestSupport
         }
     }
 
+    @Test func fstabDeviceFormsAssembleTheMountView() throws {
+        // UUID=, LABEL=, PARTUUID=, PARTLABEL=, /dev/disk/by-*, and a kernel device name.
+        let layout = try GuestLayout("fstab")
+        let fs = { (uuid: String, label: String, file: String) in
+            try layout.ext4(["/\(file)": .text("on \(label)")], uuid: uuid, label: label, sizeMiB: 8)
+        }
+        let root = try layout.ext4([
+            "/etc/os-release": GuestLayout.osRelease(id: "debian", version: "12", name: "Debian GNU/Linux"),
+            "/etc/fstab": .text("""
+                PARTUUID=\(Self.rootPartUUID) / ext4 defaults 0 1
+                PARTLABEL=data /srv/data ext4 defaults 0 2
+                /dev/vda3 /srv/three ext4 defaults 0 2
+                /dev/disk/by-uuid/44444444-0000-4000-8000-000000000004 /srv/four ext4 defaults 0 2
+                LABEL=five /srv/five ext4 defaults 0 2
+                UUID=66666666-0000-4000-8000-000000000006 /srv/six ext4 noauto,nofail 0 2
+                tmpfs /tmp tmpfs defaults 0 0
+                /swapfile none swap sw 0 0
+
+                """),
+            "/srv/data/.keep": .text(""), "/srv/three/.keep": .text(""), "/srv/four/.keep": .text(""),
+            "/srv/five/.keep": .text(""), "/srv/link": .symlink("/srv/five/f5"),
+        ], uuid: Self.rootUUID, label: "root")
+        let disk = try layout.gptDisk([
+            .init(number: 1, image: root, sizeMiB: 24, typeCode: "8300", name: "root", guid: Self.rootPartUUID),
+            .init(number: 2, image: try fs("22222222-0000-4000-8000-000000000002", "two", "f2"), sizeMiB: 8, typeCode: "8300", name: "data", guid: "22222222-0000-4000-8000-0000000000a2"),
+            .init(number: 3, image: try fs("33333333-0000-4000-8000-000000000003", "three", "f3"), sizeMiB: 8, typeCode: "8300", name: "x", guid: "33333333-0000-4000-8000-0000000000a3"),
+            .init(number: 4, image: try fs("44444444-0000-4000-8000-000000000004", "four", "f4"), sizeMiB: 8, typeCode: "8300", name: "y", guid: "44444444-0000-4000-8000-0000000000a4"),
+            .init(number: 5, image: try fs("55555555-0000-4000-8000-000000000005", "five", "f5"), sizeMiB: 8, typeCode: "8300", name: "z", guid: "55555555-0000-4000-8000-0000000000a5"),
+        ])
+        let inspector = try GuestInspector(disk: try FileBlockDevice(path: disk))
+        let report = try inspector.inspect()
+        let points = Dictionary(uniqueKeysWithValues: report.filesystems.map { ($0.partition, $0.mountPoint ?? "-") })
+        #expect(points == [1: "/", 2: "/srv/data", 3: "/srv/three", 4: "/srv/four", 5: "/srv/five"])
+        #expect(try inspector.readGuestFile("/srv/three/f3", limit: 100) == Array("on three".utf8))
+        // An absolute symlink on the root crossing into a mounted filesystem.
+        #expect(try inspector.readGuestFile("/srv/link", limit: 100) == Array("on five".utf8))
+        // nofail entries that match nothing are not warnings; tmpfs and swap are skipped.
+        #expect(report.warnings.isEmpty, "\(report.warnings)")
+        // A partition the guest does not mount, in GRUB notation.
+        #expect(try inspector.readGuestFile("(hd0,gpt2)/f2", limit: 100) == Array("on two".utf8))
+        #expect { try inspector.readGuestFile("(hd0,gpt9)/x", limit: 100) } throws: { "\($0)".contains("(hd0,gpt9)/x: no such partition") }
+    }
+
     // MARK: openSUSE, Alpine, Arch
 
     @Test func openSUSEBootSymlinksIntoModules() throws {
