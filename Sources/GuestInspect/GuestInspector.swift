@@ -250,8 +250,13 @@ public final class GuestInspector: @unchecked Sendable {
         let found = try planner.findEntries()
         var kernelFacts: KernelFacts?
         var entries = found.entries
+        var extraWarnings: [String] = []
         if let d = found.defaultIndex {
-            kernelFacts = try? facts(for: entries[d])
+            do {
+                kernelFacts = try facts(for: entries[d])
+            } catch {
+                extraWarnings.append("default kernel \(entries[d].kernel): \(error)")
+            }
         }
         // Entries without a command line get the fallback (console by architecture).
         let arch = kernelFacts?.architecture ?? "x86_64"
@@ -272,7 +277,7 @@ public final class GuestInspector: @unchecked Sendable {
             },
             rootPartition: rootIndex.map { fileSystems[$0].partition.number },
             osRelease: osRelease, fstab: fstab, bootEntries: entries, defaultEntry: found.defaultIndex,
-            defaultReason: found.reason, kernel: kernelFacts, warnings: warnings + found.warnings)
+            defaultReason: found.reason, kernel: kernelFacts, warnings: warnings + found.warnings + extraWarnings)
         cachedReport = report
         return report
     }
