@@ -86,10 +86,16 @@ extension BtrfsReader {
     /// Decompresses one extent to at most `size` bytes; a short result is zero-filled, as
     /// the kernel does.
     func decompress(_ data: [UInt8], algorithm: UInt8, size: Int, what: String) throws -> [UInt8] {
+        try Self.decompress(data, algorithm: algorithm, size: size, sectorSize: Int(sb.sectorSize), source: source, what: what)
+    }
+
+    /// The extent decompressors, by btrfs compression type (1 zlib, 2 lzo, 3 zstd).
+    static func decompress(_ data: [UInt8], algorithm: UInt8, size: Int, sectorSize: Int, source: String,
+                           what: String) throws -> [UInt8] {
         var plain: [UInt8]
         switch algorithm {
         case 1: plain = try Deflate.inflate(data, framing: .zlib, limit: size, context: "\(source): \(what)")
-        case 2: plain = try lzoSectors(data, size: size, what: what)
+        case 2: plain = try lzoSectors(data, size: size, sectorSize: sectorSize, source: source, what: what)
         case 3: plain = try Zstd.decompress(data, limit: size, context: "\(source): \(what)")
         default: throw WispError.unsupported(source, "\(what) uses compression type \(algorithm)")
         }
@@ -100,11 +106,10 @@ extension BtrfsReader {
     /// btrfs LZO framing: a 4-byte total length, then segments of (4-byte length, LZO1X
     /// data), each decompressing to at most one sector; a segment header never straddles
     /// a sector boundary (the writer pads to the next sector instead).
-    func lzoSectors(_ data: [UInt8], size: Int, what: String) throws -> [UInt8] {
+    static func lzoSectors(_ data: [UInt8], size: Int, sectorSize sector: Int, source: String, what: String) throws -> [UInt8] {
         let r = ByteReader(data, source: source, structure: "\(what) (LZO)")
         let total = Int(try r.u32le(0))
         guard total >= 4, total <= data.count else { throw r.error(at: 0, "total length \(total) outside 4...\(data.count)") }
-        let sector = Int(sb.sectorSize)
         var output: [UInt8] = []
         var at = 4
         while at < total, output.count < size {
