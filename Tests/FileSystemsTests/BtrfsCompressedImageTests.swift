@@ -43,8 +43,8 @@ struct BtrfsCompressedImageTests {
     static func extent(of name: String, _ dump: String) throws -> Extent {
         let lines = dump.split(separator: "\n").map(String.init)
         var inode: String?
-        for (i, line) in lines.enumerated() where line.hasSuffix("name: \(name)") && lines[i - 2].contains("DIR_INDEX") {
-            inode = lines[i - 1].split(separator: "(").dropFirst().first?.split(separator: " ").first.map(String.init)
+        for (i, line) in lines.enumerated() where i >= 3 && line.hasSuffix("name: \(name)") && lines[i - 3].contains("DIR_INDEX") {
+            inode = lines[i - 2].split(separator: "(").dropFirst().first?.split(separator: " ").first.map(String.init)
         }
         guard let inode else { throw WispError.notFound("\(name) not in dump-tree") }
         var leaf: UInt64 = 0
