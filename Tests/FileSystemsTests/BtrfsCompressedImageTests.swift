@@ -15,7 +15,7 @@ import WispTestSupport
 struct BtrfsCompressedImageTests {
     struct Extent { var leaf: UInt64; var slot: Int; var itemOffset: Int; var diskBytenr: UInt64; var diskBytes: Int }
 
-    /// logical → physical from the chunk tree dump (single profile: stripe 0).
+    /// logical → physical from the chunk tree dump: one entry per stripe (two for dup).
     static func chunks(_ dump: String) -> [(logical: UInt64, length: UInt64, physical: UInt64)] {
         var result: [(UInt64, UInt64, UInt64)] = []
         var logical: UInt64?, length: UInt64?
@@ -26,10 +26,13 @@ struct BtrfsCompressedImageTests {
             if words.first == "stripe", let i = words.firstIndex(of: "offset"), let l = logical, let n = length,
                let p = UInt64(words[i + 1]) {
                 result.append((l, n, p))
-                logical = nil
             }
         }
         return result
+    }
+
+    static func copies(_ logical: UInt64, _ chunks: [(logical: UInt64, length: UInt64, physical: UInt64)]) -> [UInt64] {
+        chunks.filter { logical >= $0.logical && logical < $0.logical + $0.length }.map { $0.physical + (logical - $0.logical) }
     }
 
     static func physical(_ logical: UInt64, _ chunks: [(logical: UInt64, length: UInt64, physical: UInt64)]) throws -> UInt64 {

@@ -107,6 +107,37 @@ struct BtrfsReaderTests {
         #expect(try BtrfsReader(device: device, subvolume: .options("subvol=/")).subvolumeID == 5)
         #expect(throws: WispError.self) { try BtrfsReader(device: device, subvolume: .path("nonexistent")) }
         #expect(throws: WispError.self) { try BtrfsReader(device: device, subvolume: .id(999)) }
+
+        // `btrfs subvolume set-default 256` offline: point the root tree directory's
+        // "default" entry at subvolume 256 in every copy of its leaf, reseal the checksum.
+        let chunks = BtrfsCompressedImageTests.chunks(try fixture.dumpTree(["-t", "chunk"]))
+        let rootDump = try fixture.dumpTree(["-t", "root"])
+        guard let leafLine = rootDump.split(separator: "\n").first(where: { $0.hasPrefix("leaf ") }),
+              let leaf = UInt64(leafLine.split(separator: " ")[1]) else {
+            Issue.record("no root tree leaf in dump-tree: \(rootDump.prefix(200))")
+            return
+        }
+        for physical in BtrfsCompressedImageTests.copies(leaf, chunks) {
+            var block = try device.read(at: physical, count: Int(fs.sb.nodeSize))
+            let r = ByteReader(block, source: "test", structure: "root leaf")
+            var patched = false
+            for slot in 0..<Int(try r.u32le(96)) {
+                let at = 101 + 25 * slot
+                guard try r.u64le(at) == 6, try r.u8(at + 8) == BtrfsKey.dirItem else { continue }
+                let data = 101 + Int(try r.u32le(at + 17))
+                #expect(try r.array(data + 30, 7) == Array("default".utf8))
+                block.putLE64(256, at: data)
+                patched = true
+            }
+            #expect(patched)
+            block.putLE32(CRC32C.checksum(block[32...]), at: 0)
+            try BtrfsCompressedImageTests.write(block, at: physical, in: fixture.image)
+        }
+        try ToolRunner.check("btrfs", ["check", "--readonly", fixture.image])
+        let byDefault = try BtrfsReader(device: try FileBlockDevice(path: fixture.image))
+        #expect(byDefault.subvolumeID == 256)
+        #expect(try byDefault.list(directory: byDefault.rootInode).map(\.name) == ["image"])
+        #expect(try BtrfsReader(device: try FileBlockDevice(path: fixture.image), subvolume: .id(5)).subvolumeID == 5)
     }
 
     @Test("mount option strings select subvolumes as the kernel does")
