@@ -5,6 +5,7 @@ extension BtrfsReader {
     /// The kernel never compresses more than this into one extent (BTRFS_MAX_COMPRESSED);
     /// larger sizes in a compressed extent are corruption.
     static let maxCompressedExtent: UInt64 = 128 << 10
+    static let maxExtentSpan: UInt64 = 128 << 20
 
     /// Reads file bytes `[offset, offset+count)` from the EXTENT_DATA items; everything no
     /// extent covers (holes, NO_HOLES gaps, prealloc) stays zero.
@@ -12,7 +13,10 @@ extension BtrfsReader {
         var output = [UInt8](repeating: 0, count: count)
         let end = offset + UInt64(count)
         let what = "btrfs extent data of inode \(inode)"
-        for (key, item) in try items(of: inode, type: BtrfsKey.extentData, from: 0, through: end - 1) {
+        // No extent spans more than 128 MiB (BTRFS_MAX_EXTENT_SIZE), so items starting
+        // earlier than that cannot reach the request; ranged reads skip them.
+        let first = offset > Self.maxExtentSpan ? offset - Self.maxExtentSpan : 0
+        for (key, item) in try items(of: inode, type: BtrfsKey.extentData, from: first, through: end - 1) {
             guard item.count >= 21 else { throw item.error(at: 0, "file extent item of \(item.count) bytes") }
             let start = key.offset
             let ramBytes = try item.u64le(8)
@@ -35,7 +39,9 @@ extension BtrfsReader {
                 let diskBytenr = try item.u64le(21), diskBytes = try item.u64le(29)
                 let extentOffset = try item.u64le(37), numBytes = try item.u64le(45)
                 let (extentEnd, overflow) = start.addingReportingOverflow(numBytes)
-                guard !overflow else { throw item.error(at: 45, "extent length \(numBytes) overflows") }
+                guard !overflow, numBytes <= Self.maxExtentSpan else {
+                    throw item.error(at: 45, "extent length \(numBytes) exceeds \(Self.maxExtentSpan) bytes")
+                }
                 let from = max(start, offset), to = min(extentEnd, end)
                 // Prealloc extents and explicit holes (disk_bytenr 0) read as zeros.
                 guard from < to, kind == 1, diskBytenr != 0 else { continue }

@@ -99,4 +99,28 @@ struct BtrfsCorruptionTests {
         #expect(errors > seeds / 3, "only \(errors) of \(seeds) corruptions were detected")
         print("Btrfs corruption: \(seeds) seeds over \(kinds.sorted()), \(errors) errors, \(same) unchanged, \(String(format: "%.2f", elapsed)) s")
     }
+
+    @Test("dup metadata: a damaged first copy of every tree block is read from the second")
+    func dupFallback() throws {
+        let fixture = try BtrfsFixture(options: ["-n", "4096", "-m", "dup"], compact: true,
+                                       directories: BtrfsFixture.compactDirectories)
+        let base = try FileBlockDevice(path: fixture.image)
+        let expected = try XFSReaderTests.walk(try BtrfsReader(device: base))
+        // Group copies by the logical address each block records; damage the lower copy.
+        var copies: [UInt64: [UInt64]] = [:]
+        for range in try Self.metadataRanges(base, nodeSize: 4096) where range.kind != "superblock" {
+            let logical = try ByteReader(try base.read(at: range.offset + 48, count: 8), source: "test", structure: "header").u64le(0)
+            copies[logical, default: []].append(range.offset)
+        }
+        var patches: [UInt64: UInt8] = [:]
+        var damaged = 0
+        for (_, offsets) in copies where offsets.count == 2 {
+            let first = offsets.min() ?? 0
+            patches[first + 200] = (try base.read(at: first + 200, count: 1)[0]) ^ 0x5A
+            damaged += 1
+        }
+        #expect(damaged >= 3)
+        let fs = try BtrfsReader(device: XFSPatchedDevice(base: base, patches: patches))
+        #expect(try XFSReaderTests.walk(fs) == expected)
+    }
 }
