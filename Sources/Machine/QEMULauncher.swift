@@ -9,38 +9,63 @@ import WispCore
 /// with QEMU's stderr) and tracks the daemon through its pid file.
 public enum QEMULauncher {
     public static func launch(_ commandLine: QEMUCommandLine) throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: commandLine.executable)
-        process.arguments = commandLine.arguments
-        let errPipe = Pipe()
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = errPipe
-        process.standardInput = FileHandle.nullDevice
         try? FileManager.default.removeItem(atPath: commandLine.paths.pidFile)
-        do { try process.run() } catch {
-            throw WispError(.failed, "could not start \(commandLine.executable): \(error)")
-        }
-        // The daemon inherits the pipe; read only until the parent exits, then what is there.
-        process.waitUntilExit()
-        let handle = errPipe.fileHandleForReading
-        let flags = fcntl(handle.fileDescriptor, F_GETFL)
-        _ = fcntl(handle.fileDescriptor, F_SETFL, flags | O_NONBLOCK)
-        var stderrBytes = [UInt8]()
-        var chunk = [UInt8](repeating: 0, count: 8192)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(handle.fileDescriptor, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            stderrBytes += chunk[0..<n]
-        }
-        try? handle.close()
-        let stderrText = String(decoding: stderrBytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard process.terminationStatus == 0 else {
-            throw WispError(.failed, "QEMU failed to start (exit \(process.terminationStatus)): \(explain(stderrText))")
+        let (status, stderrText) = try spawnAndWait(commandLine.executable, commandLine.arguments)
+        guard status == 0 else {
+            throw WispError(.failed, "QEMU failed to start (exit \(status)): \(explain(stderrText))")
         }
         guard let pid = readPID(commandLine.paths.pidFile) else {
             throw WispError(.failed, "QEMU started but wrote no pid file at \(commandLine.paths.pidFile): \(stderrText)")
         }
         return pid
+    }
+
+    /// posix_spawn + waitpid rather than Foundation's Process: the daemon QEMU forks keeps
+    /// running after its parent exits, and we must reap exactly the parent and read its
+    /// stderr without waiting for the daemon to close the pipe.
+    static func spawnAndWait(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
+        var pipeFDs: [Int32] = [0, 0]
+        guard pipe(&pipeFDs) == 0 else { throw WispError.posix("pipe", executable, errno: errno) }
+        for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        close(pipeFDs[1])
+        guard rc == 0 else {
+            close(pipeFDs[0])
+            throw WispError(.failed, "could not start \(executable): \(String(cString: strerror(rc)))")
+        }
+        let readFD = pipeFDs[0]
+        defer { close(readFD) }
+        _ = fcntl(readFD, F_SETFL, fcntl(readFD, F_GETFL) | O_NONBLOCK)
+        var output = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 8192)
+        func drain() {
+            while output.count < 1 << 20 {
+                let n = chunk.withUnsafeMutableBytes { read(readFD, $0.baseAddress, $0.count) }
+                if n <= 0 { break }
+                output += chunk[0..<n]
+            }
+        }
+        var status: Int32 = 0
+        while true {
+            var pfd = pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)
+            _ = poll(&pfd, 1, 100)
+            drain()
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { break }
+            if r < 0 && errno != EINTR { break }
+        }
+        drain()
+        let exitCode: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (exitCode, String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// QEMU's messages for the common failures, with the cause said plainly first.
