@@ -5,7 +5,9 @@ import Foundation
 // Test targets are discovered: every folder under Tests/ is a test target named after it and
 // depending on the module it names (FooTests tests Foo), plus WispCore. This keeps the
 // manifest stable while modules grow their own suites in parallel.
-let packageDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+// Context.packageDirectory, not #filePath: SwiftPM caches evaluated manifests by content, so
+// with #filePath a worktree could see the test folders of another checkout.
+let packageDirectory = URL(fileURLWithPath: Context.packageDirectory)
 let testsDirectory = packageDirectory.appendingPathComponent("Tests")
 let testFolders = ((try? FileManager.default.contentsOfDirectory(atPath: testsDirectory.path)) ?? [])
     .filter { $0.hasSuffix("Tests") }

@@ -9,11 +9,12 @@ public enum ImageFormat: String, Sendable, Codable, CaseIterable {
     public static func probe(_ device: any BlockDevice) throws -> ImageFormat {
         let headLength = Int(min(device.size, 512))
         let head = try device.read(at: 0, count: headLength)
-        func starts(with magic: String) -> Bool {
-            let m = Array(magic.utf8)
-            return head.count >= m.count && Array(head[0..<m.count]) == m
+        func starts(with magic: String) -> Bool { starts(bytes: Array(magic.utf8)) }
+        func starts(bytes m: [UInt8]) -> Bool {
+            head.count >= m.count && Array(head[0..<m.count]) == m
         }
-        if starts(with: "QFI\u{FB}") { return .qcow2 }
+        // The qcow2 magic ends in byte 0xFB, which is not ASCII: compare bytes.
+        if starts(bytes: [0x51, 0x46, 0x49, 0xFB]) { return .qcow2 }
         if starts(with: "vhdxfile") { return .vhdx }
         if starts(with: "KDMV") || starts(with: "# Disk DescriptorFile") { return .vmdk }
         if starts(with: "conectix") { return .vhd }

@@ -12,11 +12,11 @@ public enum FileSystemOpener {
     public static func open(_ device: any BlockDevice, as kind: FileSystemKind) throws -> any FileSystem {
         switch kind {
         case .ext4:
-            throw WispError.unsupported(device.name, "ext4 reader not available yet")
+            return try Ext4Reader(device: device)
         case .vfat:
-            throw WispError.unsupported(device.name, "FAT reader not available yet")
+            return try FATFileSystem(device: device)
         case .xfs:
-            throw WispError.unsupported(device.name, "XFS reader not available yet")
+            return try XFSReader(device: device)
         case .btrfs:
             throw WispError.unsupported(device.name, "btrfs reader not available yet")
         case .iso9660:

@@ -1,25 +1,51 @@
 import ArgumentParser
 import DiskImage
+import Foundation
 import WispCore
 import WispKit
 
 struct ImageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image",
-        abstract: "Inspect, create, convert and resize disk images (qemu-img's everyday verbs).",
-        subcommands: [ImageInfo.self]
+        abstract: "Inspect, create, convert, resize and check disk images (qemu-img's everyday verbs).",
+        discussion: """
+            Formats: raw and qcow2 (versions 2 and 3: compressed clusters in deflate or zstd, \
+            extended L2 entries, backing chains). Sizes use qemu-img's spelling: 10G, 512M, 64k.
+            """,
+        subcommands: [ImageInfoCommand.self, ImageCreateCommand.self, ImageConvertCommand.self,
+                      ImageResizeCommand.self, ImageCheckCommand.self]
     )
 }
 
-struct ImageInfo: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "info", abstract: "Show an image's format and size.")
+/// A one-line progress display on stderr, shown only when stderr is a terminal.
+final class TerminalProgress: @unchecked Sendable {
+    private let label: String
+    private let enabled = isatty(2) == 1
+    private let lastPercent = LockedValue(-1)
 
-    @Argument(help: "The image file.") var image: String
+    init(_ label: String) { self.label = label }
 
-    func run() async throws {
-        let device = try FileBlockDevice(path: image)
-        let format = try ImageFormat.probe(device)
-        print("format: \(format.rawValue)")
-        print("file size: \(ByteSize.format(device.size))")
+    func update(_ done: UInt64, _ total: UInt64) {
+        guard enabled, total > 0 else { return }
+        let percent = Int(done * 100 / total)
+        let changed = lastPercent.withLock { last -> Bool in
+            guard percent != last else { return false }
+            last = percent
+            return true
+        }
+        if changed { FileHandle.standardError.write(Data("\r\(label): \(percent)%".utf8)) }
     }
+
+    func finish() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}
+
+/// Parses qemu-img's format names.
+func parseImageFormat(_ text: String) throws -> ImageFormat {
+    guard let format = ImageFormat(rawValue: text.lowercased()) else {
+        throw ValidationError("unknown image format '\(text)' (expected raw or qcow2)")
+    }
+    return format
 }

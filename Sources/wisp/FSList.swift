@@ -1,0 +1,32 @@
+import ArgumentParser
+import Foundation
+import WispKit
+
+struct FSList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ls",
+        abstract: "List a directory inside a disk image (like virt-ls).",
+        discussion: "Names are sorted; -l adds mode, links, owner, group, size, modification time (UTC) and symlink targets."
+    )
+
+    @OptionGroup var options: FSImageOptions
+    @Argument(help: "The directory (or file) inside the image.") var path: String = "/"
+    @Flag(name: .short, help: "Long format, like ls -l.") var long = false
+    @Flag(help: "Print JSON (every field, as with -l).") var json = false
+
+    func run() async throws {
+        try runReportingErrors {
+            let fs = try options.openFileSystem()
+            let entries = try GuestListing.list(fs, path: path, long: long || json)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                FileOutput.standardOutput(String(decoding: try encoder.encode(entries), as: UTF8.self) + "\n")
+            } else if long {
+                FileOutput.standardOutput(GuestListing.longLines(entries).map { $0 + "\n" }.joined())
+            } else {
+                FileOutput.standardOutput(entries.map { $0.name + "\n" }.joined())
+            }
+        }
+    }
+}

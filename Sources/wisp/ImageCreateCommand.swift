@@ -1,0 +1,67 @@
+import ArgumentParser
+import DiskImage
+import Foundation
+import WispCore
+
+struct ImageCreateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Create an empty raw or qcow2 image, or a qcow2 overlay on a backing image.",
+        discussion: """
+            Examples:
+              wisp image create -f qcow2 disk.qcow2 20G
+              wisp image create -f qcow2 -b base.qcow2 -F qcow2 overlay.qcow2      (size of the base)
+            A relative backing name is resolved against the new image's directory, as in QEMU.
+            """)
+
+    @Option(name: .short, help: "Format of the new image: raw or qcow2.") var format: String = "qcow2"
+    @Option(name: .short, help: "Backing image (qcow2 only): unwritten clusters read from it.") var backing: String?
+    @Option(name: [.customShort("F")], help: "Format of the backing image (probed when omitted).") var backingFormat: String?
+    @Option(name: .short, help: "qemu-img style options: cluster_size=64k, extended_l2=on, compression_type=zstd.")
+    var options: String?
+    @Argument(help: "The image file to create.") var file: String
+    @Argument(help: "Virtual size (10G, 512M, ...); defaults to the backing image's size.") var size: String?
+
+    func run() async throws {
+        let fmt = try parseImageFormat(format)
+        var clusterSize = 65536
+        var extendedL2 = false
+        var compression = Qcow2CompressionType.deflate
+        for option in (options ?? "").split(separator: ",") where !option.isEmpty {
+            let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
+            let value = parts.count == 2 ? parts[1] : ""
+            switch parts[0] {
+            case "cluster_size": clusterSize = Int(try ByteSize.parse(value))
+            case "extended_l2": extendedL2 = value == "on" || value == "true"
+            case "compression_type":
+                compression = value == "zstd" ? .zstd : value == "zlib" || value == "deflate" ? .deflate
+                    : try { throw ValidationError("compression_type must be zlib or zstd") }()
+            default: throw ValidationError("unknown option '\(parts[0])' (known: cluster_size, extended_l2, compression_type)")
+            }
+        }
+        var virtualSize: UInt64
+        if let size {
+            virtualSize = try ByteSize.parse(size)
+        } else if let backing {
+            let overlayDir = (file as NSString).deletingLastPathComponent
+            let resolved = backing.hasPrefix("/") || overlayDir.isEmpty ? backing : overlayDir + "/" + backing
+            virtualSize = try DiskImageFile.open(resolved, format: try backingFormat.map(parseImageFormat)).size
+        } else {
+            throw ValidationError("give a size (for example 10G) or a backing image with -b")
+        }
+        switch fmt {
+        case .raw:
+            guard backing == nil else { throw ValidationError("raw images cannot have a backing file") }
+            let output = try AtomicOutput(path: file)
+            try output.file.truncate(to: virtualSize)
+            try output.commit()
+        case .qcow2:
+            try Qcow2Image.create(path: file, virtualSize: virtualSize, clusterSize: clusterSize, backingFile: backing,
+                                  backingFormat: try backingFormat.map(parseImageFormat), extendedL2: extendedL2,
+                                  compressionType: compression)
+        default:
+            throw ValidationError("wisp creates raw and qcow2 images")
+        }
+        print("Formatting '\(file)', fmt=\(fmt.rawValue) size=\(virtualSize)" + (backing.map { " backing_file=\($0)" } ?? ""))
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+import FileSystems
+import Partitions
+import WispCore
+import WispTestSupport
+@testable import WispKit
+
+@Suite struct GuestDiskTests {
+    @Test func findsPartitionsAndFilesystemsLikeBlkid() throws {
+        let fixture = try GuestDiskFixture()
+        let disk = try GuestDisk(path: fixture.disk)
+        #expect(disk.table.scheme == .gpt)
+        #expect(disk.volumes.map(\.partition.number) == [1, 2, 3])
+        for volume in disk.volumes {
+            let judge = try fixture.blkid(partition: volume.partition.number, start: volume.partition.startOffset,
+                                          size: volume.partition.size)
+            #expect(volume.kind?.rawValue == judge["TYPE"])
+            #expect(volume.fileSystem?.label == judge["LABEL"])
+            #expect(volume.fileSystem?.uuid == judge["UUID"])
+        }
+        #expect(disk.volumes[2].kind == nil)
+        let summary = disk.summary
+        #expect(summary.partitions.count == 3)
+        #expect(summary.partitions[0].filesystem?.label == "ESPLABEL")
+        #expect(summary.partitions[0].typeName == "EFI System")
+        #expect(summary.textLines.contains { $0.contains("vfat label \"ROOTFS\"") })
+    }
+
+    @Test func defaultIsTheFilesystemWithAnOSRoot() throws {
+        let fixture = try GuestDiskFixture()
+        let disk = try GuestDisk(path: fixture.disk)
+        let chosen = try disk.defaultVolume()
+        #expect(chosen.partition.number == 2)
+        let fs = try disk.fileSystem(selector: nil)
+        #expect(try fs.readFile("/etc/os-release") == Array("ID=debian\nVERSION_ID=\"12\"\n".utf8))
+    }
+
+    @Test func withoutAnOSRootTheOnlyFilesystemIsTheDefault() throws {
+        let fixture = try GuestDiskFixture(withRoot: false)
+        let disk = try GuestDisk(path: fixture.disk)
+        #expect(try disk.defaultVolume().partition.number == 1)
+    }
+
+    @Test func twoFilesystemsWithoutARootNeedAChoice() throws {
+        let fixture = try GuestDiskFixture()
+        // Remove the os-release file from the root filesystem with mtools.
+        try ToolRunner.check("mdel", ["-i", "\(fixture.disk)@@\((2048 + 40 * 2048) * 512)", "::/etc/os-release"],
+                             environment: GuestDiskFixture.environment)
+        let disk = try GuestDisk(path: fixture.disk)
+        #expect {
+            _ = try disk.defaultVolume()
+        } throws: { error in
+            "\(error)".contains("--partition") && "\(error)".contains("ESPLABEL") && "\(error)".contains("ROOTFS")
+        }
+    }
+
+    @Test func selectorsNameEveryKindOfIdentifier() throws {
+        let fixture = try GuestDiskFixture()
+        let disk = try GuestDisk(path: fixture.disk)
+        let esp = disk.volumes[0]
+        let uuid = try #require(esp.fileSystem?.uuid)
+        let partUUID = try #require(esp.partition.uniqueGUID)
+        for selector in ["1", "ESPLABEL", "LABEL=ESPLABEL", uuid, uuid.lowercased(), "UUID=\(uuid)", partUUID,
+                         partUUID.uppercased(), "PARTUUID=\(partUUID)", "EFI System", "PARTLABEL=EFI System"] {
+            #expect(try disk.volume(matching: selector).partition.number == 1, "\(selector)")
+        }
+        #expect(try disk.volume(matching: "rootfs").partition.number == 2)
+        #expect(throws: WispError.self) { _ = try disk.volume(matching: "7") }
+        #expect(throws: WispError.self) { _ = try disk.volume(matching: "LABEL=rootfs") }
+        // Partition 3 exists but holds nothing readable.
+        #expect {
+            _ = try disk.fileSystem(selector: "3")
+        } throws: { error in "\(error)".contains("partition 3") }
+    }
+
+    @Test func wholeDiskFilesystem() throws {
+        let dir = try TemporaryDirectory("wholefat")
+        let image = dir.file("fat.img")
+        try ToolRunner.check("mkfs.vfat", ["-C", "-n", "CIDATA", image, "2048"])
+        try GuestDiskFixture.write(dir.file("user-data"), Array("#cloud-config\n".utf8), mtime: 1_700_000_000)
+        try ToolRunner.check("mcopy", ["-m", "-i", image, dir.file("user-data"), "::/user-data"], environment: GuestDiskFixture.environment)
+        let disk = try GuestDisk(path: image)
+        #expect(disk.table.scheme == PartitionScheme.none)
+        let volume = try disk.volume(matching: "CIDATA")
+        #expect(volume.partition.number == 0)
+        #expect(try disk.fileSystem(selector: nil).readFile("/user-data") == Array("#cloud-config\n".utf8))
+    }
+
+    @Test func listingLooksLikeLs() throws {
+        let fixture = try GuestDiskFixture()
+        let fs = try GuestDisk(path: fixture.disk).fileSystem(selector: "1")
+        let entries = try GuestListing.list(fs, path: "/EFI/debian", long: true)
+        #expect(entries.map(\.name) == ["grub.cfg", "shimx64.efi"])
+        let lines = GuestListing.longLines(entries)
+        #expect(lines[0] == "-rwxr-xr-x 1 0 0     17 2023-11-14 22:13 grub.cfg")
+        #expect(lines[1] == "-rwxr-xr-x 1 0 0 300000 2023-11-14 22:15 shimx64.efi")
+        let file = try GuestListing.list(fs, path: "/EFI/BOOT/BOOTX64.EFI", long: false)
+        #expect(file.map(\.name) == ["BOOTX64.EFI"])
+        #expect(GuestListing.modeString(FileStat(inode: 1, type: .regular, permissions: 0o4755, size: 0)) == "-rwsr-xr-x")
+        #expect(GuestListing.modeString(FileStat(inode: 1, type: .directory, permissions: 0o1777, size: 0)) == "drwxrwxrwt")
+        #expect(GuestListing.modeString(FileStat(inode: 1, type: .symlink, permissions: 0o2644, size: 0)) == "lrw-r-Sr--")
+    }
+
+    @Test func extractionKeepsBytesModesAndTimes() throws {
+        let fixture = try GuestDiskFixture()
+        let fs = try GuestDisk(path: fixture.disk).fileSystem(selector: "ESPLABEL")
+        let out = try TemporaryDirectory("extract")
+        // A directory tree into a new path.
+        let report = try GuestExtraction(fileSystem: fs).extract("/EFI", to: out.file("efi"))
+        #expect(report.files == 3)
+        #expect(report.directories == 3)
+        for relative in ["debian/grub.cfg", "debian/shimx64.efi", "BOOT/BOOTX64.EFI"] {
+            let host = "\(fixture.espTree)/EFI/\(relative)"
+            let copied = out.file("efi/\(relative)")
+            #expect(FileManager.default.contents(atPath: copied) == FileManager.default.contents(atPath: host))
+            let hostDate = try FileManager.default.attributesOfItem(atPath: host)[.modificationDate] as? Date
+            let attributes = try FileManager.default.attributesOfItem(atPath: copied)
+            #expect((attributes[.modificationDate] as? Date) == hostDate)
+            #expect((attributes[.posixPermissions] as? Int) == 0o755)
+        }
+        // Into an existing directory: the copy lands inside it; no temporary files remain.
+        let report2 = try GuestExtraction(fileSystem: fs).extract("/EFI/debian/grub.cfg", to: out.path)
+        #expect(report2.files == 1)
+        #expect(FileManager.default.contents(atPath: out.file("grub.cfg")) == Array("search --fs-uuid\n".utf8).data)
+        // Over an existing file: replaced atomically.
+        try Data("old".utf8).write(to: URL(fileURLWithPath: out.file("grub.cfg")))
+        _ = try GuestExtraction(fileSystem: fs).extract("/EFI/debian/grub.cfg", to: out.file("grub.cfg"))
+        #expect(FileManager.default.contents(atPath: out.file("grub.cfg")) == Array("search --fs-uuid\n".utf8).data)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.hasPrefix(".") }
+        #expect(leftovers.isEmpty)
+        // A directory that already exists inside the destination is refused, not merged.
+        _ = try GuestExtraction(fileSystem: fs).extract("/EFI", to: out.path)
+        #expect(FileManager.default.fileExists(atPath: out.file("EFI/BOOT/BOOTX64.EFI")))
+        #expect(throws: WispError.self) { _ = try GuestExtraction(fileSystem: fs).extract("/EFI", to: out.path) }
+    }
+}
+
+extension Array where Element == UInt8 {
+    var data: Data { Data(self) }
+}

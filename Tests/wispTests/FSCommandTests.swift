@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+import WispCore
+import WispTestSupport
+
+/// Runs the built `wisp fs` binary against a GPT disk whose FAT partition mtools filled.
+@Suite struct FSCommandTests {
+    static let environment = ["LC_ALL": "C.UTF-8", "TZ": "UTC", "MTOOLS_SKIP_CHECK": "1"]
+
+    struct Fixture {
+        let directory: TemporaryDirectory
+        let disk: String
+        let tree: String
+        let big: [UInt8]
+    }
+
+    static func wisp() throws -> String {
+        let path = TestImage.repositoryRoot + "/.build/debug/wisp"
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw WispError.notFound("\(path) is missing: run `swift build` before the tests")
+        }
+        return path
+    }
+
+    static func makeFixture() throws -> Fixture {
+        let directory = try TemporaryDirectory("fscli")
+        let disk = directory.file("disk.img"), fat = directory.file("fat.img"), tree = directory.file("tree")
+        let big = (0..<3_500_000).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13) }
+        try FileManager.default.createDirectory(atPath: tree + "/dir/sub", withIntermediateDirectories: true)
+        try Data(big).write(to: URL(fileURLWithPath: tree + "/big.bin"))
+        try Data("hello\n".utf8).write(to: URL(fileURLWithPath: tree + "/dir/hello.txt"))
+        try Data("nested\n".utf8).write(to: URL(fileURLWithPath: tree + "/dir/sub/Nested File.txt"))
+        for file in ["big.bin", "dir/hello.txt", "dir/sub/Nested File.txt", "dir/sub", "dir"] {
+            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: 1_650_000_000)],
+                                                  ofItemAtPath: tree + "/" + file)
+        }
+        try ToolRunner.check("truncate", ["-s", "48M", disk])
+        try ToolRunner.check("sgdisk", ["-n", "1:2048:0", "-t", "1:ef00", "-c", "1:ESP", disk])
+        try ToolRunner.check("mkfs.vfat", ["-C", "-n", "MYESP", fat, "\(40 * 1024)"])
+        try ToolRunner.check("mcopy", ["-s", "-m", "-i", fat, tree + "/big.bin", tree + "/dir", "::/"], environment: environment)
+        try ToolRunner.check("dd", ["if=\(fat)", "of=\(disk)", "bs=1M", "seek=1", "conv=notrunc", "status=none"])
+        return Fixture(directory: directory, disk: disk, tree: tree, big: big)
+    }
+
+    @Test func lsListsNamesLongAndJSON() throws {
+        let f = try Self.makeFixture()
+        let wisp = try Self.wisp()
+        #expect(try ToolRunner.check(wisp, ["fs", "ls", f.disk]).stdoutText == "big.bin\ndir\n")
+        #expect(try ToolRunner.check(wisp, ["fs", "ls", f.disk, "/dir/sub"]).stdoutText == "Nested File.txt\n")
+        let long = try ToolRunner.check(wisp, ["fs", "ls", "-l", f.disk, "/dir"]).stdoutText
+        #expect(long.hasPrefix("-rwxr-xr-x 1 0 0    6 2022-04-15 05:20 hello.txt\ndrwxr-xr-x 2 0 0 "))
+        #expect(long.hasSuffix(" 2022-04-15 05:20 sub\n"))
+        let json = try ToolRunner.check(wisp, ["fs", "ls", "--json", f.disk, "/", "--partition", "MYESP"]).stdout
+        let entries = try #require(try JSONSerialization.jsonObject(with: json) as? [[String: Any]])
+        #expect(entries.map { $0["name"] as? String } == ["big.bin", "dir"])
+        #expect(entries[0]["size"] as? Int == f.big.count)
+        #expect(entries[0]["type"] as? String == "regular")
+        #expect(entries[1]["modeString"] as? String == "drwxr-xr-x")
+    }
+
+    @Test func catStreamsWholeFiles() throws {
+        let f = try Self.makeFixture()
+        let wisp = try Self.wisp()
+        #expect(try ToolRunner.check(wisp, ["fs", "cat", f.disk, "/dir/hello.txt"]).stdoutText == "hello\n")
+        let big = try ToolRunner.check(wisp, ["fs", "cat", f.disk, "/big.bin", "--partition", "1"]).stdout
+        #expect(Array(big) == f.big)
+    }
+
+    @Test func getCopiesATree() throws {
+        let f = try Self.makeFixture()
+        let wisp = try Self.wisp()
+        let out = f.directory.file("out")
+        try ToolRunner.check(wisp, ["fs", "get", f.disk, "/dir", "-o", out])
+        // diff -r is the judge of contents; stat of the times.
+        try ToolRunner.check("diff", ["-r", f.tree + "/dir", out])
+        let attributes = try FileManager.default.attributesOfItem(atPath: out + "/sub/Nested File.txt")
+        #expect((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 == 1_650_000_000)
+        try ToolRunner.check(wisp, ["fs", "get", f.disk, "/big.bin", "-o", f.directory.file("big.copy")])
+        try ToolRunner.check("cmp", [f.tree + "/big.bin", f.directory.file("big.copy")])
+    }
+
+    @Test func errorsAreOneLineAndExitNonZero() throws {
+        let f = try Self.makeFixture()
+        let wisp = try Self.wisp()
+        let missing = try ToolRunner.run(wisp, ["fs", "cat", f.disk, "/nope.txt"])
+        #expect(missing.status == 1)
+        #expect(missing.stderrText == "wisp: /nope.txt: no such file or directory\n")
+        let directory = try ToolRunner.run(wisp, ["fs", "cat", f.disk, "/dir"])
+        #expect(directory.status == 1)
+        #expect(directory.stderrText.contains("not a regular file"))
+        let badPartition = try ToolRunner.run(wisp, ["fs", "ls", f.disk, "--partition", "9"])
+        #expect(badPartition.status == 1)
+        #expect(badPartition.stderrText.contains("no partition or filesystem matches \"9\""))
+        let help = try ToolRunner.check(wisp, ["fs", "ls", "--help"]).stdoutText
+        #expect(help.contains("--partition"))
+    }
+}
