@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import WispCore
 import DiskImage
@@ -24,10 +27,17 @@ enum RunIntegration {
         try DiskImageFile.open(path, format: nil, writable: false).size
     }
 
+    static func validateQEMUFormat(_ format: ImageFormat, _ path: String) throws {
+        guard [.qcow2, .raw].contains(format) else {
+            throw WispError.unsupported(path, "\(format.rawValue) base images cannot back an overlay yet: convert it with wisp image convert -O qcow2")
+        }
+    }
+
     /// A qcow2 overlay backed by `base`, at least `size` bytes (the guest's growpart grows
     /// its root partition into the rest).
     static func createOverlay(base: String, baseFormat: ImageFormat, overlay: String, size: UInt64) throws {
-        throw WispError.unsupported(overlay, "qcow2 overlays are not available until the disk image layer lands")
+        try Qcow2Image.create(path: overlay, virtualSize: size, backingFile: base, backingFormat: baseFormat)
+        chmod(overlay, 0o600)
     }
 
     /// Kernel, initrd and command line from the image's own boot entries, copied into
@@ -49,12 +59,24 @@ enum RunIntegration {
         var extraUserData: String?
     }
 
+    /// User-mode networking's fixed layout: guest 10.0.2.15, host/gateway 10.0.2.2, DNS
+    /// 10.0.2.3. A static address saves the DHCP round trips of an emulated boot.
+    static let userModeNetwork = (address: "10.0.2.15/24", gateway: "10.0.2.2", dns: "10.0.2.3")
+
     static func makeSeed(_ request: SeedRequest) throws -> NoCloudSeed {
-        throw WispError.unsupported("cloud-init seed", "the seed generator is not available until the cloud-init layer lands")
+        var options = SeedOptions(user: request.user, sshAuthorizedKeys: request.authorizedKeys, hostname: request.hostname,
+                                  instanceID: request.instanceID, phoneHomeURL: request.phoneHomeURL,
+                                  sshHostKeys: [SSHHostKey(type: .ed25519, privateKey: request.hostKeyPrivate, publicKey: request.hostKeyPublic)],
+                                  extraUserDataYAML: request.extraUserData)
+        if request.staticNetwork {
+            options.network = StaticNetwork(address: userModeNetwork.address, gateway: userModeNetwork.gateway,
+                                            dns: [userModeNetwork.dns], macAddress: request.macAddress, interfaceName: "eth0")
+        }
+        return try SeedGenerator.makeSeed(options)
     }
 
     static func writeSeedDisk(_ seed: NoCloudSeed, to path: String) throws {
-        throw WispError.unsupported(path, "the seed writer is not available until the cloud-init layer lands")
+        try SeedImageWriter.write(seed, format: .iso, to: path)
     }
 }
 
