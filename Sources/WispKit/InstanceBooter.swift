@@ -54,16 +54,30 @@ public struct InstanceBooter: Sendable {
         }
         var booted = record
         booted.spec.accelerator = accelerator
-        var pid = try start(booted, files: files)
-        if accelerator == .kvm && acceleratorChoice == "auto" {
+        guard accelerator == .kvm && acceleratorChoice == "auto" else {
+            let pid = try start(booted, files: files)
+            try store.save(booted)
+            return (booted, pid)
+        }
+        // KVM on trial: QEMU refusing it (some paravirtual hosts fail to set MSRs) or a guest
+        // with no serial output in time both mean TCG, said once and remembered.
+        var reason: String? = nil
+        var pid: Int32 = 0
+        do {
+            pid = try start(booted, files: files)
             if !waitForSignOfLife(files: files, pid: pid, seconds: kvmSignOfLifeSeconds) {
                 QEMULauncher.terminate(pid: pid)
-                InstanceState.repairStale(files)
-                probe.remember(.tcg)
-                FileHandle.standardError.write(Data("wisp: the guest showed no sign of life under KVM within \(Int(kvmSignOfLifeSeconds)) s; restarting it under TCG (remembered for this host)\n".utf8))
-                booted.spec.accelerator = .tcg
-                pid = try start(booted, files: files)
+                reason = "the guest showed no sign of life under KVM within \(Int(kvmSignOfLifeSeconds)) s"
             }
+        } catch let error as WispError where error.message.hasPrefix("QEMU failed to start") {
+            reason = "QEMU could not run the guest under KVM (\(error.message.split(separator: "\n").first ?? ""))"
+        }
+        if let reason {
+            InstanceState.repairStale(files)
+            probe.remember(.tcg)
+            FileHandle.standardError.write(Data("wisp: \(reason); restarting it under TCG (remembered for this host)\n".utf8))
+            booted.spec.accelerator = .tcg
+            pid = try start(booted, files: files)
         }
         try store.save(booted)
         return (booted, pid)

@@ -54,12 +54,19 @@ public struct InstanceSSH: Sendable {
     public func run(_ command: [String], tty: Bool) throws -> Int32 {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try HostTools.openSSH("ssh"))
-        // ssh joins the words with spaces for the remote shell; quote each so arguments
-        // arrive as given.
-        process.arguments = arguments(tty: tty) + (command.isEmpty ? [] : ["--"] + command.map(Self.shellQuote))
+        process.arguments = arguments(tty: tty) + Self.remoteCommand(command)
         try process.run()
         process.waitUntilExit()
         return process.terminationStatus
+    }
+
+    /// ssh joins its words with spaces for the remote shell. One word is a shell command line
+    /// as it stands (`wisp ssh vm -- 'ls | wc -l'`); several words are an argv, each quoted so
+    /// it arrives as given (`-- sh -c 'exit 3'` exits 3).
+    public static func remoteCommand(_ command: [String]) -> [String] {
+        if command.isEmpty { return [] }
+        if command.count == 1 { return ["--", command[0]] }
+        return ["--"] + command.map(shellQuote)
     }
 
     public static func shellQuote(_ word: String) -> String {
