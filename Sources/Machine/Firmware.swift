@@ -4,7 +4,12 @@ import WispCore
 /// Finds the host's QEMU binary and OVMF firmware, with one clear sentence when missing.
 public enum HostTools {
     public static func qemuExecutable(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
-        if let custom = environment["WISP_QEMU"], !custom.isEmpty { return custom }
+        if let custom = environment["WISP_QEMU"], !custom.isEmpty {
+            guard FileManager.default.isExecutableFile(atPath: custom) else {
+                throw WispError.notFound("WISP_QEMU=\(custom) is not an executable QEMU")
+            }
+            return custom
+        }
         let path = environment["PATH"] ?? "/usr/bin:/bin"
         for dir in path.split(separator: ":") + ["/usr/bin", "/usr/local/bin"] {
             let candidate = "\(dir)/qemu-system-x86_64"

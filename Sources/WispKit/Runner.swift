@@ -21,7 +21,15 @@ public struct Runner: Sendable {
         let lock = try InstanceLock(path: files.lock, name: created.record.name)
         defer { lock.release() }
         let booter = InstanceBooter(store: store, acceleratorChoice: options.accelerator, timeout: options.timeout, progress: progress)
-        let (booted, pid) = try booter.launch(created.record)
+        let booted: InstanceRecord, pid: Int32
+        do {
+            (booted, pid) = try booter.launch(created.record)
+        } catch {
+            // Never booted: nothing in it is worth keeping.
+            lock.release()
+            try? store.remove(created.record.name)
+            throw error
+        }
         guard options.waitForReady else { return booted }
         do {
             try booter.waitUntilReady(booted, pid: pid, readiness: .init(metadata: created.metadata, waitForSSH: true))
