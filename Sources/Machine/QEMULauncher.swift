@@ -24,6 +24,7 @@ public enum QEMULauncher {
     /// running after its parent exits, and we must reap exactly the parent and read its
     /// stderr without waiting for the daemon to close the pipe.
     static func spawnAndWait(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
+        markInheritedDescriptorsCloseOnExec()
         var pipeFDs: [Int32] = [0, 0]
         guard pipe(&pipeFDs) == 0 else { throw WispError.posix("pipe", executable, errno: errno) }
         for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
@@ -66,6 +67,18 @@ public enum QEMULauncher {
         drain()
         let exitCode: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return (exitCode, String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// The QEMU daemon must hold none of our descriptors: a caller waiting for EOF on a pipe
+    /// or socket it gave us (a shell's `$(wisp run ...)`, Foundation's Process watching its
+    /// child) would otherwise wait for as long as the VM runs.
+    static func markInheritedDescriptorsCloseOnExec() {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for name in names {
+            guard let fd = Int32(name), fd > 2 else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 && flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
     }
 
     /// QEMU's messages for the common failures, with the cause said plainly first.
