@@ -26,6 +26,10 @@ func testTarget(folder: String) -> Target {
     if libraryModules.contains(module), module != "WispCore" {
         deps.append(.target(name: module))
     }
+    if module == "FileSystems" {
+        // Readers are also tested on the real test image, a qcow2 with a partition table.
+        deps += [.target(name: "DiskImage"), .target(name: "Partitions")]
+    }
     if module == "wisp" || module == "EndToEnd" {
         deps.append(.target(name: "WispKit"))
     }

@@ -20,7 +20,7 @@ struct ConfigNode: Sendable {
     var column: Int?
 
     /// Too many nodes means alias expansion ("billion laughs") or a hostile document.
-    static let maximumNodes = 2_000_000
+    static let maximumNodes = 250_000
 
     struct TooLarge: Error {}
 
@@ -31,13 +31,19 @@ struct ConfigNode: Sendable {
         switch node {
         case .scalar(let scalar):
             let value: Value
-            switch Tag.Name(rawValue: node.tag.description) {
-            case .null: value = .null
-            case .bool: value = node.bool.map(Value.bool) ?? .string(scalar.string)
-            case .int: value = node.int.map(Value.int) ?? .float(node.float ?? 0)
-            case .float: value = node.float.map(Value.float) ?? .string(scalar.string)
-            case .timestamp: value = .date(scalar.string)
-            default: value = .string(scalar.string)
+            let tag = node.tag.description
+            if scalar.style == .plain && (tag == Tag.Name.str.rawValue || tag == Tag.Name.implicit.rawValue) {
+                // Parsed with Resolver.basic: plain scalars are typed here, the way PyYAML does.
+                value = YAML11Scalar.resolve(scalar.string)
+            } else {
+                switch Tag.Name(rawValue: tag) {
+                case .null: value = .null
+                case .bool: value = node.bool.map(Value.bool) ?? .string(scalar.string)
+                case .int: value = node.int.map(Value.int) ?? .float(node.float ?? 0)
+                case .float: value = node.float.map(Value.float) ?? .string(scalar.string)
+                case .timestamp: value = .date(scalar.string)
+                default: value = .string(scalar.string)
+                }
             }
             return ConfigNode(value: value, line: line, column: column)
         case .sequence(let sequence):

@@ -17,8 +17,10 @@ public enum SeedImageWriter {
     }
 
     /// `timestamp` fixes every date in the image, so equal inputs give equal bytes.
-    public static func write(_ seed: NoCloudSeed, format: SeedImageFormat, to path: String, timestamp: Int64) throws {
-        let issues = validate(seed)
+    /// `issues` are the result of `validate(seed)` when the caller already has them.
+    public static func write(_ seed: NoCloudSeed, format: SeedImageFormat, to path: String, timestamp: Int64,
+                             issues known: [ValidationIssue]? = nil) throws {
+        let issues = known ?? validate(seed)
         if issues.hasErrors {
             throw WispError.invalidArgument("\(path): not writing a seed with invalid data: "
                 + issues.filter { $0.severity == .error }.map(\.description).joined(separator: "; "))
@@ -56,7 +58,7 @@ public enum SeedImageWriter {
             return [ValidationIssue(severity: .error, path: "format-l\(line).c1", message: "\(name) nests \(depth) levels deep", part: name)]
         }
         do {
-            guard let node = try Yams.compose(yaml: text) else {
+            guard let node = try Yams.compose(yaml: text, Resolver.basic) else {
                 return allowEmpty ? [] : [ValidationIssue(severity: .error, path: "", message: "\(name) is empty; it must be a YAML mapping", part: name)]
             }
             guard case .mapping = node else {

@@ -123,7 +123,7 @@ public struct UserDataValidator: Sendable {
         }
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try Yams.compose(yaml: text, Resolver.basic)
         } catch let error as YamlError {
             let (line, column, problem) = Self.describe(error)
             return [issue("format-l\(line).c\(column)", "File \(fileName) is not valid yaml. \(problem)", part: part, line: line, column: column)]
@@ -212,23 +212,32 @@ public struct UserDataValidator: Sendable {
     static func excessiveNesting(_ text: String) -> (Int, Int)? {
         var bracketDepth = 0
         var lineNumber = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
             var indent = 0
             var dashes = 0
-            var leading = true
-            var previous: Character = " "
-            for ch in line {
-                if leading {
-                    if ch == " " { indent += 1; previous = ch; continue }
-                    if ch == "-" { dashes += 1; previous = ch; continue }
-                    leading = false
+            var index = line.startIndex
+            // Leading indentation and "- " sequence markers (a run of "-" alone is text).
+            while index < line.endIndex {
+                let byte = line[index]
+                let next = line.index(after: index)
+                if byte == UInt8(ascii: " ") {
+                    indent += 1
+                } else if byte == UInt8(ascii: "-"), next == line.endIndex || line[next] == UInt8(ascii: " ") {
+                    dashes += 1
+                } else {
+                    break
                 }
-                if ch == "[" || ch == "{" { bracketDepth += 1 }
-                if ch == "]" || ch == "}" { bracketDepth = max(0, bracketDepth - 1) }
-                previous = ch
+                index = next
             }
-            _ = previous
+            while index < line.endIndex {
+                switch line[index] {
+                case UInt8(ascii: "["), UInt8(ascii: "{"): bracketDepth += 1
+                case UInt8(ascii: "]"), UInt8(ascii: "}"): bracketDepth = max(0, bracketDepth - 1)
+                default: break
+                }
+                index = line.index(after: index)
+            }
             let depth = indent / 2 + dashes + bracketDepth
             if depth > maximumNesting { return (lineNumber, depth) }
         }
@@ -262,15 +271,16 @@ public struct UserDataValidator: Sendable {
     static func editDistance(_ a: String, _ b: String) -> Int {
         let a = Array(a.utf8), b = Array(b.utf8)
         guard a.count < 200, b.count < 200 else { return Int.max }
+        guard !a.isEmpty else { return b.count }
         var previous = Array(0...b.count)
-        for i in 1...max(1, a.count) where !a.isEmpty {
+        for i in 1...a.count {
             var current = [i] + Array(repeating: 0, count: b.count)
             for j in stride(from: 1, through: b.count, by: 1) {
                 current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
             }
             previous = current
         }
-        return a.isEmpty ? b.count : previous[b.count]
+        return previous[b.count]
     }
 }
 

@@ -8,8 +8,9 @@ public struct ConvertOptions: Sendable {
     /// Compress qcow2 clusters with this algorithm (qemu-img convert -c).
     public var compression: Qcow2CompressionType?
     public var clusterSize: Int = 65536
-    /// Worker threads reading (and compressing); defaults to the number of cores.
-    public var workers: Int = max(2, ProcessInfo.processInfo.activeProcessorCount)
+    /// Worker threads reading (and compressing). Twice the cores: reads block on I/O and
+    /// decompression, so extra threads keep every core busy.
+    public var workers: Int = max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)
     /// Called now and then with (bytes done, total bytes) of the virtual disk.
     public var progress: (@Sendable (UInt64, UInt64) -> Void)?
 
@@ -131,6 +132,7 @@ public enum ImageConverter {
                     try read(batch, from: input, into: view)
                     try writeNonZeroRuns(UnsafeRawBufferPointer(view), to: output, at: batch.offset)
                 }
+                output.startWriteback(offset: batch.offset, length: UInt64(batch.length))
                 let soFar = done.withLock { $0 += UInt64(batch.length); return $0 }
                 progress?(min(soFar, total), total)
             }
@@ -237,11 +239,28 @@ public enum ImageConverter {
 
     static func convertToQcow2(_ input: any BlockDevice, output: PosixFile, options: ConvertOptions) throws {
         let layout = try Qcow2Layout(virtualSize: input.size, clusterSize: options.clusterSize, extendedL2: false)
-        let writer = Qcow2StreamWriter(file: output, layout: layout,
-                                       compressionType: options.compression ?? .deflate)
         let cs = options.clusterSize
         let batchSize = batchSize(clusterSize: cs)
         let batches = try plan(input, batchSize: batchSize)
+        let bytesPerL2 = UInt64(cs / 8) * UInt64(cs)
+        var l1Indices: [Int] = []
+        // Clusters the data ranges touch: a tight bound on what the writer can store.
+        var plannedClusters: UInt64 = 0
+        var lastCluster: UInt64?
+        for batch in batches {
+            for r in batch.dataRanges {
+                let first = r.lowerBound / UInt64(cs), last = (r.upperBound - 1) / UInt64(cs)
+                plannedClusters += last - first + 1 - (lastCluster == first ? 1 : 0)
+                lastCluster = last
+                for index in Int(r.lowerBound / bytesPerL2)...Int((r.upperBound - 1) / bytesPerL2)
+                where l1Indices.last != index {
+                    l1Indices.append(index)
+                }
+            }
+        }
+        let writer = Qcow2StreamWriter(file: output, layout: layout, compressionType: options.compression ?? .deflate,
+                                       expectedL1Indices: l1Indices,
+                                       maxDataClusters: plannedClusters)
         let queue = OrderedQueue(count: batches.count, window: options.workers * 2)
         let compression = options.compression
         let total = input.size

@@ -193,19 +193,19 @@ public final class Qcow2Image: BlockDevice, @unchecked Sendable {
             let host = entry & offsetMask
             let sectors = ((entry >> UInt64(shift)) & sizeMask) + 1
             let length = Int(sectors * 512) - Int(host & 511)
-            let fileSize = try file.size()
-            guard host < fileSize, host > 0 else {
+            // fileEnd (the cluster-rounded file length, kept current by writers) avoids an
+            // fstat per cluster.
+            guard host < fileEnd, host > 0 else {
                 throw WispError.corrupt(name, "L2 entry for cluster \(cluster)", at: entryLocation(cluster, l2Offset),
-                                        "compressed cluster at \(host) lies outside the file (\(fileSize) bytes)")
+                                        "compressed cluster at \(host) lies outside the file (\(fileEnd) bytes)")
             }
             return .compressed(host: host, length: length)
         }
         let host = entry & Self.offsetMask
         if host != 0 {
-            let fileSize = try file.size()
-            guard host % UInt64(clusterSize) == 0, host < max(fileSize, fileEnd) else {
+            guard host % UInt64(clusterSize) == 0, host < fileEnd else {
                 throw WispError.corrupt(name, "L2 entry for cluster \(cluster)", at: entryLocation(cluster, l2Offset),
-                                        "data cluster offset \(host) is unaligned or past the end of the file (\(fileSize) bytes)")
+                                        "data cluster offset \(host) is unaligned or past the end of the file (\(fileEnd) bytes)")
             }
         }
         if extendedL2 {

@@ -8,7 +8,6 @@ struct Ext4GroupDescriptor: Sendable {
     var group: UInt32
     var inodeTable: UInt64
     var flags: UInt16
-    var unusedInodes: UInt32
 
     /// Decodes `bytes` (one descriptor of `superblock.descriptorSize` bytes, found at
     /// `offset` of the device), verifies its checksum and that its inode table lies
@@ -40,7 +39,6 @@ struct Ext4GroupDescriptor: Sendable {
         self.group = group
         inodeTable = UInt64(try r.u32le(0x8)) | (is64 ? UInt64(try r.u32le(0x28)) << 32 : 0)
         flags = try r.u16le(0x12)
-        unusedInodes = UInt32(try r.u16le(0x1C)) | (is64 ? UInt32(try r.u16le(0x32)) << 16 : 0)
         let tableEnd = inodeTable.addingReportingOverflow(sb.inodeTableBlocks)
         guard inodeTable > UInt64(sb.firstDataBlock), !tableEnd.overflow, tableEnd.partialValue <= sb.blocksCount else {
             throw r.error(at: 0x8, "inode table at block \(inodeTable) (\(sb.inodeTableBlocks) blocks) lies outside the filesystem's \(sb.blocksCount) blocks")
@@ -49,7 +47,6 @@ struct Ext4GroupDescriptor: Sendable {
             // Without checksummed descriptors the uninit flags are meaningless (old kernels
             // never set them), exactly as the kernel ignores them.
             flags = 0
-            unusedInodes = 0
         }
     }
 
@@ -84,10 +81,11 @@ final class Ext4GroupTable: Sendable {
         let offset = block * UInt64(sb.blockSize)
         let bytes = try device.read(at: offset, count: sb.blockSize)
         var decoded: [UInt32: Ext4GroupDescriptor] = [:]
-        let first = UInt32(blockIndex) * UInt32(perBlock)
+        let first = blockIndex * UInt64(perBlock)
         for i in 0..<perBlock {
-            let g = first + UInt32(i)
-            guard g < sb.groupCount else { break }
+            // 64-bit arithmetic: the last descriptor block may reach past group 2^32 - 1.
+            guard first + UInt64(i) < UInt64(sb.groupCount) else { break }
+            let g = UInt32(first + UInt64(i))
             let start = i * sb.descriptorSize
             let slice = bytes[start..<(start + sb.descriptorSize)]
             // Only the descriptor asked for must be valid; a damaged neighbour is

@@ -11,9 +11,14 @@ public final class Ext4Reader: FileSystem {
     public let superblock: Ext4Superblock
     public let warnings: [String]
     let groups: Ext4GroupTable
-    private let inodeTableCache = Ext4BlockCache(capacity: 512)
+    /// About 4 MiB of recently used inode table blocks.
+    private let inodeTableCache: Ext4BlockCache
     private let runCache = LockedValue<[UInt32: [Ext4Run]]>([:])
     private static let runCacheLimit = 32
+    /// Recently listed directories: path resolution lists every directory on the way,
+    /// and callers resolve many paths under the same few directories.
+    private let listingCache = LockedValue<[UInt32: [DirectoryEntry]]>([:])
+    private static let listingCacheEntryLimit = 200_000
 
     public init(device: any BlockDevice) throws {
         self.device = device
@@ -25,6 +30,7 @@ public final class Ext4Reader: FileSystem {
                                     source: device.name, deviceSize: device.size)
         superblock = sb
         groups = Ext4GroupTable(device: device, superblock: sb)
+        inodeTableCache = Ext4BlockCache(capacity: max(32, (4 << 20) / sb.blockSize))
         var warnings: [String] = []
         if sb.features.hasIncompatible(Ext4Features.recover) {
             warnings.append("\(device.name): the ext4 journal needs recovery (the filesystem was not cleanly unmounted); reading without replaying it, so the most recent changes may be missing")
@@ -60,7 +66,19 @@ public final class Ext4Reader: FileSystem {
     }
 
     public func list(directory number: UInt64) throws -> [DirectoryEntry] {
-        try directoryEntries(try inode(number))
+        if let cached = listingCache.withLock({ $0[UInt32(truncatingIfNeeded: number)] }),
+           number <= UInt64(superblock.inodesCount) {
+            return cached
+        }
+        let entries = try directoryEntries(try inode(number))
+        listingCache.withLock { cache in
+            let held = cache.values.reduce(0) { $0 + $1.count }
+            if cache.count >= 16 || held + entries.count > Self.listingCacheEntryLimit {
+                cache.removeAll(keepingCapacity: true)
+            }
+            if entries.count <= Self.listingCacheEntryLimit { cache[UInt32(number)] = entries }
+        }
+        return entries
     }
 
     public func read(inode number: UInt64, offset: UInt64, count: Int) throws -> [UInt8] {

@@ -12,6 +12,9 @@ public struct FATWriter: Sendable {
         case fat12, fat16, fat32
     }
 
+    /// Largest image: 64 GiB keeps a FAT32 table (32 KiB clusters) at 8 MiB of memory.
+    public static let maximumSize: UInt64 = 64 << 30
+
     public var label: String
     /// Image size in bytes; nil picks the smallest image that holds the tree (at least 128 KiB,
     /// a multiple of 64 KiB), as cloud-localds does with `truncate -s 128K`.

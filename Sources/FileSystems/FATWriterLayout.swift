@@ -41,8 +41,10 @@ struct FATLayout {
     init(tree: WriterTree, writer: FATWriter, source: String) throws {
         try tree.validate(source: source)
         self.writer = writer
-        let label = try Self.labelField(writer.label, source: source)
-        _ = label
+        _ = try Self.labelField(writer.label, source: source)
+        if let size = writer.size, size > FATWriter.maximumSize {
+            throw WispError.invalidArgument("\(source): \(size) bytes is larger than the \(FATWriter.maximumSize >> 30) GiB this FAT writer makes (its tables live in memory)")
+        }
         let root = FATNode(name: "", contents: nil, permissions: 0o755)
         self.root = root
         try Self.build(tree.entries, into: root, source: source, path: "")

@@ -184,9 +184,12 @@ extension XFSReader {
         value.reserveCapacity(length)
         for i in 0..<blocks {
             let chunk = Array(bytes[(i * blockSize)..<((i + 1) * blockSize)])
-            // Each block may sit in a different extent, so find its own device offset.
-            let e = extents[firstExtent(in: extents, endingAfter: first + UInt64(i))]
-            let offset = sb.byteOffset(fsBlock: e.startBlock + (first + UInt64(i) - e.fileBlock)) ?? 0
+            // Each block may sit in a different extent (readMapped checked all are mapped).
+            let index = firstExtent(in: extents, endingAfter: first + UInt64(i))
+            guard index < extents.count, extents[index].fileBlock <= first + UInt64(i),
+                  let offset = sb.byteOffset(fsBlock: extents[index].startBlock + (first + UInt64(i) - extents[index].fileBlock)) else {
+                throw WispError.corrupt(source, "XFS remote attribute value of inode \(node.number)", "block \(first + UInt64(i)) is not mapped")
+            }
             let structure = "XFS remote attribute block of inode \(node.number)"
             let r = ByteReader(chunk, source: source, structure: structure, baseOffset: offset)
             guard try r.u32be(0) == 0x5841_524D else { throw r.error(at: 0, "magic is not XARM") }

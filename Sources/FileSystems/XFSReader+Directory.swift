@@ -18,7 +18,8 @@ extension XFSReader {
         case .device:
             throw WispError.corrupt(source, "XFS directory inode \(number)", at: node.dataForkOffset, "device-format data fork")
         }
-        listingCache.insert(entries, for: number)
+        // Huge directories are re-read rather than pinned in memory.
+        if entries.count <= 100_000 { listingCache.insert(entries, for: number) }
         return entries
     }
 

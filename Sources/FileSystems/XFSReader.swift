@@ -81,13 +81,12 @@ public final class XFSReader: FileSystem {
         switch node.format {
         case .local:
             // Linux never writes inline regular files, but the format allows them.
-            let start = Int(offset)
-            let end = start + length
-            guard end <= node.dataFork.count else {
+            guard node.size <= UInt64(node.dataFork.count) else {
                 throw WispError.corrupt(source, "XFS inode \(number)", at: node.dataForkOffset,
                                         "inline data of \(node.size) bytes exceeds the \(node.dataFork.count)-byte fork")
             }
-            output.replaceSubrange(0..<length, with: node.dataFork[start..<end])
+            let start = Int(offset)
+            output.replaceSubrange(0..<length, with: node.dataFork[start..<(start + length)])
         case .extents, .btree:
             if node.flags & XFSInode.flagRealtime != 0 {
                 throw WispError.unsupported(source, "XFS inode \(number) lives on the realtime device")

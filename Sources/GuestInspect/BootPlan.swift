@@ -10,9 +10,16 @@ public struct BootPlan: Sendable, Codable, Equatable {
     public var kernelPath: String
     public var initrdPaths: [String]
     public var commandLine: String
+    /// Set when `kernelPath` is a unified kernel image: the kernel and initrd are its
+    /// .linux and .initrd PE sections (KernelExtraction writes them out as files).
+    public var unifiedKernelImage: Bool?
+    /// The entry's id (BLS file stem, GRUB --id, extlinux LABEL), for --entry.
+    public var entryID: String?
 
     public init(source: String, title: String? = nil, version: String? = nil, kernelPath: String,
-                initrdPaths: [String], commandLine: String) {
+                initrdPaths: [String], commandLine: String, unifiedKernelImage: Bool? = nil, entryID: String? = nil) {
+        self.unifiedKernelImage = unifiedKernelImage
+        self.entryID = entryID
         self.source = source
         self.title = title
         self.version = version

@@ -128,11 +128,11 @@ public enum GPTPartitionTable {
     }
 
     static func readHeader(_ disk: any BlockDevice, lba: UInt64, unit: UInt64, lastLBA: UInt64) throws -> Header {
-        let offset = lba * unit
         let where_ = lba == 1 ? "primary GPT header" : "backup GPT header"
         guard lba <= lastLBA else {
-            throw WispError.corrupt(disk.name, where_, at: offset, "sector \(lba) is past the end of the disk")
+            throw WispError.corrupt(disk.name, where_, "sector \(lba) is past the end of the disk (last sector \(lastLBA))")
         }
+        let offset = lba * unit
         let sector = try disk.read(at: offset, count: Int(unit))
         let reader = ByteReader(sector, source: disk.name, structure: where_, baseOffset: offset)
         guard Array(sector[0..<8]) == signature else {

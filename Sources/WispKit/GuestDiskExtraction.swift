@@ -11,7 +11,7 @@ import Glibc
 /// owners are kept when running as root. Names from the image are hostile: anything that
 /// is not a plain path component is skipped with a warning, and every directory is one
 /// this run created, so an entry can never write outside the destination.
-public struct GuestExtraction {
+public struct GuestExtraction: Sendable {
     public struct Report: Sendable, Equatable {
         public var files = 0
         public var directories = 0
@@ -44,22 +44,61 @@ public struct GuestExtraction {
                 // The root copied into an existing directory: its contents go there.
                 var report = Report()
                 var visited: Set<UInt64> = [resolved.inode]
-                try copyChildren(of: resolved.inode, into: destination, depth: 0, visited: &visited, report: &report)
+                var plan = Plan()
+                try copyChildren(of: resolved.inode, into: destination, depth: 0, visited: &visited, report: &report, plan: &plan)
+                try finish(plan, report: &report)
                 return report
             }
         }
         var report = Report()
         var visited: Set<UInt64> = []
-        try copy(inode: resolved.inode, info: info, to: target, depth: 0, visited: &visited, report: &report)
+        var plan = Plan()
+        try copy(inode: resolved.inode, info: info, to: target, depth: 0, visited: &visited, report: &report, plan: &plan)
+        try finish(plan, report: &report)
         return report
     }
 
-    func copy(inode: UInt64, info: FileStat, to target: String, depth: Int, visited: inout Set<UInt64>, report: inout Report) throws {
+    /// Work the tree walk defers: file contents (copied on all cores afterwards) and
+    /// directory modes and times (applied last, children first, since writing into a
+    /// directory changes its time and a read-only mode would stop the writes).
+    struct Plan {
+        var files: [(inode: UInt64, info: FileStat, target: String)] = []
+        var directories: [(info: FileStat, path: String)] = []
+    }
+
+    func finish(_ plan: Plan, report: inout Report) throws {
+        let failure = LockedValue<(any Error)?>(nil)
+        let files = plan.files
+        let workers = max(1, min(files.count, ProcessInfo.processInfo.activeProcessorCount))
+        let next = LockedValue(0)
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while failure.withLock({ $0 == nil }) {
+                let index = next.withLock { value -> Int in
+                    defer { value += 1 }
+                    return value
+                }
+                guard index < files.count else { return }
+                let job = files[index]
+                do {
+                    try copyFile(inode: job.inode, info: job.info, to: job.target)
+                } catch {
+                    failure.withLock { if $0 == nil { $0 = error } }
+                }
+            }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
+        report.files += files.count
+        report.bytes += files.reduce(0) { $0 + $1.info.size }
+        for directory in plan.directories {
+            try applyMetadata(directory.info, to: directory.path, isSymlink: false)
+        }
+    }
+
+    func copy(inode: UInt64, info: FileStat, to target: String, depth: Int, visited: inout Set<UInt64>,
+              report: inout Report, plan: inout Plan) throws {
         switch info.type {
         case .regular:
-            try copyFile(inode: inode, info: info, to: target)
-            report.files += 1
-            report.bytes += info.size
+            plan.files.append((inode, info, target))
         case .directory:
             guard depth < Self.maxDepth else {
                 report.warnings.append("\(target): deeper than \(Self.maxDepth) levels; not copied")
@@ -72,8 +111,8 @@ public struct GuestExtraction {
             // mkdir, not "create if missing": an existing name could be a symlink placed there.
             guard mkdir(target, 0o700) == 0 else { throw WispError.posix("mkdir", target, errno: errno) }
             report.directories += 1
-            try copyChildren(of: inode, into: target, depth: depth + 1, visited: &visited, report: &report)
-            try applyMetadata(info, to: target, isSymlink: false)
+            try copyChildren(of: inode, into: target, depth: depth + 1, visited: &visited, report: &report, plan: &plan)
+            plan.directories.append((info, target))
         case .symlink:
             let link = try fileSystem.readlink(inode: inode)
             guard symlink(link, target) == 0 else { throw WispError.posix("symlink", target, errno: errno) }
@@ -93,7 +132,8 @@ public struct GuestExtraction {
         }
     }
 
-    func copyChildren(of inode: UInt64, into directory: String, depth: Int, visited: inout Set<UInt64>, report: inout Report) throws {
+    func copyChildren(of inode: UInt64, into directory: String, depth: Int, visited: inout Set<UInt64>,
+                      report: inout Report, plan: inout Plan) throws {
         var seen: Set<String> = []
         for entry in try fileSystem.list(directory: inode) {
             let name = entry.name
@@ -106,7 +146,8 @@ public struct GuestExtraction {
                 continue
             }
             let info = try fileSystem.stat(inode: entry.inode)
-            try copy(inode: entry.inode, info: info, to: directory + "/" + name, depth: depth, visited: &visited, report: &report)
+            try copy(inode: entry.inode, info: info, to: directory + "/" + name, depth: depth, visited: &visited,
+                     report: &report, plan: &plan)
         }
     }
 

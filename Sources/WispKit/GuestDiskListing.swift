@@ -33,7 +33,21 @@ public enum GuestListing {
             return [try entry(fs, name: name, inode: resolved.inode, knownType: info.type, long: true)]
         }
         let children = try fs.list(directory: resolved.inode).sorted { $0.name < $1.name }
-        return try children.map { try entry(fs, name: $0.name, inode: $0.inode, knownType: $0.type, long: long) }
+        guard long, children.count >= 64 else {
+            return try children.map { try entry(fs, name: $0.name, inode: $0.inode, knownType: $0.type, long: long) }
+        }
+        // Big directories (/usr/bin): stat on every core, in contiguous slices.
+        let workers = ProcessInfo.processInfo.activeProcessorCount
+        let sliceSize = (children.count + workers - 1) / workers
+        let results = LockedValue([Int: Result<[GuestListingEntry], any Error>]())
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let range = (worker * sliceSize)..<min(children.count, (worker + 1) * sliceSize)
+            let result = Result { try range.map { i in
+                try entry(fs, name: children[i].name, inode: children[i].inode, knownType: children[i].type, long: true)
+            } }
+            results.withLock { $0[worker] = result }
+        }
+        return try (0..<workers).flatMap { worker in try results.withLock { $0[worker] }?.get() ?? [] }
     }
 
     static func entry(_ fs: any FileSystem, name: String, inode: UInt64, knownType: FileType?, long: Bool) throws -> GuestListingEntry {

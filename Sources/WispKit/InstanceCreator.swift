@@ -66,6 +66,7 @@ public struct InstanceCreator: Sendable {
             do {
                 bootFacts = try RunIntegration.extractBoot(image: base, into: staging)
             } catch where options.boot == "auto" {
+                progress("no direct boot (\(error)); booting through UEFI firmware")
                 bootFacts = nil
             }
             if bootFacts == nil && options.boot == "direct" {

@@ -6,20 +6,33 @@ import WispCore
 struct ImageInfoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "info",
-        abstract: "Show an image's format, sizes, qcow2 features and backing chain.",
-        discussion: "Like 'qemu-img info --backing-chain'. Dirty and corrupt qcow2 images are reported, not refused.")
+        abstract: "Show an image's format, sizes, qcow2 features, backing chain, partitions and filesystems.",
+        discussion: """
+            Like 'qemu-img info --backing-chain', plus the partition table and filesystems \
+            inside (skip them with --no-partitions). Dirty and corrupt qcow2 images are \
+            reported, not refused.
+            """)
 
     @Argument(help: "The image file.") var image: String
     @Flag(name: .long, help: "Print JSON instead of text.") var json = false
+    @Flag(name: .customLong("partitions"), inversion: .prefixedNo,
+          help: "Also read the partition table and filesystems inside the image.")
+    var partitions = true
 
     func run() async throws {
         let info = try ImageInfo.read(path: image)
+        let guest = partitions ? GuestDiskInfo(path: image) : nil
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(info), as: UTF8.self))
+            if let guest {
+                print(String(decoding: try encoder.encode(ImageInfoWithGuest(info: info, guest: guest)), as: UTF8.self))
+            } else {
+                print(String(decoding: try encoder.encode(info), as: UTF8.self))
+            }
         } else {
             print(info.text)
+            if let guest { print(guest.textLines.joined(separator: "\n")) }
         }
     }
 }

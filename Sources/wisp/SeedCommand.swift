@@ -119,7 +119,7 @@ struct SeedCommand: AsyncParsableCommand {
         for issue in issues where issue.severity == .warning && !json {
             FileHandle.standardError.write(Data("wisp seed: \(issue)\n".utf8))
         }
-        try SeedImageWriter.write(seed, format: format, to: output)
+        try SeedImageWriter.write(seed, format: format, to: output, timestamp: SeedImageWriter.defaultTimestamp(), issues: issues)
         if json {
             let report = SeedReport(output: output, format: format.rawValue,
                                     files: seed.files.map { .init(name: $0.name, bytes: $0.contents.count) },
@@ -220,6 +220,11 @@ struct SeedReport: Encodable {
     var files: [File]
     var instanceID: String?
     var issues: [ValidationIssue]
+
+    enum CodingKeys: String, CodingKey {
+        case output, format, files, issues
+        case instanceID = "instance_id"
+    }
 }
 
 struct ValidationReport: Encodable {

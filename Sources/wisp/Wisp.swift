@@ -9,6 +9,8 @@ struct Wisp: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             ImageCommand.self,
+            InspectCommand.self,
+            KernelCommand.self,
             FSCommand.self,
             SeedCommand.self,
             RunCommand.self, ListCommand.self, SSHCommand.self, StopCommand.self, StartCommand.self,

@@ -67,7 +67,7 @@ import WispTestSupport
         let user = try #require(record?["user"] as? String)
         #expect(try box.check(["ssh", "e2e", "--", "id", "-un"]).stdoutText == "\(user)\n")
         #expect(try box.check(["ssh", "e2e", "--", "sudo", "-n", "true"]).status == 0)
-        let hostKey = try box.check(["ssh", "e2e", "--", "cat", "/etc/ssh/ssh_host_ed25519_key.pub"]).stdoutText
+        let hostKey = try box.check(["ssh", "e2e", "--", "sudo", "-n", "cat", "/etc/ssh/ssh_host_ed25519_key.pub"]).stdoutText
         let ourHostKey = try String(contentsOfFile: box.dir.file("data") + "/wisp/instances/e2e/ssh_host_ed25519_key.pub", encoding: .utf8)
         #expect(hostKey.split(separator: " ").prefix(2) == ourHostKey.split(separator: " ").prefix(2))
         #expect(try box.run(["ssh", "e2e", "--", "sh", "-c", "exit 7"]).status == 7)

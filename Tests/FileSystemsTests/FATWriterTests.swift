@@ -55,6 +55,13 @@ import WispTestSupport
         #expect(note.count == 5000 && note.allSatisfy { $0 == "x" })
         let label = try ToolRunner.check("fatlabel", [path]).stdoutText
         #expect(label.trimmingCharacters(in: .whitespacesAndNewlines) == "CIDATA")
+        // The boot sector's copy of the label too (offset 43, or 71 on FAT32), which blkid
+        // falls back to and which must match the root directory's volume-label entry.
+        let handle = try #require(FileHandle(forReadingAtPath: path))
+        let boot = Array(try handle.read(upToCount: 512) ?? Data())
+        let isFAT32 = boot.count == 512 && boot[82..<90].elementsEqual("FAT32   ".utf8)
+        let offset = isFAT32 ? 71 : 43
+        #expect(boot.count == 512 && String(decoding: boot[offset..<(offset + 11)], as: UTF8.self) == "CIDATA     ")
     }
 
     @Test(arguments: [
@@ -128,6 +135,7 @@ import WispTestSupport
             (FATWriter(size: 128 << 10, timestamp: Self.stamp), WriterTree([.file("big", [UInt8](repeating: 1, count: 1 << 20))]), "clusters"),
             (FATWriter(size: 1 << 20, fatType: .fat32, timestamp: Self.stamp), WriterTree([]), "cannot hold a FAT32"),
             (FATWriter(label: "bad:label", timestamp: Self.stamp), WriterTree([]), "volume label"),
+            (FATWriter(size: 1 << 50, timestamp: Self.stamp), WriterTree([]), "larger than"),
             (FATWriter(size: 2 << 20, timestamp: Self.stamp), WriterTree((0..<600).map { .file("f\($0)", []) }), "root"),
         ]
         for (writer, tree, message) in cases {

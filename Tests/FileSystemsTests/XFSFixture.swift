@@ -45,7 +45,17 @@ final class XFSFixture {
     /// Environment that lets mkfs.xfs make filesystems under 300 MB (the xfstests escape).
     static let smallFilesystemEnvironment = ["TEST_DIR": "/tmp", "TEST_DEV": "/dev/null", "QA_CHECK_FS": "1"]
 
-    init(options: [String], blockSize: Int = 4096, bigDirectories: Bool = true, imageSize: String = "192M") throws {
+    /// Directories sized for each on-disk form (with 4 KiB blocks): shortform, block,
+    /// leaf, node; and a fragmented one whose data blocks interleave with its files' data,
+    /// which pushes its fork into btree format. (name, entries, file size, extra name length)
+    static let standardDirectories = [("sf", 5, 0, 20), ("block", 40, 0, 20), ("leaf", 400, 0, 20),
+                                      ("node", 5000, 0, 20), ("fragmented", 4000, 1, 20)]
+    /// The same forms with 1 KiB blocks and far fewer entries, for fast corruption runs.
+    static let smallDirectories = [("sf", 5, 0, 10), ("block", 10, 0, 10), ("leaf", 40, 0, 10),
+                                   ("node", 200, 0, 10), ("fragmented", 700, 1, 240)]
+
+    init(options: [String], blockSize: Int = 4096, directories: [(String, Int, Int, Int)] = standardDirectories,
+         compact: Bool = false, imageSize: String = "192M") throws {
         directory = try TemporaryDirectory("wisp-xfs")
         image = directory.file("xfs.img")
         self.blockSize = blockSize
@@ -80,12 +90,14 @@ final class XFSFixture {
         func endDirectory(indent: String) { proto += "\(indent)$\n" }
 
         // Files of many sizes at the root, around block and extent boundaries.
-        for (i, size) in [0, 1, 100, 511, 512, 1023, 1024, 4095, 4096, 4097, 65539, 1 << 20, 3 << 20 | 5].enumerated() {
+        // (A compact tree leaves out the large files, for fast corruption runs.)
+        let sizes = [0, 1, 100, 511, 512, 1023, 1024, 4095, 4096, 4097, 65539] + (compact ? [] : [1 << 20, 3 << 20 | 5])
+        for (i, size) in sizes.enumerated() {
             try addFile("", "size-\(i)-\(size)", content: random.bytes(size), indent: " ")
         }
         try addFile("", "setuid", content: random.bytes(10), mode: "-u-755", uid: 1000, gid: 100, indent: " ")
         try addFile("", "setgid", content: random.bytes(10), mode: "--g750", uid: 65534, gid: 4242, indent: " ")
-        try addFile("", "holes", content: random.bytes(2 << 20), indent: " ")
+        try addFile("", "holes", content: random.bytes(compact ? 128 * blockSize : 2 << 20), indent: " ")
         try addFile("", "unwritten", content: random.bytes(64 << 10), indent: " ")
         try addFile("", "xattrs-small", content: [1, 2, 3], indent: " ")
         try addFile("", "xattrs-leaf", content: [4], indent: " ")
@@ -127,14 +139,10 @@ final class XFSFixture {
             indent = String(indent.dropLast())
         }
 
-        // Directories sized for each on-disk form: shortform, block, leaf, node; and a
-        // fragmented one whose data blocks interleave with file data (btree fork).
-        var sizes: [(String, Int, Int)] = [("sf", 5, 0), ("block", 40, 0), ("leaf", 400, 0)]
-        if bigDirectories { sizes += [("node", 5000, 0), ("fragmented", 4000, 1)] }
-        for (name, count, fileSize) in sizes {
+        for (name, count, fileSize, nameLength) in directories {
             beginDirectory("", name, indent: " ")
             for i in 0..<count {
-                let entry = "entry-\(i)-" + String(repeating: "x", count: Int(random.next() % 20))
+                let entry = "entry-\(i)-" + String(repeating: "x", count: Int(random.next() % UInt64(nameLength + 1)))
                 try addFile("/\(name)", entry, content: random.bytes(fileSize), indent: "  ")
             }
             endDirectory(indent: " ")

@@ -139,3 +139,54 @@ import WispTestSupport
 extension Array where Element == UInt8 {
     var data: Data { Data(self) }
 }
+
+@Suite struct GuestDiskExt4Tests {
+    /// A cloud-image layout: ESP first in the table, ext4 root after; the root is the
+    /// default because it holds /etc/os-release (a symlink to ../usr/lib/os-release, as
+    /// on Debian).
+    @Test func defaultIsTheExt4RootEvenAfterAnESP() throws {
+        let fixture = try GuestDiskFixture(withRoot: false)
+        let tree = fixture.directory.file("ext4tree")
+        try GuestDiskFixture.write("\(tree)/usr/lib/os-release", Array("ID=debian\n".utf8), mtime: 1_690_000_000)
+        try FileManager.default.createDirectory(atPath: "\(tree)/etc", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: "\(tree)/etc/os-release", withDestinationPath: "../usr/lib/os-release")
+
+        let offset: UInt64 = (2048 + 40 * 2048) * 512
+        try ToolRunner.check("mkfs.ext4", ["-q", "-F", "-L", "cloudimg-rootfs", "-d", tree, "-E", "offset=\(offset)", fixture.disk, "40M"])
+        let disk = try GuestDisk(path: fixture.disk)
+        let root = try disk.defaultVolume()
+        #expect(root.partition.number == 2)
+        #expect(root.kind == .ext4)
+        #expect(root.fileSystem?.label == "cloudimg-rootfs")
+        #expect(try disk.fileSystem(selector: nil).readFile("/etc/os-release") == Array("ID=debian\n".utf8))
+        let esp = try disk.fileSystem(selector: "ESPLABEL")
+        #expect(esp.typeName == "vfat")
+    }
+}
+
+@Suite struct GuestListingTests {
+    /// Large directories are stat'ed in parallel; the result must equal the sequential one
+    /// and be sorted by name, as mdir lists the same names.
+    @Test func bigDirectoryListingIsCompleteAndSorted() throws {
+        let dir = try TemporaryDirectory("biglist")
+        let image = dir.file("fat.img"), tree = dir.file("many")
+        try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: true)
+        for i in 0..<200 {
+            try GuestDiskFixture.write("\(tree)/file-\(i).dat", Array(repeating: UInt8(i & 0xFF), count: i), mtime: 1_700_000_000 + Double(i) * 2)
+        }
+        try ToolRunner.check("mkfs.vfat", ["-C", image, "4096"])
+        try ToolRunner.check("mcopy", ["-s", "-m", "-i", image, tree, "::/"], environment: GuestDiskFixture.environment)
+        let fs = try GuestDisk(path: image).fileSystem(selector: nil)
+        let long = try GuestListing.list(fs, path: "/many", long: true)
+        let short = try GuestListing.list(fs, path: "/many", long: false)
+        #expect(long.map(\.name) == short.map(\.name))
+        #expect(long.map(\.name) == (0..<200).map { "file-\($0).dat" }.sorted())
+        for entry in long {
+            let i = try #require(Int(entry.name.dropFirst(5).dropLast(4)))
+            #expect(entry.size == UInt64(i))
+            #expect(entry.mtime == 1_700_000_000 + Int64(i) * 2)
+        }
+        let mdir = try ToolRunner.check("mdir", ["-b", "-i", image, "::/many"], environment: GuestDiskFixture.environment).stdoutText
+        #expect(mdir.split(separator: "\n").count == 200)
+    }
+}

@@ -95,3 +95,28 @@ import WispTestSupport
         #expect(help.contains("--partition"))
     }
 }
+
+@Suite struct ImageInfoGuestTests {
+    /// `wisp image info` adds the partition table and filesystems, as sfdisk and blkid see them.
+    @Test func imageInfoListsPartitionsAndFilesystems() throws {
+        let f = try FSCommandTests.makeFixture()
+        let wisp = try FSCommandTests.wisp()
+        let text = try ToolRunner.check(wisp, ["image", "info", f.disk]).stdoutText
+        let uuid = try ToolRunner.check("blkid", ["-p", "-o", "value", "-s", "UUID", "--offset", "1048576", f.disk]).stdoutText
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(text.contains("partition table: gpt, 512-byte sectors"))
+        #expect(text.contains("EFI System, name \"ESP\"; vfat label \"MYESP\" uuid \(uuid)"))
+        let json = try ToolRunner.check(wisp, ["image", "info", "--json", f.disk]).stdout
+        let object = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
+        let table = try #require(object["partitionTable"] as? [String: Any])
+        let sfdisk = try #require(try JSONSerialization.jsonObject(
+            with: ToolRunner.check("sfdisk", ["--json", f.disk]).stdout) as? [String: Any])
+        let judged = try #require(sfdisk["partitiontable"] as? [String: Any])
+        #expect(table["diskGUID"] as? String == (judged["id"] as? String)?.lowercased())
+        let partitions = try #require(table["partitions"] as? [[String: Any]])
+        #expect(partitions.count == 1)
+        let filesystem = try #require(partitions[0]["filesystem"] as? [String: Any])
+        #expect(filesystem["uuid"] as? String == uuid)
+        #expect(object["format"] as? String == "raw")
+    }
+}

@@ -1,0 +1,344 @@
+import FileSystems
+import Partitions
+import WispCore
+
+/// Reads a guest disk the way its boot loader and init would: partition table, filesystems,
+/// the OS root and its fstab (assembled into a `MountView`), then every boot entry it can
+/// find and the one that boots by default. Nothing is written.
+public final class GuestInspector: @unchecked Sendable {
+    public let disk: any BlockDevice
+    public let partitionScheme: String
+    public let partitions: [Partition]
+    /// Every filesystem found, readable or not, in partition order.
+    public private(set) var fileSystems: [OpenedFileSystem] = []
+    public private(set) var rootIndex: Int?
+    public private(set) var fstab: [FstabEntry] = []
+    public private(set) var view: MountView?
+    public private(set) var osRelease: OSRelease?
+    var warnings: [String] = []
+    /// Mount points whose filesystem Wisp cannot read, with the reason.
+    var unreadableMounts: [String: String] = [:]
+    private var cachedReport: GuestReport?
+
+    public struct OpenedFileSystem: @unchecked Sendable {
+        public var partition: Partition
+        public var kind: FileSystemKind
+        public var fileSystem: (any FileSystem)?
+        public var unreadable: String?
+        public var mountPoint: String?
+    }
+
+    /// Limits for reading guest configuration files: boot configs are small.
+    static let configLimit: UInt64 = 4 << 20
+    static let maxEntriesPerDirectory = 512
+
+    public init(disk: any BlockDevice) throws {
+        self.disk = disk
+        let table = try PartitionTable.read(from: disk)
+        partitionScheme = table.scheme.rawValue
+        partitions = table.partitions
+        warnings += table.warnings
+        try openFileSystems()
+        try assembleMountView()
+    }
+
+    // MARK: filesystems and the mount view
+
+    private func openFileSystems() throws {
+        for partition in partitions where partition.size > 0 {
+            let device = try partition.device(on: disk)
+            guard let kind = try? FileSystemProbe.probe(device) else { continue }
+            var opened = OpenedFileSystem(partition: partition, kind: kind, fileSystem: nil, unreadable: nil, mountPoint: nil)
+            do {
+                opened.fileSystem = try FileSystemOpener.open(device, as: kind)
+            } catch let error as WispError {
+                opened.unreadable = Self.reason(error)
+            } catch {
+                opened.unreadable = "\(error)"
+            }
+            fileSystems.append(opened)
+        }
+    }
+
+    /// The part of an error message after "source: ", for short report fields.
+    static func reason(_ error: WispError) -> String {
+        if let range = error.message.range(of: ": ") { return String(error.message[range.upperBound...]) }
+        return error.message
+    }
+
+    private func assembleMountView() throws {
+        // The root: a readable filesystem holding os-release, preferring one with an fstab.
+        var best: (index: Int, score: Int)?
+        for (index, opened) in fileSystems.enumerated() {
+            guard let fs = opened.fileSystem else { continue }
+            var score = 0
+            if (try? fs.resolve("/etc/os-release")) != nil || (try? fs.resolve("/usr/lib/os-release")) != nil { score += 2 }
+            if (try? fs.resolve("/etc/fstab")) != nil { score += 1 }
+            if (try? fs.resolve("/sbin/init", followFinalSymlink: false)) != nil
+                || (try? fs.resolve("/usr/lib/systemd/systemd")) != nil { score += 1 }
+            if score >= 2, score > (best?.score ?? 0) { best = (index, score) }
+        }
+        guard let rootIndex = best?.index, let rootFS = fileSystems[rootIndex].fileSystem else {
+            let unreadable = fileSystems.filter { $0.unreadable != nil }
+            if !unreadable.isEmpty {
+                let list = unreadable.map { "partition \($0.partition.number) is \($0.kind.rawValue) (\($0.unreadable ?? ""))" }
+                throw WispError.unsupported(disk.name, "no readable OS root filesystem: " + list.joined(separator: "; "))
+            }
+            // Say what the other partitions hold when Wisp knows the format but not how to
+            // read through it (LVM, LUKS).
+            var containers: [String] = []
+            for partition in partitions where partition.size >= 1024 {
+                guard let device = try? partition.device(on: disk) else { continue }
+                if let label = try? device.read(at: 512, count: 32), Array(label[0..<8]) == Array("LABELONE".utf8),
+                   Array(label[24..<32]) == Array("LVM2 001".utf8) {
+                    containers.append("partition \(partition.number) is an LVM physical volume (LVM is not supported)")
+                } else if let head = try? device.read(at: 0, count: 6), head == Array("LUKS".utf8) + [0xba, 0xbe] {
+                    containers.append("partition \(partition.number) is LUKS-encrypted (not supported)")
+                }
+            }
+            let detail = containers.isEmpty ? "" : ": " + containers.joined(separator: "; ")
+            throw WispError.notFound("\(disk.name): no filesystem holds an OS root (/etc/os-release)\(detail)")
+        }
+        self.rootIndex = rootIndex
+        fileSystems[rootIndex].mountPoint = "/"
+        var mounts = [MountView.Mount(mountPoint: "/", fileSystem: rootFS, fileSystemIndex: rootIndex)]
+        let rootOnly = try MountView(mounts: mounts)
+        if let text = (try? rootOnly.readFile("/etc/os-release", limit: Self.configLimit))
+            ?? (try? rootOnly.readFile("/usr/lib/os-release", limit: Self.configLimit)) {
+            osRelease = OSRelease(parsing: String(decoding: text, as: UTF8.self))
+        }
+        if let text = try? rootOnly.readFile("/etc/fstab", limit: Self.configLimit) {
+            do {
+                fstab = try FstabEntry.parse(String(decoding: text, as: UTF8.self), source: "/etc/fstab")
+            } catch let error as WispError {
+                warnings.append(error.message)
+            }
+        }
+        let skipTypes: Set<String> = ["swap", "proc", "sysfs", "tmpfs", "devpts", "none", "nfs", "nfs4", "cifs", "devtmpfs"]
+        for entry in fstab where entry.mountPoint.hasPrefix("/") && entry.mountPoint != "/" && !skipTypes.contains(entry.type) {
+            guard let index = fileSystemIndex(forDevice: entry.device) else {
+                // An unreadable filesystem has no UUID or label to match: it may be this one.
+                let unreadable = fileSystems.filter { $0.unreadable != nil && $0.kind != .swap }
+                if !unreadable.isEmpty {
+                    let list = unreadable.map { "\($0.kind.rawValue) on partition \($0.partition.number) (\($0.unreadable ?? ""))" }
+                    unreadableMounts[MountView.normalize(entry.mountPoint)] =
+                        "\(entry.mountPoint) (\(entry.device)) is probably " + list.joined(separator: " or ")
+                }
+                if !entry.options.split(separator: ",").contains("nofail") {
+                    warnings.append("fstab line \(entry.line): \(entry.device) for \(entry.mountPoint) matches no filesystem on this disk")
+                }
+                continue
+            }
+            guard index != rootIndex else { continue }  // e.g. btrfs subvolumes of the root
+            if let fs = fileSystems[index].fileSystem {
+                fileSystems[index].mountPoint = fileSystems[index].mountPoint ?? entry.mountPoint
+                mounts.append(MountView.Mount(mountPoint: entry.mountPoint, fileSystem: fs, fileSystemIndex: index))
+            } else {
+                fileSystems[index].mountPoint = entry.mountPoint
+                unreadableMounts[MountView.normalize(entry.mountPoint)] =
+                    "\(entry.mountPoint) is \(fileSystems[index].kind.rawValue) on partition \(fileSystems[index].partition.number) (\(fileSystems[index].unreadable ?? "unreadable"))"
+            }
+        }
+        view = try MountView(mounts: mounts)
+    }
+
+    /// The filesystem an fstab device field names: UUID=, LABEL=, PARTUUID=, PARTLABEL=,
+    /// their /dev/disk/by-* forms, or a device name whose trailing number is the partition.
+    func fileSystemIndex(forDevice spec: String) -> Int? {
+        func strip(_ s: String) -> String { s.trimmingCharacters(in: "\"") }
+        let pairs: [(String, String)] = [
+            ("UUID=", "uuid"), ("LABEL=", "label"), ("PARTUUID=", "partuuid"), ("PARTLABEL=", "partlabel"),
+            ("/dev/disk/by-uuid/", "uuid"), ("/dev/disk/by-label/", "label"),
+            ("/dev/disk/by-partuuid/", "partuuid"), ("/dev/disk/by-partlabel/", "partlabel"),
+        ]
+        for (prefix, kind) in pairs where spec.hasPrefix(prefix) {
+            let value = strip(String(spec.dropFirst(prefix.count)))
+            let v = kind == "label" || kind == "partlabel" ? FstabEntry.unescape(value) : value.lowercased()
+            return fileSystems.firstIndex { opened in
+                switch kind {
+                case "uuid": return opened.fileSystem?.uuid?.lowercased() == v
+                case "label": return opened.fileSystem?.label == v
+                case "partuuid": return opened.partition.uniqueGUID?.lowercased() == v
+                default: return opened.partition.name == v
+                }
+            }
+        }
+        if spec.hasPrefix("/dev/") {
+            // vda1, sda2, xvda3, nvme0n1p4, mmcblk0p1: the trailing digits (after "p" for
+            // devices whose names end in a digit) number the partition.
+            let name = spec.dropFirst(5)
+            let digits = String(name.reversed().prefix(while: \.isNumber).reversed())
+            guard let number = Int(digits) else { return nil }
+            return fileSystems.firstIndex { $0.partition.number == number }
+        }
+        return nil
+    }
+
+    /// The filesystem GRUB's `$root` names.
+    func fileSystemIndex(for device: GrubDevice) -> Int? {
+        switch device {
+        case .fsUUID(let u): return fileSystems.firstIndex { $0.fileSystem?.uuid?.lowercased() == u.lowercased() }
+        case .fsLabel(let l): return fileSystems.firstIndex { $0.fileSystem?.label == l }
+        case .partition(let n): return fileSystems.firstIndex { $0.partition.number == n }
+        case .file(let path):
+            return fileSystems.firstIndex { (try? $0.fileSystem?.resolve(path)) != nil }
+        case .unknown: return nil
+        }
+    }
+
+    // MARK: reading guest files
+
+    /// Reads a guest file: a guest path in the mount view, or "(hd0,gptN)/path" /
+    /// "(hd0,N)/path" for a partition the guest does not mount.
+    public func readGuestFile(_ path: String, limit: UInt64) throws -> [UInt8] {
+        let (fs, location) = try locateGuestFile(path)
+        let info = try fs.stat(inode: location)
+        guard info.type == .regular else {
+            throw WispError.invalidArgument("\(disk.name): \(path) is not a regular file in the guest (\(info.type.rawValue))")
+        }
+        guard info.size <= limit else {
+            throw WispError.invalidArgument("\(disk.name): \(path) is \(info.size) bytes, more than the \(limit)-byte limit")
+        }
+        return try fs.read(inode: location, offset: 0, count: Int(info.size))
+    }
+
+    /// Reads `count` bytes at `offset` of a guest file (fewer at its end).
+    public func readGuestFile(_ path: String, offset: UInt64, count: Int) throws -> [UInt8] {
+        let (fs, inode) = try locateGuestFile(path)
+        return try fs.read(inode: inode, offset: offset, count: count)
+    }
+
+    public func guestFileSize(_ path: String) throws -> UInt64 {
+        let (fs, inode) = try locateGuestFile(path)
+        return try fs.stat(inode: inode).size
+    }
+
+    func locateGuestFile(_ path: String) throws -> (any FileSystem, UInt64) {
+        if path.hasPrefix("("), let close = path.firstIndex(of: ")") {
+            let device = GrubMenu.device(from: String(path[path.startIndex...close]))
+            guard let index = fileSystemIndex(for: device) else {
+                throw WispError.notFound("\(disk.name): \(path): no such partition on this disk")
+            }
+            guard let fs = fileSystems[index].fileSystem else {
+                throw WispError.unsupported(disk.name, "\(path): partition \(fileSystems[index].partition.number) is \(fileSystems[index].kind.rawValue) (\(fileSystems[index].unreadable ?? "unreadable"))")
+            }
+            return (fs, try fs.resolve(String(path[path.index(after: close)...])).inode)
+        }
+        guard let view else { throw WispError.notFound("\(disk.name): no guest root") }
+        do {
+            let location = try view.resolve(path)
+            return (location.mount.fileSystem, location.inode)
+        } catch let error as WispError where error.kind == .notFound {
+            throw unreadableMountError(for: path) ?? WispError.notFound("\(disk.name): \(error.message)")
+        }
+    }
+
+    /// When a path lies under a mount Wisp cannot read, the error names the missing reader.
+    func unreadableMountError(for path: String) -> WispError? {
+        let normalized = MountView.normalize(path)
+        for (point, reason) in unreadableMounts where normalized == point || normalized.hasPrefix(point + "/") {
+            return WispError.unsupported(disk.name, "\(path) lies on \(reason)")
+        }
+        return nil
+    }
+
+    // MARK: the report
+
+    public func inspect() throws -> GuestReport {
+        if let cachedReport { return cachedReport }
+        var planner = BootEntryFinder(inspector: self)
+        let found = try planner.findEntries()
+        var kernelFacts: KernelFacts?
+        var entries = found.entries
+        var extraWarnings: [String] = []
+        if let d = found.defaultIndex {
+            do {
+                kernelFacts = try facts(for: entries[d])
+            } catch {
+                extraWarnings.append("default kernel \(entries[d].kernel): \(error)")
+            }
+        }
+        // Entries without a command line get the fallback (console by architecture).
+        let arch = kernelFacts?.architecture ?? "x86_64"
+        for i in entries.indices where entries[i].commandLine.trimmingWhitespace().isEmpty {
+            entries[i].commandLine = fallbackCommandLine(architecture: arch)
+            entries[i].commandLineIsFallback = true
+        }
+        let report = GuestReport(
+            image: disk.name, partitionScheme: partitionScheme,
+            partitions: partitions.map {
+                GuestReport.PartitionInfo(number: $0.number, startOffset: $0.startOffset, size: $0.size, name: $0.name,
+                                          typeGUID: $0.typeGUID, uniqueGUID: $0.uniqueGUID, mbrType: $0.mbrType)
+            },
+            filesystems: fileSystems.map {
+                GuestReport.FileSystemInfo(partition: $0.partition.number, type: $0.kind.rawValue,
+                                           label: $0.fileSystem?.label, uuid: $0.fileSystem?.uuid,
+                                           mountPoint: $0.mountPoint, unreadable: $0.unreadable)
+            },
+            rootPartition: rootIndex.map { fileSystems[$0].partition.number },
+            osRelease: osRelease, fstab: fstab, bootEntries: entries, defaultEntry: found.defaultIndex,
+            defaultReason: found.reason, kernel: kernelFacts, warnings: warnings + found.warnings + extraWarnings)
+        cachedReport = report
+        return report
+    }
+
+    /// The plan for the default entry, or for `entry` (an index from `inspect()`'s list, an
+    /// entry id, or a title).
+    public func bootPlan(entry: String? = nil) throws -> BootPlan {
+        let report = try inspect()
+        let index: Int
+        if let entry {
+            if let n = Int(entry), n >= 0, n < report.bootEntries.count {
+                index = n
+            } else if let n = report.bootEntries.firstIndex(where: { $0.id == entry })
+                        ?? report.bootEntries.firstIndex(where: { $0.title == entry }) {
+                index = n
+            } else {
+                let known = report.bootEntries.enumerated().map { "\($0.offset): \($0.element.id)" }.joined(separator: ", ")
+                throw WispError.notFound("\(disk.name): no boot entry \"\(entry)\" (entries: \(known.isEmpty ? "none" : known))")
+            }
+        } else {
+            guard let d = report.defaultEntry else {
+                throw WispError.notFound("\(disk.name): no bootable kernel found: \(report.defaultReason)")
+            }
+            index = d
+        }
+        let e = report.bootEntries[index]
+        return BootPlan(source: e.source, title: e.title, version: e.version, kernelPath: e.kernel,
+                        initrdPaths: e.initrds, commandLine: e.commandLine,
+                        unifiedKernelImage: e.isUnifiedKernelImage ? true : nil, entryID: e.id)
+    }
+
+    /// root=UUID of the root filesystem, ro, rootflags from fstab (btrfs subvol=), and the
+    /// serial console of the architecture: what a cloud image's own entry would say.
+    public func fallbackCommandLine(architecture: String) -> String {
+        var parts: [String] = []
+        if let rootIndex, let uuid = fileSystems[rootIndex].fileSystem?.uuid {
+            parts.append("root=UUID=\(uuid)")
+        } else if let rootIndex {
+            parts.append("root=PARTUUID=\(fileSystems[rootIndex].partition.uniqueGUID ?? "")")
+        }
+        parts.append("ro")
+        if let root = fstab.first(where: { $0.mountPoint == "/" }) {
+            let flags = root.options.split(separator: ",").filter { $0.hasPrefix("subvol=") || $0.hasPrefix("subvolid=") }
+            if !flags.isEmpty { parts.append("rootflags=" + flags.joined(separator: ",")) }
+            if root.type != "auto" && !root.type.isEmpty { parts.append("rootfstype=\(root.type)") }
+        }
+        parts.append(architecture == "arm64" ? "console=ttyAMA0" : "console=ttyS0")
+        return parts.joined(separator: " ")
+    }
+
+    /// Reads just enough of an entry's kernel to describe it.
+    public func facts(for entry: BootEntry) throws -> KernelFacts {
+        if entry.isUnifiedKernelImage {
+            let uki = try UnifiedKernelImage.open(inspector: self, path: entry.kernel)
+            var facts = try KernelImage.facts(try uki.sectionBytes(".linux", inspector: self, limit: 256 << 20), source: entry.kernel)
+            facts.note = "from the .linux section of unified kernel image \(entry.kernel)"
+            return facts
+        }
+        let size = try guestFileSize(entry.kernel)
+        let head = try readGuestFile(entry.kernel, offset: 0, count: Int(min(size, UInt64(KernelImage.headLength))))
+        if !KernelImage.needsWholeFile(head: head) { return try KernelImage.facts(head, source: entry.kernel) }
+        return try KernelImage.facts(readGuestFile(entry.kernel, limit: 256 << 20), source: entry.kernel)
+    }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import DiskImage
+import Foundation
+import GuestInspect
+import WispCore
+
+struct InspectCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Show a disk image's partitions, filesystems, OS, fstab and boot entries.",
+        discussion: """
+            Reads the image through Wisp's own readers (no appliance, nothing written): the \
+            partition table, each filesystem's type, label and UUID, the OS root and its \
+            os-release, /etc/fstab, every boot entry (GRUB, BLS, extlinux, UKI) with its kernel, \
+            initrd and command line, which entry boots by default and why, and what the default \
+            kernel is (architecture, format, version, whether QEMU can boot it directly).
+            """)
+
+    @Argument(help: "The disk image (qcow2 or raw).") var image: String
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func run() async throws {
+        let disk = try DiskImageFile.open(image)
+        let report = try GuestInspector(disk: disk).inspect()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        print(Self.render(report))
+    }
+
+    static func render(_ r: GuestReport) -> String {
+        var out: [String] = []
+        out.append("image: \(r.image)")
+        out.append("partition table: \(r.partitionScheme)")
+        for p in r.partitions {
+            let fs = r.filesystems.first { $0.partition == p.number }
+            var line = "  \(p.number)  start \(p.startOffset)  size \(ByteSize.format(p.size))"
+            if let n = p.name, !n.isEmpty { line += "  name \(n)" }
+            if let fs {
+                line += "  \(fs.type)"
+                if let l = fs.label, !l.isEmpty { line += "  label \(l)" }
+                if let u = fs.uuid { line += "  uuid \(u)" }
+                if let m = fs.mountPoint { line += "  on \(m)" }
+                if let why = fs.unreadable { line += "  (unreadable: \(why))" }
+            }
+            out.append(line)
+        }
+        if let root = r.rootPartition { out.append("root: partition \(root)") }
+        if let os = r.osRelease {
+            out.append("os: \(os.prettyName ?? os.name ?? "?")  (id \(os.id ?? "?"), version \(os.versionID ?? "?"))")
+        }
+        if !r.fstab.isEmpty {
+            out.append("fstab:")
+            for e in r.fstab { out.append("  \(e.device)  \(e.mountPoint)  \(e.type)  \(e.options)") }
+        }
+        out.append("boot entries:")
+        for (i, e) in r.bootEntries.enumerated() {
+            let mark = i == r.defaultEntry ? "*" : " "
+            let menu = e.submenu.isEmpty ? "" : e.submenu.joined(separator: " > ") + " > "
+            out.append(" \(mark)\(i)  [\(e.source)] \(menu)\(e.title)\(e.isRescue ? "  (rescue)" : "")")
+            out.append("      id       \(e.id)")
+            if let v = e.version { out.append("      version  \(v)") }
+            out.append("      kernel   \(e.kernel)\(e.isUnifiedKernelImage ? "  (unified kernel image)" : "")")
+            for initrd in e.initrds { out.append("      initrd   \(initrd)") }
+            out.append("      cmdline  \(e.commandLine)\(e.commandLineIsFallback ? "  (built by Wisp: the entry gives none)" : "")")
+            out.append("      from     \(e.configPath)")
+        }
+        out.append("default: \(r.defaultEntry.map(String.init) ?? "none"): \(r.defaultReason)")
+        if let k = r.kernel {
+            var line = "kernel: \(k.architecture) \(k.format)"
+            if let p = k.bootProtocol { line += ", boot protocol \(p)" }
+            if let rel = k.relocatable { line += rel ? ", relocatable" : ", not relocatable" }
+            out.append(line)
+            if let v = k.versionString { out.append("  version: \(v)") }
+            out.append("  QEMU direct boot: \(k.qemuDirectBoot ? "yes" : "no")\(k.note.map { " (\($0))" } ?? "")")
+        }
+        for w in r.warnings { out.append("warning: \(w)") }
+        return out.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import DiskImage
+import Foundation
+import GuestInspect
+import WispKit
+
+struct KernelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernel",
+        abstract: "Work with the kernels inside a disk image.",
+        subcommands: [KernelExtract.self]
+    )
+}
+
+struct KernelExtract: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "extract",
+        abstract: "Copy out the kernel, initrd and command line the guest would boot (virt-get-kernel).",
+        discussion: """
+            Picks the entry the guest's own boot loader would boot (GRUB default and grubenv \
+            saved_entry, BLS order, extlinux DEFAULT, UKIs) and writes its kernel and initrd under \
+            their own file names in DIR, and its full command line to DIR/cmdline. Each file is \
+            written atomically. A unified kernel image is taken apart into its .linux and .initrd \
+            sections. Use --list to see the entries and --entry to pick another one.
+            """)
+
+    @Argument(help: "The disk image (qcow2 or raw).") var image: String
+    @Option(name: [.short, .customLong("output")], help: "Directory to write into (created if missing).")
+    var output: String?
+    @Option(help: "The entry to extract: its number in --list, its id or its title.") var entry: String?
+    @Flag(help: "List the boot entries instead of extracting.") var list = false
+    @Flag(help: "Print what was written (or the list) as JSON.") var json = false
+    @Flag(help: "Write an EFI zboot kernel (arm64) as the Image it wraps, which QEMU -kernel boots whatever its compression.")
+    var unwrapZboot = false
+
+    func validate() throws {
+        if !list && output == nil { throw ValidationError("Missing -o DIR (or use --list).") }
+    }
+
+    func run() async throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        if list {
+            let report = try GuestInspector(disk: try DiskImageFile.open(image)).inspect()
+            if json {
+                struct Listing: Encodable { var entries: [BootEntry]; var defaultEntry: Int?; var defaultReason: String }
+                print(String(decoding: try encoder.encode(Listing(entries: report.bootEntries, defaultEntry: report.defaultEntry,
+                                                                  defaultReason: report.defaultReason)), as: UTF8.self))
+            } else {
+                for (i, e) in report.bootEntries.enumerated() {
+                    print("\(i == report.defaultEntry ? "*" : " ")\(i)  \(e.id)  \(e.title)  [\(e.source)]")
+                }
+                print("default: \(report.defaultReason)")
+            }
+            return
+        }
+        guard let output else { throw ValidationError("Missing -o DIR.") }
+        let result = try KernelExtraction.extract(imagePath: image, to: output, entry: entry, unwrapZboot: unwrapZboot)
+        if json {
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        } else {
+            print("kernel:  \(result.kernelPath)")
+            if let i = result.initrdPath { print("initrd:  \(i)") }
+            print("cmdline: \(result.commandLinePath): \(result.commandLine)")
+        }
+    }
+}
