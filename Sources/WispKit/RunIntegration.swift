@@ -43,7 +43,9 @@ enum RunIntegration {
     /// Kernel, initrd and command line from the image's own boot entries, copied into
     /// `directory`; nil when the image has no plan Wisp can follow (boot UEFI instead).
     static func extractBoot(image: String, into directory: String) throws -> BootFacts? {
-        nil
+        let extracted = try KernelExtraction.extract(imagePath: image, to: directory)
+        return BootFacts(kernel: extracted.kernelPath, initrd: extracted.initrdPath, commandLine: extracted.commandLine,
+                         osID: extracted.osID, osVersionID: extracted.osVersionID)
     }
 
     struct SeedRequest: Sendable {
