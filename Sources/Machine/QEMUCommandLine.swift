@@ -67,11 +67,14 @@ public struct QEMUCommandLine: Sendable, Equatable {
             args += ["-smbios", "type=1,serial=\(e(serial))"]
         }
 
+        // Firmware boots the first disk; with -kernel QEMU owns boot index 0 itself.
+        let firmwareBoot: Bool
+        if case .firmware = spec.boot { firmwareBoot = true } else { firmwareBoot = false }
         for (index, disk) in spec.disks.enumerated() {
             var drive = "file=\(e(disk.path)),format=\(disk.format),if=none,id=disk\(index),cache=writeback,discard=unmap"
             if disk.readOnly { drive += ",readonly=on" }
             args += ["-drive", drive, "-device", "virtio-blk-pci,drive=disk\(index)"
-                     + (index == 0 ? ",bootindex=0" : "")]
+                     + (index == 0 && firmwareBoot ? ",bootindex=0" : "")]
         }
 
         var netdev = "user,id=net0"

@@ -38,6 +38,8 @@ import Machine
         #expect(args.contains("-nodefaults"))
         #expect(!args.contains("-nographic"))  // incompatible with -daemonize
         #expect(!args.contains { $0.contains("pflash") })
+        // -kernel takes boot index 0 itself; a disk claiming it stops QEMU.
+        #expect(!args.contains { $0.contains("bootindex") })
     }
 
     @Test func uefiUnderKVMWithCommasEscaped() {
@@ -55,6 +57,7 @@ import Machine
         #expect(value(after: "-drive", in: args).last?.hasPrefix("file=/odd,,dir/overlay.qcow2,") == true)
         #expect(value(after: "-smbios", in: args) == ["type=1,serial=ds=nocloud;s=http://10.0.2.2:8000/"])
         #expect(!args.contains("-kernel"))
+        #expect(value(after: "-device", in: args).contains("virtio-blk-pci,drive=disk0,bootindex=0"))
         #expect(!args.contains("-daemonize"))
     }
 }
