@@ -214,4 +214,39 @@ import WispTestSupport
         #expect(!e.commandLineIsFallback)
         try Self.extractMatches(disk, out: layout.dir.file("out"), kernel: kernel, initrd: initrd, commandLine: cmdline)
     }
+
+    // MARK: a real subvolume: btrfs-convert's ext2_saved
+
+    @Test func subvolMountOnARealSubvolume() throws {
+        // btrfs-convert is the one offline tool that makes a real subvolume (ext2_saved,
+        // holding the original ext4 as a file named "image"): fstab's subvol= reaches it
+        // like any other subvolume, and the OS beside it is the top level.
+        let layout = try GuestLayout("btrfs-convert")
+        let kernel = FakeKernel.bzImage(version: "6.1.0-28-cloud-amd64")
+        let tree = try layout.materialize([
+            "/etc/os-release": GuestLayout.osRelease(id: "debian", version: "12", name: "Debian GNU/Linux"),
+            "/etc/fstab": .text("UUID=\(Self.rootUUID) / btrfs defaults 0 0\nUUID=\(Self.rootUUID) /var/lib/saved btrfs subvol=ext2_saved,ro 0 0\n"),
+            "/var/lib/saved/.keep": .text(""),
+            "/boot/vmlinuz-6.1.0-28-cloud-amd64": .file(kernel),
+            "/boot/initrd.img-6.1.0-28-cloud-amd64": .text("initrd"),
+        ])
+        let image = layout.dir.file("converted.img")
+        try ToolRunner.check("truncate", ["-s", "256M", image])
+        try ToolRunner.check("mkfs.ext4", ["-q", "-F", "-b", "4096", "-d", tree, image])
+        try ToolRunner.check("btrfs-convert", ["--uuid", Self.rootUUID, image])
+        let disk = try layout.gptDisk([.init(number: 1, image: image, sizeMiB: 256, typeCode: "8300", name: "root", guid: LayoutTests.rootPartUUID)])
+        let (inspector, report) = try LayoutTests().inspect(disk)
+        #expect(report.filesystems.map(\.type) == ["btrfs"])
+        #expect(report.warnings.isEmpty, "\(report.warnings)")
+        let view = try #require(inspector.view)
+        let saved = try view.list("/var/lib/saved").map(\.name)
+        #expect(saved == ["image"], "\(saved)")
+        #expect(try view.resolve("/var/lib/saved").mount.sourcePath == "/ext2_saved")
+        #expect(try inspector.guestFileSize("/var/lib/saved/image") == 256 << 20)
+        // The saved image is the original ext4, byte for byte: its superblock magic.
+        #expect(try inspector.readGuestFile("/var/lib/saved/image", offset: 1024 + 56, count: 2) == [0x53, 0xef])
+        let e = report.bootEntries[try #require(report.defaultEntry)]
+        #expect(e.kernel == "/boot/vmlinuz-6.1.0-28-cloud-amd64")
+        #expect(try inspector.readGuestFile(e.kernel, limit: 1 << 20) == kernel)
+    }
 }
