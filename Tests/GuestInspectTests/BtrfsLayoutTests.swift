@@ -221,12 +221,13 @@ import WispTestSupport
         // btrfs-convert is the one offline tool that makes a real subvolume (ext2_saved,
         // holding the original ext4 as a file named "image"): fstab's subvol= reaches it
         // like any other subvolume, and the OS beside it is the top level.
+        // (btrfs-convert needs room for its metadata chunks: 256 MiB, sparse.)
         let layout = try GuestLayout("btrfs-convert")
         let kernel = FakeKernel.bzImage(version: "6.1.0-28-cloud-amd64")
         let tree = try layout.materialize([
             "/etc/os-release": GuestLayout.osRelease(id: "debian", version: "12", name: "Debian GNU/Linux"),
-            "/etc/fstab": .text("UUID=\(Self.rootUUID) / btrfs defaults 0 0\nUUID=\(Self.rootUUID) /var/lib/saved btrfs subvol=ext2_saved,ro 0 0\n"),
-            "/var/lib/saved/.keep": .text(""),
+            "/etc/fstab": .text("UUID=\(Self.rootUUID) / btrfs defaults 0 0\nUUID=\(Self.rootUUID) /var/lib/saved btrfs subvol=ext2_saved,ro 0 0\nUUID=\(Self.rootUUID) /var/lib/byid btrfs ro,subvolid=256 0 0\n"),
+            "/var/lib/saved/.keep": .text(""), "/var/lib/byid/.keep": .text(""),
             "/boot/vmlinuz-6.1.0-28-cloud-amd64": .file(kernel),
             "/boot/initrd.img-6.1.0-28-cloud-amd64": .text("initrd"),
         ])
@@ -242,6 +243,10 @@ import WispTestSupport
         let saved = try view.list("/var/lib/saved").map(\.name)
         #expect(saved == ["image"], "\(saved)")
         #expect(try view.resolve("/var/lib/saved").mount.sourcePath == "/ext2_saved")
+        // subvolid= (256, the first subvolume id) has no directory to follow: the mount opens
+        // the subvolume by id with its own reader.
+        #expect(try view.list("/var/lib/byid").map(\.name) == ["image"])
+        #expect(try view.resolve("/var/lib/byid").mount.sourcePath == "/ext2_saved")
         #expect(try inspector.guestFileSize("/var/lib/saved/image") == 256 << 20)
         // The saved image is the original ext4, byte for byte: its superblock magic.
         #expect(try inspector.readGuestFile("/var/lib/saved/image", offset: 1024 + 56, count: 2) == [0x53, 0xef])
