@@ -226,7 +226,7 @@ import WispTestSupport
         let kernel = FakeKernel.bzImage(version: "6.1.0-28-cloud-amd64")
         let tree = try layout.materialize([
             "/etc/os-release": GuestLayout.osRelease(id: "debian", version: "12", name: "Debian GNU/Linux"),
-            "/etc/fstab": .text("UUID=\(Self.rootUUID) / btrfs defaults 0 0\nUUID=\(Self.rootUUID) /var/lib/saved btrfs subvol=ext2_saved,ro 0 0\nUUID=\(Self.rootUUID) /var/lib/byid btrfs ro,subvolid=256 0 0\n"),
+            "/etc/fstab": .text("UUID=\(Self.rootUUID) / btrfs defaults 0 0\nUUID=\(Self.rootUUID) /var/lib/saved btrfs subvol=ext2_saved,ro 0 0\nUUID=\(Self.rootUUID) /var/lib/byid btrfs ro,subvolid=256 0 0\nUUID=\(Self.rootUUID) /srv btrfs subvolid=999 0 0\n"),
             "/var/lib/saved/.keep": .text(""), "/var/lib/byid/.keep": .text(""),
             "/boot/vmlinuz-6.1.0-28-cloud-amd64": .file(kernel),
             "/boot/initrd.img-6.1.0-28-cloud-amd64": .text("initrd"),
@@ -238,7 +238,8 @@ import WispTestSupport
         let disk = try layout.gptDisk([.init(number: 1, image: image, sizeMiB: 256, typeCode: "8300", name: "root", guid: LayoutTests.rootPartUUID)])
         let (inspector, report) = try LayoutTests().inspect(disk)
         #expect(report.filesystems.map(\.type) == ["btrfs"])
-        #expect(report.warnings.isEmpty, "\(report.warnings)")
+        // A subvolid= naming no subvolume is a warning, and nothing is mounted there.
+        #expect(report.warnings == ["fstab line 4: /srv: btrfs subvolume 999 does not exist"], "\(report.warnings)")
         let view = try #require(inspector.view)
         let saved = try view.list("/var/lib/saved").map(\.name)
         #expect(saved == ["image"], "\(saved)")
@@ -248,6 +249,7 @@ import WispTestSupport
         #expect(try view.list("/var/lib/byid").map(\.name) == ["image"])
         #expect(try view.resolve("/var/lib/byid").mount.sourcePath == "/ext2_saved")
         #expect(try inspector.guestFileSize("/var/lib/saved/image") == 256 << 20)
+        #expect(view.mounts.map(\.mountPoint).sorted() == ["/", "/var/lib/byid", "/var/lib/saved"])
         // The saved image is the original ext4, byte for byte: its superblock magic.
         #expect(try inspector.readGuestFile("/var/lib/saved/image", offset: 1024 + 56, count: 2) == [0x53, 0xef])
         let e = report.bootEntries[try #require(report.defaultEntry)]
