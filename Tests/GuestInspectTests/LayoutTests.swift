@@ -339,6 +339,9 @@ import WispTestSupport
         #expect(e.initrds == ["/boot/initramfs-\(v).img"])
         #expect(e.commandLine == "root=UUID=\(Self.rootUUID) console=tty0 console=ttyS0,115200n8 no_timer_check net.ifnames=0")
         #expect(try inspector.readGuestFile(e.kernel, limit: 1 << 20) == kernel)
+        #expect(report.defaultReason.contains("saved_entry"))
+        try BtrfsLayoutTests.extractMatches(disk, out: layout.dir.file("out"), kernel: kernel,
+                                            initrd: Array("initramfs \(v)".utf8), commandLine: e.commandLine)
     }
 
     @Test func encryptedRootIsNamed() throws {
