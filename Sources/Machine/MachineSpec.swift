@@ -2,9 +2,77 @@
 public struct MachineSpec: Sendable, Codable, Equatable {
     public var cpus: Int
     public var memoryBytes: UInt64
+    public var disks: [DiskAttachment]
+    public var forwards: [PortForward]
+    public var boot: BootMethod
+    public var accelerator: Accelerator
+    /// The MAC address of the one user-mode NIC; fixed per instance so the guest's network
+    /// configuration can match it.
+    public var macAddress: String
+    /// SMBIOS system serial (type 1); NoCloud reads `ds=nocloud;s=...` from it when the
+    /// kernel command line is not ours (UEFI boot).
+    public var smbiosSerial: String?
 
-    public init(cpus: Int, memoryBytes: UInt64) {
+    public init(cpus: Int, memoryBytes: UInt64, disks: [DiskAttachment] = [], forwards: [PortForward] = [],
+                boot: BootMethod = .firmware(UEFIFirmware(code: "", vars: "")), accelerator: Accelerator = .tcg,
+                macAddress: String = "52:54:00:12:34:56", smbiosSerial: String? = nil) {
         self.cpus = cpus
         self.memoryBytes = memoryBytes
+        self.disks = disks
+        self.forwards = forwards
+        self.boot = boot
+        self.accelerator = accelerator
+        self.macAddress = macAddress
+        self.smbiosSerial = smbiosSerial
     }
+}
+
+/// A disk image attached as a virtio-blk device.
+public struct DiskAttachment: Sendable, Codable, Equatable {
+    public var path: String
+    /// QEMU driver name: "qcow2", "raw", "vmdk", ... (never probed by QEMU: probing raw
+    /// images is unsafe).
+    public var format: String
+    public var readOnly: Bool
+
+    public init(path: String, format: String, readOnly: Bool = false) {
+        self.path = path
+        self.format = format
+        self.readOnly = readOnly
+    }
+}
+
+/// How the guest starts: its own kernel handed in directly, or firmware that runs the
+/// guest's boot loader.
+public enum BootMethod: Sendable, Codable, Equatable {
+    case direct(DirectBoot)
+    case firmware(UEFIFirmware)
+}
+
+public struct DirectBoot: Sendable, Codable, Equatable {
+    public var kernel: String
+    public var initrd: String?
+    public var commandLine: String
+
+    public init(kernel: String, initrd: String?, commandLine: String) {
+        self.kernel = kernel
+        self.initrd = initrd
+        self.commandLine = commandLine
+    }
+}
+
+/// OVMF as two pflash devices: the code read-only and shared, the variable store a
+/// per-instance copy (the guest writes boot entries into it).
+public struct UEFIFirmware: Sendable, Codable, Equatable {
+    public var code: String
+    public var vars: String
+
+    public init(code: String, vars: String) {
+        self.code = code
+        self.vars = vars
+    }
+}
+
+public enum Accelerator: String, Sendable, Codable, Equatable, CaseIterable {
+    case kvm, tcg
 }

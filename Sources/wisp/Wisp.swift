@@ -13,6 +13,8 @@ struct Wisp: AsyncParsableCommand {
             KernelCommand.self,
             FSCommand.self,
             SeedCommand.self,
+            RunCommand.self, ListCommand.self, SSHCommand.self, StopCommand.self, StartCommand.self,
+            RemoveCommand.self, ConsoleCommand.self, LogsCommand.self,
         ]
     )
 }

@@ -1,0 +1,106 @@
+/// Builds the argv of `qemu-system-x86_64` for a `MachineSpec`. Pure: no files are touched,
+/// so the exact command line is unit-tested and shown by `wisp run --dry-run`-style tooling.
+public struct QEMUCommandLine: Sendable, Equatable {
+    /// Where the running machine's control files live (all in the instance directory).
+    public struct RuntimePaths: Sendable, Equatable {
+        public var qmpSocket: String
+        public var consoleSocket: String
+        public var serialLog: String
+        public var pidFile: String
+
+        public init(qmpSocket: String, consoleSocket: String, serialLog: String, pidFile: String) {
+            self.qmpSocket = qmpSocket
+            self.consoleSocket = consoleSocket
+            self.serialLog = serialLog
+            self.pidFile = pidFile
+        }
+    }
+
+    public var executable: String
+    public var spec: MachineSpec
+    public var paths: RuntimePaths
+    public var name: String
+    /// Fork into the background once the machine is set up (QEMU's own `-daemonize`:
+    /// setup errors such as a port in use still reach our stderr and exit status).
+    public var daemonize: Bool
+
+    public init(executable: String = "qemu-system-x86_64", spec: MachineSpec, paths: RuntimePaths,
+                name: String, daemonize: Bool = true) {
+        self.executable = executable
+        self.spec = spec
+        self.paths = paths
+        self.name = name
+        self.daemonize = daemonize
+    }
+
+    /// QEMU option values are comma-separated; a literal comma is written twice.
+    public static func escape(_ value: String) -> String {
+        value.replacingOccurrences(of: ",", with: ",,")
+    }
+
+    public var arguments: [String] {
+        let e = Self.escape
+        var args: [String] = [
+            "-name", e(name),
+            // No default NIC, VGA, floppy, CD-ROM or serial: every device is ours, fewer
+            // devices to probe means a faster boot.
+            "-nodefaults", "-no-user-config",
+            "-machine", "q35,vmport=off,hpet=off",
+            "-display", "none",
+        ]
+        switch spec.accelerator {
+        case .kvm: args += ["-accel", "kvm", "-cpu", "host"]
+        case .tcg: args += ["-accel", "tcg,thread=multi,tb-size=256", "-cpu", "max"]
+        }
+        args += ["-smp", String(max(1, spec.cpus)), "-m", "\(max(UInt64(1), spec.memoryBytes >> 20))M"]
+
+        switch spec.boot {
+        case .direct(let direct):
+            args += ["-kernel", direct.kernel]
+            if let initrd = direct.initrd { args += ["-initrd", initrd] }
+            args += ["-append", direct.commandLine]
+        case .firmware(let firmware):
+            args += ["-drive", "if=pflash,format=raw,unit=0,readonly=on,file=\(e(firmware.code))",
+                     "-drive", "if=pflash,format=raw,unit=1,file=\(e(firmware.vars))"]
+        }
+        if let serial = spec.smbiosSerial {
+            args += ["-smbios", "type=1,serial=\(e(serial))"]
+        }
+
+        // Firmware boots the first disk; with -kernel QEMU owns boot index 0 itself.
+        let firmwareBoot: Bool
+        if case .firmware = spec.boot { firmwareBoot = true } else { firmwareBoot = false }
+        for (index, disk) in spec.disks.enumerated() {
+            var drive = "file=\(e(disk.path)),format=\(disk.format),if=none,id=disk\(index),cache=writeback,discard=unmap"
+            if disk.readOnly { drive += ",readonly=on" }
+            args += ["-drive", drive, "-device", "virtio-blk-pci,drive=disk\(index)"
+                     + (index == 0 && firmwareBoot ? ",bootindex=0" : "")]
+        }
+
+        var netdev = "user,id=net0"
+        for forward in spec.forwards { netdev += ",hostfwd=\(forward.hostfwd)" }
+        // romfile= drops the iPXE option ROM: firmware would otherwise try a network boot.
+        args += ["-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,mac=\(spec.macAddress),romfile="]
+        args += ["-device", "virtio-rng-pci"]
+        // A guest panic pauses the machine, so QMP reports `guest-panicked` (state crashed)
+        // instead of the VM silently rebooting.
+        args += ["-device", "pvpanic", "-action", "panic=pause"]
+
+        // The serial console: a socket `wisp console` attaches to, logged to a file that
+        // `wisp logs` and the boot progress read.
+        args += ["-chardev", "socket,id=serial0,path=\(e(paths.consoleSocket)),server=on,wait=off,logfile=\(e(paths.serialLog)),logappend=on",
+                 "-serial", "chardev:serial0"]
+        args += ["-chardev", "socket,id=qmp0,path=\(e(paths.qmpSocket)),server=on,wait=off",
+                 "-mon", "chardev=qmp0,mode=control"]
+        args += ["-pidfile", paths.pidFile]
+        if daemonize { args.append("-daemonize") }
+        return args
+    }
+
+    /// The command as a shell would show it (for messages and logs).
+    public var shellCommand: String {
+        ([executable] + arguments).map { arg in
+            arg.allSatisfy({ $0.isLetter || $0.isNumber || "-_=./:,@".contains($0) }) ? arg : "'" + arg.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        }.joined(separator: " ")
+    }
+}

@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Foundation
+import WispCore
+
+/// A connected `AF_UNIX` stream socket with blocking reads bounded by a timeout; used for
+/// QMP and the serial console, both of which QEMU serves on sockets in the instance directory.
+public final class UnixSocket: @unchecked Sendable {
+    public let fd: Int32
+    public let path: String
+    private var buffer: [UInt8] = []
+
+    public init(connectingTo path: String) throws {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard bytes.count < capacity else {
+            throw WispError.invalidArgument("\(path): socket path is longer than \(capacity - 1) bytes (choose a shorter XDG_DATA_HOME or instance name)")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+            raw[bytes.count] = 0
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw WispError.posix("socket", path, errno: errno) }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard result == 0 else {
+            let code = errno
+            close(fd)
+            throw WispError.posix("connect", path, errno: code)
+        }
+        self.fd = fd
+        self.path = path
+    }
+
+    deinit { close(fd) }
+
+    public func write(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw WispError.posix("send", path, errno: errno)
+            }
+            offset += n
+        }
+    }
+
+    /// Waits up to `timeout` seconds for data; returns nil on timeout, [] at end of stream.
+    public func readSome(timeout: Double) throws -> [UInt8]? {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let ms = Int32(max(0, min(timeout, 86_400)) * 1000)
+        while true {
+            let r = poll(&pfd, 1, ms)
+            if r < 0 {
+                if errno == EINTR { continue }
+                throw WispError.posix("poll", path, errno: errno)
+            }
+            if r == 0 { return nil }
+            break
+        }
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n < 0 { throw WispError.posix("recv", path, errno: errno) }
+        return Array(chunk[0..<n])
+    }
+
+    /// One `\n`-terminated line (without the newline), at most `limit` bytes: a peer that
+    /// never ends its line cannot make us buffer without bound.
+    public func readLine(timeout: Double, limit: Int = 16 << 20) throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if let newline = buffer.firstIndex(of: 0x0A) {
+                let line = Array(buffer[..<newline])
+                buffer.removeSubrange(...newline)
+                return String(decoding: line, as: UTF8.self)
+            }
+            guard buffer.count <= limit else {
+                throw WispError.corrupt(path, "QMP message", "longer than \(limit) bytes without a newline")
+            }
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0, let chunk = try readSome(timeout: remaining) else {
+                throw WispError(.failed, "\(path): no answer within \(Int(timeout)) seconds")
+            }
+            guard !chunk.isEmpty else { throw WispError(.failed, "\(path): QEMU closed the connection") }
+            buffer += chunk
+        }
+    }
+}

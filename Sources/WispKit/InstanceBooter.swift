@@ -1,0 +1,145 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import WispCore
+import Machine
+import MetadataService
+
+/// Boots an instance that exists on disk and waits until it is ready: QEMU launched in the
+/// background, KVM tried first and abandoned for TCG when the guest shows no sign of life,
+/// a progress line from the serial log, readiness = phone_home (first boot) + SSH answers.
+public struct InstanceBooter: Sendable {
+    public var store: InstanceStore
+    public var acceleratorChoice: String  // "auto", "kvm", "tcg"
+    public var timeout: Double
+    /// Seconds of serial silence under KVM after which the guest is restarted under TCG.
+    public var kvmSignOfLifeSeconds: Double = 8
+    public var progress: @Sendable (String) -> Void
+
+    public init(store: InstanceStore, acceleratorChoice: String = "auto", timeout: Double = 600,
+                progress: @escaping @Sendable (String) -> Void) {
+        self.store = store
+        self.acceleratorChoice = acceleratorChoice
+        self.timeout = timeout
+        self.progress = progress
+    }
+
+    public struct Readiness: Sendable {
+        /// Wait for cloud-init's phone_home on this listener (first boot only).
+        public var metadata: MetadataServer?
+        public var waitForSSH: Bool
+
+        public init(metadata: MetadataServer?, waitForSSH: Bool) {
+            self.metadata = metadata
+            self.waitForSSH = waitForSSH
+        }
+    }
+
+    /// Launches QEMU for `record` (the lock must be held by the caller). Returns the record
+    /// as booted (with the accelerator that was used).
+    public func launch(_ record: InstanceRecord) throws -> (InstanceRecord, Int32) {
+        let files = store.files(record.name)
+        InstanceState.repairStale(files)
+        let probe = AcceleratorProbe(cacheDirectory: store.paths.cacheHome.path)
+        var accelerator: Accelerator
+        switch acceleratorChoice {
+        case "kvm":
+            guard probe.kvmDeviceUsable else {
+                throw WispError(.failed, "--accel kvm: /dev/kvm cannot be opened read-write on this host (use --accel tcg or auto)")
+            }
+            accelerator = .kvm
+        case "tcg": accelerator = .tcg
+        default: accelerator = probe.choose()
+        }
+        var booted = record
+        booted.spec.accelerator = accelerator
+        guard accelerator == .kvm && acceleratorChoice == "auto" else {
+            let pid = try start(booted, files: files)
+            try store.save(booted)
+            return (booted, pid)
+        }
+        // KVM on trial: QEMU refusing it (some paravirtual hosts fail to set MSRs) or a guest
+        // with no serial output in time both mean TCG, said once and remembered.
+        var reason: String? = nil
+        var pid: Int32 = 0
+        do {
+            pid = try start(booted, files: files)
+            if !waitForSignOfLife(files: files, pid: pid, seconds: kvmSignOfLifeSeconds) {
+                QEMULauncher.terminate(pid: pid)
+                reason = "the guest showed no sign of life under KVM within \(Int(kvmSignOfLifeSeconds)) s"
+            }
+        } catch let error as WispError where error.message.hasPrefix("QEMU failed to start") {
+            reason = "QEMU could not run the guest under KVM (\(error.message.split(separator: "\n").first ?? ""))"
+        }
+        if let reason {
+            InstanceState.repairStale(files)
+            probe.remember(.tcg)
+            FileHandle.standardError.write(Data("wisp: \(reason); restarting it under TCG (remembered for this host)\n".utf8))
+            booted.spec.accelerator = .tcg
+            pid = try start(booted, files: files)
+        }
+        try store.save(booted)
+        return (booted, pid)
+    }
+
+    private func start(_ record: InstanceRecord, files: InstanceFiles) throws -> Int32 {
+        let commandLine = QEMUCommandLine(executable: try HostTools.qemuExecutable(), spec: record.spec,
+                                          paths: files.runtimePaths, name: "wisp-\(record.name)")
+        try? AtomicOutput.write(Array((commandLine.shellCommand + "\n").utf8), to: files.qemuCommand, permissions: 0o600)
+        // Mark where this boot starts in the (appended) serial log.
+        let offset = (try? FileManager.default.attributesOfItem(atPath: files.serialLog)[.size] as? UInt64) ?? 0
+        try? AtomicOutput.write(Array(String(offset ?? 0).utf8), to: files.directory + "/serial.offset", permissions: 0o600)
+        return try QEMULauncher.launch(commandLine)
+    }
+
+    /// The serial output of the current boot only.
+    public static func currentBootLog(_ files: InstanceFiles) -> String {
+        guard let data = FileManager.default.contents(atPath: files.serialLog) else { return "" }
+        let offsetText = (try? String(contentsOfFile: files.directory + "/serial.offset", encoding: .utf8)) ?? "0"
+        let offset = min(Int(offsetText.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0, data.count)
+        return String(decoding: data[offset...], as: UTF8.self)
+    }
+
+    private func waitForSignOfLife(files: InstanceFiles, pid: Int32, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if !Self.currentBootLog(files).isEmpty { return true }
+            if !QEMULauncher.isQEMU(pid: pid) { return true }  // died: reported by the wait
+            usleep(200_000)
+        }
+        return !Self.currentBootLog(files).isEmpty
+    }
+
+    /// Waits until the guest is ready, showing the phase. On failure: what happened and the
+    /// last serial lines.
+    public func waitUntilReady(_ record: InstanceRecord, pid: Int32, readiness: Readiness) throws {
+        let files = store.files(record.name)
+        let ssh = InstanceSSH(record: record, files: files)
+        let start = Date()
+        let deadline = start.addingTimeInterval(timeout)
+        var lastShown = ""
+        var phoneHomeSeen = readiness.metadata == nil
+        while true {
+            let log = Self.currentBootLog(files)
+            if !QEMULauncher.isQEMU(pid: pid) {
+                throw WispError(.failed, "QEMU exited while \(record.name) was booting (see wisp logs \(record.name)); last serial lines:\n\(BootPhase.tail(of: log))")
+            }
+            if let qmp = try? QMPClient(socketPath: files.qmpSocket, timeout: 2), let status = try? qmp.status(),
+               InstanceState.fromQMPStatus(status) == .crashed {
+                throw WispError(.failed, "the guest \(record.name) crashed while booting (QEMU status \(status)); last serial lines:\n\(BootPhase.tail(of: log))")
+            }
+            if !phoneHomeSeen, readiness.metadata?.phoneHomeData != nil { phoneHomeSeen = true }
+            var phase = BootPhase.detect(in: log)
+            if phoneHomeSeen && readiness.metadata != nil { phase = .ssh }
+            let elapsed = Int(Date().timeIntervalSince(start))
+            let line = "\(record.name): \(phase) (\(record.spec.accelerator.rawValue), \(elapsed)s)"
+            if line != lastShown { progress(line); lastShown = line }
+            if phoneHomeSeen && (!readiness.waitForSSH || ssh.probe()) { return }
+            if Date() > deadline {
+                throw WispError(.failed, "\(record.name) was not ready after \(Int(timeout)) s (phase: \(phase)\(phoneHomeSeen ? "" : ", cloud-init has not phoned home")); the VM is still running (wisp logs \(record.name), wisp rm --force \(record.name)); last serial lines:\n\(BootPhase.tail(of: log))")
+            }
+            usleep(phoneHomeSeen ? 500_000 : 300_000)
+        }
+    }
+}

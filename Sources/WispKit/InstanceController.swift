@@ -1,0 +1,149 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import WispCore
+import Machine
+import MetadataService
+
+/// The lifecycle verbs on existing instances: list, start, stop, rm.
+public struct InstanceController: Sendable {
+    public var store: InstanceStore
+
+    public init(store: InstanceStore = InstanceStore()) { self.store = store }
+
+    public struct Summary: Sendable, Codable, Equatable {
+        public var name: String
+        public var state: InstanceState
+        public var image: String?
+        public var os: String?
+        public var address: String?
+        public var user: String?
+        public var ports: [String]
+        public var accel: String?
+        public var cpus: Int?
+        public var memory: String?
+        public var pid: Int32?
+    }
+
+    public func list() -> [Summary] {
+        store.names().map { name in
+            let files = store.files(name)
+            let (state, pid) = InstanceState.probe(files)
+            guard let record = try? store.load(name) else {
+                return Summary(name: name, state: .incomplete, ports: [])
+            }
+            return Summary(name: name, state: state, image: record.image, os: record.osName,
+                           address: "127.0.0.1:\(record.sshPort)", user: record.user,
+                           ports: record.spec.forwards.dropFirst().map(\.description),
+                           accel: record.spec.accelerator.rawValue, cpus: record.spec.cpus,
+                           memory: ByteSize.format(record.spec.memoryBytes), pid: pid)
+        }
+    }
+
+    /// Boots a stopped instance and waits until SSH answers.
+    public func start(_ name: String, booter: InstanceBooter) throws -> InstanceRecord {
+        var record = try store.load(name)
+        let files = store.files(name)
+        let lock = try InstanceLock(path: files.lock, name: name)
+        defer { lock.release() }
+        let (state, _) = InstanceState.probe(files)
+        guard state == .stopped else {
+            throw WispError(.busy, "instance \(name) is already \(state.rawValue) (wisp stop \(name) first)")
+        }
+        // The forwarded SSH port may have been taken since the last boot: pick another.
+        if !Self.portIsFree(record.sshPort) {
+            record.sshPort = try InstanceCreator.freePort()
+            record.spec.forwards[0] = PortForward(hostPort: record.sshPort, guestPort: 22)
+        }
+        // A guest configured for NoCloud-net reads its seed again at each boot.
+        var server: MetadataServer? = nil
+        if record.cloudInit == "http", let seedPort = Self.seedPort(record) {
+            server = try? MetadataServer(seed: try? RunIntegration.storedSeed(files), port: seedPort)
+        }
+        defer { server?.stop() }
+        let (booted, pid) = try booter.launch(record)
+        do {
+            try booter.waitUntilReady(booted, pid: pid, readiness: .init(metadata: nil, waitForSSH: true))
+        } catch {
+            throw error
+        }
+        return booted
+    }
+
+    static func seedPort(_ record: InstanceRecord) -> UInt16? {
+        let text: String
+        switch record.spec.boot {
+        case .direct(let d): text = d.commandLine
+        case .firmware: text = record.spec.smbiosSerial ?? ""
+        }
+        guard let range = text.range(of: "http://10.0.2.2:") else { return nil }
+        return UInt16(text[range.upperBound...].prefix(while: { $0.isNumber }))
+    }
+
+    static func portIsFree(_ port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = port.bigEndian
+        sin.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+    }
+
+    /// ACPI power button through QMP; after `timeout` seconds (or at once with `force`) QEMU
+    /// is told to quit, and killed if it does not answer.
+    public func stop(_ name: String, force: Bool, timeout: Double = 90) throws {
+        _ = try store.load(name)
+        let files = store.files(name)
+        let lock = try InstanceLock(path: files.lock, name: name)
+        defer { lock.release() }
+        try stopLocked(files, force: force, timeout: timeout)
+    }
+
+    func stopLocked(_ files: InstanceFiles, force: Bool, timeout: Double) throws {
+        guard let pid = QEMULauncher.readPID(files.pidFile), QEMULauncher.isQEMU(pid: pid) else {
+            InstanceState.repairStale(files)
+            return
+        }
+        if !force, let qmp = try? QMPClient(socketPath: files.qmpSocket, timeout: 5) {
+            // A paused or panicked guest cannot react to the power button.
+            let status = (try? qmp.status()) ?? "unknown"
+            if InstanceState.fromQMPStatus(status) == .running {
+                _ = try? qmp.execute("system_powerdown")
+                let deadline = Date().addingTimeInterval(timeout)
+                while Date() < deadline, QEMULauncher.isQEMU(pid: pid) {
+                    _ = try? qmp.waitForEvent(["SHUTDOWN"], timeout: 1)
+                }
+            }
+        }
+        if QEMULauncher.isQEMU(pid: pid), let qmp = try? QMPClient(socketPath: files.qmpSocket, timeout: 3) {
+            _ = try? qmp.execute("quit", timeout: 3)
+            QEMULauncher.terminate(pid: pid, signal: 0, timeout: 5)
+        }
+        if QEMULauncher.isQEMU(pid: pid) {
+            guard QEMULauncher.terminate(pid: pid, signal: SIGKILL, timeout: 10) else {
+                throw WispError(.failed, "QEMU (pid \(pid)) of \(files.directory) did not exit even after SIGKILL")
+            }
+        }
+        InstanceState.repairStale(files)
+    }
+
+    /// Removes the instance; a running one only with `force` (it is killed first).
+    public func remove(_ name: String, force: Bool) throws {
+        let files = store.files(name)
+        guard FileManager.default.fileExists(atPath: files.directory) else {
+            throw WispError.notFound("no instance named \(name) (see wisp list)")
+        }
+        let lock = try InstanceLock(path: files.lock, name: name)
+        defer { lock.release() }
+        if let pid = QEMULauncher.readPID(files.pidFile), QEMULauncher.isQEMU(pid: pid) {
+            guard force else {
+                throw WispError(.busy, "instance \(name) is running: stop it first (wisp stop \(name)) or use wisp rm --force \(name)")
+            }
+            try stopLocked(files, force: true, timeout: 0)
+        }
+        try store.remove(name)
+    }
+}

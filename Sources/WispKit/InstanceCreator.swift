@@ -1,0 +1,232 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import WispCore
+import DiskImage
+import Machine
+import MetadataService
+
+/// Creates a new instance directory for `wisp run`: resolves the image, claims a name,
+/// makes the overlay, extracts the kernel, generates keys and the seed, writes
+/// `instance.json` last. Any failure removes the directory: no half-made instance remains.
+public struct InstanceCreator: Sendable {
+    public var store: InstanceStore
+    public var progress: @Sendable (String) -> Void
+
+    public init(store: InstanceStore, progress: @escaping @Sendable (String) -> Void) {
+        self.store = store
+        self.progress = progress
+    }
+
+    public struct Created: Sendable {
+        public var record: InstanceRecord
+        public var metadata: MetadataServer
+    }
+
+    public func create(_ options: RunOptions) async throws -> Created {
+        // Fail on missing tools before any work.
+        _ = try HostTools.qemuExecutable()
+        _ = try HostTools.openSSH("ssh-keygen")
+        _ = try HostTools.openSSH("ssh")
+        guard ["auto", "direct", "uefi"].contains(options.boot) else { throw WispError.invalidArgument("--boot \(options.boot): expected auto, direct or uefi") }
+        guard ["disk", "http"].contains(options.cloudInit) else { throw WispError.invalidArgument("--cloud-init \(options.cloudInit): expected disk or http") }
+        guard options.cpus >= 1, options.cpus <= 256 else { throw WispError.invalidArgument("--cpus \(options.cpus): expected 1 to 256") }
+        guard options.memoryBytes >= 128 << 20 else { throw WispError.invalidArgument("--memory: at least 128M is needed to boot a cloud image") }
+        if let requested = options.name { try InstanceStore.validate(name: requested) }
+        let extraDisks = try options.extraDisks.map { disk -> DiskAttachment in
+            let path = URL(fileURLWithPath: disk.path).standardizedFileURL.path
+            guard FileManager.default.fileExists(atPath: path) else { throw WispError.notFound("--disk \(disk.path): no such file") }
+            return DiskAttachment(path: path, format: try RunIntegration.probeFormat(path).rawValue, readOnly: disk.readOnly)
+        }
+        let userData = try options.userData.map { path -> String in
+            guard let data = FileManager.default.contents(atPath: path) else { throw WispError.notFound("--user-data \(path): no such file") }
+            return String(decoding: data, as: UTF8.self)
+        }
+        let hostKeys = try options.sshKeys.map { path -> String in
+            guard let data = FileManager.default.contents(atPath: path) else { throw WispError.notFound("--ssh-key \(path): no such file") }
+            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        if ImageCache.isURL(options.image) { progress("downloading \(options.image)") }
+        let base = try await ImageCache(paths: store.paths).resolve(options.image, digest: options.digest) { done, total in
+            progress("downloading: \(ByteSize.format(done))" + (total.map { " of \(ByteSize.format($0))" } ?? ""))
+        }
+        let baseFormat = try RunIntegration.probeFormat(base)
+        let baseSize = try RunIntegration.virtualSize(base)
+
+        // Kernel extraction happens before the name is claimed (the name comes from the OS).
+        try FileManager.default.createDirectory(atPath: store.root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let staging = "\(store.root)/.staging-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        var bootFacts: RunIntegration.BootFacts? = nil
+        if options.boot != "uefi" {
+            progress("reading the boot plan of \(base)")
+            do {
+                bootFacts = try RunIntegration.extractBoot(image: base, into: staging)
+            } catch where options.boot == "auto" {
+                progress("no direct boot (\(error)); booting through UEFI firmware")
+                bootFacts = nil
+            }
+            if bootFacts == nil && options.boot == "direct" {
+                throw WispError.notFound("\(options.image): no kernel and boot entry found for direct boot (use --boot uefi)")
+            }
+        }
+        let ovmf = bootFacts == nil ? try HostTools.ovmf() : nil
+
+        let nameBase = bootFacts.flatMap { facts in facts.osID.map { [$0, facts.osVersionID].compactMap { $0 }.joined(separator: "-") } }
+            ?? URL(fileURLWithPath: base).deletingPathExtension().lastPathComponent
+        let name = try store.claim(requested: options.name, base: nameBase)
+        let files = store.files(name)
+        do {
+            return try build(name: name, files: files, options: options, base: base, baseFormat: baseFormat, baseSize: baseSize,
+                             staging: staging, bootFacts: bootFacts, ovmf: ovmf, extraDisks: extraDisks, userData: userData, extraKeys: hostKeys)
+        } catch {
+            try? FileManager.default.removeItem(atPath: files.directory)
+            throw error
+        }
+    }
+
+    private func build(name: String, files: InstanceFiles, options: RunOptions, base: String, baseFormat: ImageFormat, baseSize: UInt64,
+                       staging: String, bootFacts: RunIntegration.BootFacts?, ovmf: (code: String, varsTemplate: String)?,
+                       extraDisks: [DiskAttachment], userData: String?, extraKeys: [String]) throws -> Created {
+        let fm = FileManager.default
+        let size = max(baseSize, options.diskSize ?? 0)
+        progress("\(name): creating the overlay")
+        try RunIntegration.createOverlay(base: base, baseFormat: baseFormat, overlay: files.overlay, size: size)
+
+        let bootMethod: BootMethod
+        if let facts = bootFacts {
+            try fm.moveItem(atPath: facts.kernel, toPath: files.kernel)
+            var initrd: String? = nil
+            if let source = facts.initrd {
+                try fm.moveItem(atPath: source, toPath: files.initrd)
+                initrd = files.initrd
+            }
+            bootMethod = .direct(DirectBoot(kernel: files.kernel, initrd: initrd,
+                                            commandLine: Self.guestCommandLine(facts.commandLine, cloudInit: options.cloudInit, seedURL: nil)))
+        } else if let ovmf {
+            try fm.copyItem(atPath: ovmf.varsTemplate, toPath: files.uefiVars)
+            chmod(files.uefiVars, 0o600)
+            bootMethod = .firmware(UEFIFirmware(code: ovmf.code, vars: files.uefiVars))
+        } else {
+            throw WispError(.failed, "no way to boot \(options.image)")
+        }
+
+        try InstanceSSH.generateKey(at: files.privateKey, comment: "wisp-\(name)")
+        try InstanceSSH.generateKey(at: files.hostKey, comment: "wisp-\(name)-host")
+        let hostPublic = try String(contentsOfFile: files.hostKey + ".pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let hostPrivate = try String(contentsOfFile: files.hostKey, encoding: .utf8)
+        let keyParts = hostPublic.split(separator: " ")
+        guard keyParts.count >= 2 else { throw WispError(.failed, "ssh-keygen wrote an unreadable host key at \(files.hostKey).pub") }
+        try AtomicOutput.write(Array("wisp-\(name) \(keyParts[0]) \(keyParts[1])\n".utf8), to: files.knownHosts, permissions: 0o600)
+
+        let user = Self.defaultUser()
+        var authorized = Self.hostPublicKeys() + extraKeys
+        authorized.append(try String(contentsOfFile: files.publicKey, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+        let sshPort = try Self.freePort()
+        let mac = Self.macAddress(for: name)
+
+        let metadata = try MetadataServer(seed: nil)
+        let request = RunIntegration.SeedRequest(
+            user: user, authorizedKeys: authorized, hostname: name, instanceID: "wisp-\(name)-\(UInt32.random(in: 0...UInt32.max))",
+            phoneHomeURL: metadata.guestPhoneHomeURL, staticNetwork: true, macAddress: mac,
+            hostKeyPrivate: hostPrivate, hostKeyPublic: hostPublic, extraUserData: userData)
+        let seed = try RunIntegration.makeSeed(request)
+        var disks = [DiskAttachment(path: files.overlay, format: "qcow2")]
+        var server = metadata
+        var spec = MachineSpec(cpus: options.cpus, memoryBytes: options.memoryBytes, disks: [], forwards: [],
+                               boot: bootMethod, accelerator: .tcg, macAddress: mac)
+        if options.cloudInit == "disk" {
+            try RunIntegration.writeSeedDisk(seed, to: files.seed)
+            disks.append(DiskAttachment(path: files.seed, format: "raw", readOnly: true))
+        } else {
+            // Same seed, served by our listener; the phone_home URL stays on this port.
+            metadata.stop()
+            server = try MetadataServer(seed: seed, port: metadata.port)
+            try RunIntegration.storeSeed(seed, in: files)
+            let seedFrom = "ds=nocloud;s=\(server.guestSeedURL)"
+            switch bootMethod {
+            case .direct(var direct):
+                direct.commandLine = Self.guestCommandLine(bootFacts?.commandLine ?? "", cloudInit: "http", seedURL: server.guestSeedURL)
+                spec.boot = .direct(direct)
+            case .firmware:
+                spec.smbiosSerial = seedFrom
+            }
+        }
+        spec.disks = disks + extraDisks
+        spec.forwards = [PortForward(hostPort: sshPort, guestPort: 22)] + options.forwards
+        let record = InstanceRecord(name: name, image: options.image, baseImagePath: base, spec: spec,
+                                    bootMode: bootFacts == nil ? "uefi" : "direct", user: user, hostname: name,
+                                    sshPort: sshPort, cloudInit: options.cloudInit,
+                                    osName: bootFacts.flatMap { f in f.osID.map { "\($0) \(f.osVersionID ?? "")".trimmingCharacters(in: .whitespaces) } })
+        try store.save(record)
+        return Created(record: record, metadata: server)
+    }
+
+    /// The guest's own command line plus what Wisp needs: the serial console (progress and
+    /// `wisp console`) and the NoCloud datasource named outright, so cloud-init skips probing.
+    static func guestCommandLine(_ original: String, cloudInit: String, seedURL: String?) -> String {
+        var words = original.split(separator: " ").map(String.init).filter { !$0.hasPrefix("ds=") }
+        if !words.contains(where: { $0.hasPrefix("console=ttyS0") }) { words.append("console=ttyS0,115200") }
+        if cloudInit == "http", let seedURL {
+            words.append("ds=nocloud;s=\(seedURL)")
+        } else {
+            words.append("ds=nocloud")
+        }
+        return words.joined(separator: " ")
+    }
+
+    /// The host user's name, unless that is root (cloud-init would reconfigure root): then
+    /// "wisp".
+    static func defaultUser() -> String {
+        let name = ProcessInfo.processInfo.environment["USER"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? getpwuid(getuid()).flatMap { String(validatingCString: $0.pointee.pw_name) } ?? "wisp"
+        let clean = name.lowercased().filter { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+        if clean.isEmpty || clean == "root" || clean.first?.isNumber == true { return "wisp" }
+        return clean
+    }
+
+    /// The host's own public keys (~/.ssh/*.pub), so plain `ssh` works too.
+    static func hostPublicKeys() -> [String] {
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
+        let dir = "\(home)/.ssh"
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".pub") }.sorted()
+        return names.compactMap { try? String(contentsOfFile: "\(dir)/\($0)", encoding: .utf8) }
+            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            .filter { $0.hasPrefix("ssh-") || $0.hasPrefix("ecdsa-") || $0.hasPrefix("sk-") }
+    }
+
+    /// A locally administered MAC derived from the name: stable across boots of one instance.
+    static func macAddress(for name: String) -> String {
+        var hasher = SHA256()
+        hasher.update(Array(name.utf8))
+        let d = hasher.finalize()
+        return String(format: "52:54:00:%02x:%02x:%02x", d[0], d[1], d[2])
+    }
+
+    /// A free TCP port on 127.0.0.1 (the kernel picks; QEMU binds it moments later).
+    static func freePort() throws -> UInt16 {
+        let probe = try HTTPServerPortProbe()
+        return probe.port
+    }
+}
+
+/// Binds 127.0.0.1:0 to learn a free port, then releases it.
+struct HTTPServerPortProbe {
+    let port: UInt16
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw WispError.posix("socket", "127.0.0.1", errno: errno) }
+        defer { close(fd) }
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let r = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard r == 0 else { throw WispError.posix("bind", "127.0.0.1:0", errno: errno) }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        port = UInt16(bigEndian: sin.sin_port)
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import WispCore
+import Machine
+
+/// How Wisp talks to a guest over SSH: the per-instance key, strict host key checking against
+/// the host key Wisp generated and handed in through cloud-init (`known_hosts` in the instance
+/// directory, under an alias so the forwarded port may change between boots).
+public struct InstanceSSH: Sendable {
+    public let record: InstanceRecord
+    public let files: InstanceFiles
+
+    public init(record: InstanceRecord, files: InstanceFiles) {
+        self.record = record
+        self.files = files
+    }
+
+    public var hostAlias: String { "wisp-\(record.name)" }
+
+    /// `ssh` options and destination, without the command.
+    public func arguments(tty: Bool = false, connectTimeout: Int = 10) -> [String] {
+        var args = [
+            "-i", files.privateKey,
+            "-o", "IdentitiesOnly=yes",
+            "-o", "UserKnownHostsFile=\(files.knownHosts)",
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", "HostKeyAlias=\(hostAlias)",
+            "-o", "BatchMode=yes",
+            "-o", "ConnectTimeout=\(connectTimeout)",
+            "-o", "LogLevel=ERROR",
+            "-p", String(record.sshPort),
+        ]
+        if tty { args.append("-t") }
+        args.append("\(record.user)@127.0.0.1")
+        return args
+    }
+
+    /// Runs `command` once (quietly); true when it exits 0. Used as the readiness probe.
+    public func probe() -> Bool {
+        guard let ssh = try? HostTools.openSSH("ssh") else { return false }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ssh)
+        process.arguments = arguments(connectTimeout: 5) + ["true"]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }
+
+    /// Runs `command` with our stdin/stdout/stderr and returns its exit status (ssh's 255
+    /// when the connection itself failed).
+    public func run(_ command: [String], tty: Bool) throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try HostTools.openSSH("ssh"))
+        process.arguments = arguments(tty: tty) + Self.remoteCommand(command)
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// ssh joins its words with spaces for the remote shell. One word is a shell command line
+    /// as it stands (`wisp ssh vm -- 'ls | wc -l'`); several words are an argv, each quoted so
+    /// it arrives as given (`-- sh -c 'exit 3'` exits 3).
+    public static func remoteCommand(_ command: [String]) -> [String] {
+        if command.isEmpty { return [] }
+        if command.count == 1 { return ["--", command[0]] }
+        return ["--"] + command.map(shellQuote)
+    }
+
+    public static func shellQuote(_ word: String) -> String {
+        if !word.isEmpty, word.allSatisfy({ $0.isLetter || $0.isNumber || "-_=./:,@%+".contains($0) }) { return word }
+        return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    /// Runs ssh-keygen to make an ed25519 key pair at `path` (private key 0600).
+    static func generateKey(at path: String, comment: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try HostTools.openSSH("ssh-keygen"))
+        process.arguments = ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw WispError(.failed, "ssh-keygen could not create \(path): \(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
+        }
+        chmod(path, 0o600)
+    }
+}

@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import WispCore
+import DiskImage
+import CloudInit
+
+/// The seam between `wisp run` and the image, inspection and seed layers: everything the
+/// orchestration needs from them goes through here, in the layers' own APIs.
+enum RunIntegration {
+    struct BootFacts: Sendable {
+        var kernel: String
+        var initrd: String?
+        var commandLine: String
+        var osID: String?
+        var osVersionID: String?
+    }
+
+    /// The image's format, read from its magic (never guessed from the file name).
+    static func probeFormat(_ path: String) throws -> ImageFormat {
+        let device = try FileBlockDevice(path: path, writable: false)
+        return try ImageFormat.probe(device)
+    }
+
+    static func virtualSize(_ path: String) throws -> UInt64 {
+        try DiskImageFile.open(path, format: nil, writable: false).size
+    }
+
+    static func validateQEMUFormat(_ format: ImageFormat, _ path: String) throws {
+        guard [.qcow2, .raw].contains(format) else {
+            throw WispError.unsupported(path, "\(format.rawValue) base images cannot back an overlay yet: convert it with wisp image convert -O qcow2")
+        }
+    }
+
+    /// A qcow2 overlay backed by `base`, at least `size` bytes (the guest's growpart grows
+    /// its root partition into the rest).
+    static func createOverlay(base: String, baseFormat: ImageFormat, overlay: String, size: UInt64) throws {
+        try Qcow2Image.create(path: overlay, virtualSize: size, backingFile: base, backingFormat: baseFormat)
+        chmod(overlay, 0o600)
+    }
+
+    /// Kernel, initrd and command line from the image's own boot entries, copied into
+    /// `directory`; nil when the image has no plan Wisp can follow (boot UEFI instead).
+    static func extractBoot(image: String, into directory: String) throws -> BootFacts? {
+        let extracted = try KernelExtraction.extract(imagePath: image, to: directory)
+        return BootFacts(kernel: extracted.kernelPath, initrd: extracted.initrdPath, commandLine: extracted.commandLine,
+                         osID: extracted.osID, osVersionID: extracted.osVersionID)
+    }
+
+    struct SeedRequest: Sendable {
+        var user: String
+        var authorizedKeys: [String]
+        var hostname: String
+        var instanceID: String
+        var phoneHomeURL: String?
+        var staticNetwork: Bool
+        var macAddress: String
+        var hostKeyPrivate: String
+        var hostKeyPublic: String
+        var extraUserData: String?
+    }
+
+    /// User-mode networking's fixed layout: guest 10.0.2.15, host/gateway 10.0.2.2, DNS
+    /// 10.0.2.3. A static address saves the DHCP round trips of an emulated boot.
+    static let userModeNetwork = (address: "10.0.2.15/24", gateway: "10.0.2.2", dns: "10.0.2.3")
+
+    static func makeSeed(_ request: SeedRequest) throws -> NoCloudSeed {
+        var options = SeedOptions(user: request.user, sshAuthorizedKeys: request.authorizedKeys, hostname: request.hostname,
+                                  instanceID: request.instanceID, phoneHomeURL: request.phoneHomeURL,
+                                  sshHostKeys: [SSHHostKey(type: .ed25519, privateKey: request.hostKeyPrivate, publicKey: request.hostKeyPublic)],
+                                  extraUserDataYAML: request.extraUserData)
+        if request.staticNetwork {
+            options.network = StaticNetwork(address: userModeNetwork.address, gateway: userModeNetwork.gateway,
+                                            dns: [userModeNetwork.dns], macAddress: request.macAddress, interfaceName: "eth0")
+        }
+        return try SeedGenerator.makeSeed(options)
+    }
+
+    static func writeSeedDisk(_ seed: NoCloudSeed, to path: String) throws {
+        try SeedImageWriter.write(seed, format: .iso, to: path)
+    }
+}
+
+extension RunIntegration {
+    /// The seed files kept in the instance directory for NoCloud-net re-serving.
+    static func storedSeed(_ files: InstanceFiles) throws -> CloudInit.NoCloudSeed {
+        let dir = files.directory + "/seed"
+        func read(_ leaf: String) -> [UInt8]? { FileManager.default.contents(atPath: "\(dir)/\(leaf)").map { Array($0) } }
+        guard let user = read("user-data"), let meta = read("meta-data") else {
+            throw WispError.notFound("\(dir): the NoCloud-net seed files are missing")
+        }
+        return NoCloudSeed(userData: user, metaData: meta, vendorData: read("vendor-data"), networkConfig: read("network-config"))
+    }
+
+    static func storeSeed(_ seed: CloudInit.NoCloudSeed, in files: InstanceFiles) throws {
+        let dir = files.directory + "/seed"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        for file in seed.files { try AtomicOutput.write(file.contents, to: "\(dir)/\(file.name)", permissions: 0o600) }
+    }
+}

@@ -1,0 +1,29 @@
+import Machine
+
+/// Everything `wisp run` was asked for, parsed and validated.
+public struct RunOptions: Sendable {
+    public var image: String
+    public var digest: String?
+    public var name: String?
+    public var cpus: Int = 2
+    public var memoryBytes: UInt64 = 2 << 30
+    public var diskSize: UInt64? = nil
+    public var sshKeys: [String] = []
+    public var forwards: [PortForward] = []
+    public var extraDisks: [(path: String, readOnly: Bool)] = []
+    public var boot: String = "auto"        // auto | direct | uefi
+    public var accelerator: String = "auto" // auto | kvm | tcg
+    public var userData: String? = nil
+    public var cloudInit: String = "disk"   // disk | http
+    public var timeout: Double = 900
+    public var waitForReady: Bool = true
+
+    public init(image: String) { self.image = image }
+
+    /// `FILE` or `FILE,readonly` (also `ro`).
+    public static func parseDisk(_ text: String) throws -> (path: String, readOnly: Bool) {
+        if text.hasSuffix(",readonly") { return (String(text.dropLast(",readonly".count)), true) }
+        if text.hasSuffix(",ro") { return (String(text.dropLast(",ro".count)), true) }
+        return (text, false)
+    }
+}

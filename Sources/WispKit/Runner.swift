@@ -1,0 +1,44 @@
+import Foundation
+import WispCore
+import Machine
+
+/// `wisp run` from image to ready VM: create the instance, boot it, wait for phone_home and
+/// SSH. A failure before the instance is complete leaves nothing behind; a failure while
+/// booting stops QEMU and reports the serial tail (the instance stays for `wisp logs`).
+public struct Runner: Sendable {
+    public var store: InstanceStore
+    public var progress: @Sendable (String) -> Void
+
+    public init(store: InstanceStore = InstanceStore(), progress: @escaping @Sendable (String) -> Void) {
+        self.store = store
+        self.progress = progress
+    }
+
+    public func run(_ options: RunOptions) async throws -> InstanceRecord {
+        let created = try await InstanceCreator(store: store, progress: progress).create(options)
+        defer { created.metadata.stop() }
+        let files = store.files(created.record.name)
+        let lock = try InstanceLock(path: files.lock, name: created.record.name)
+        defer { lock.release() }
+        let booter = InstanceBooter(store: store, acceleratorChoice: options.accelerator, timeout: options.timeout, progress: progress)
+        let booted: InstanceRecord, pid: Int32
+        do {
+            (booted, pid) = try booter.launch(created.record)
+        } catch {
+            // Never booted: nothing in it is worth keeping.
+            lock.release()
+            try? store.remove(created.record.name)
+            throw error
+        }
+        guard options.waitForReady else { return booted }
+        do {
+            try booter.waitUntilReady(booted, pid: pid, readiness: .init(metadata: created.metadata, waitForSSH: true))
+        } catch let error as WispError where error.message.contains("still running") {
+            throw error
+        } catch {
+            try? InstanceController(store: store).stopLocked(files, force: true, timeout: 0)
+            throw error
+        }
+        return booted
+    }
+}

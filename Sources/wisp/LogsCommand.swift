@@ -1,0 +1,30 @@
+import ArgumentParser
+import Foundation
+import WispCore
+import WispKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct LogsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "logs", abstract: "Print an instance's serial console log.")
+
+    @Argument(help: "Instance name.") var name: String
+    @Flag(name: [.short, .long], help: "Keep printing new output.") var follow = false
+
+    func run() async throws {
+        let store = InstanceStore()
+        _ = try store.load(name)
+        let path = store.files(name).serialLog
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            if !follow { return }
+            throw WispError.notFound("\(path): instance \(name) has not booted yet")
+        }
+        while true {
+            let data = handle.readDataToEndOfFile()
+            if !data.isEmpty { FileHandle.standardOutput.write(data) }
+            guard follow else { return }
+            try await Task.sleep(nanoseconds: 300_000_000)
+        }
+    }
+}

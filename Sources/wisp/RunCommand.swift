@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import Machine
+import WispCore
+import WispKit
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Boot a cloud image as a VM with cloud-init and SSH ready.",
+        discussion: """
+        IMAGE is a disk image file (qcow2, raw, vmdk, vhd, vhdx) or an http(s) URL, downloaded \
+        once into $XDG_CACHE_HOME/wisp/images. The image is never written: the instance gets a \
+        qcow2 overlay backed by it. The distribution's own kernel is booted directly when Wisp \
+        finds its boot entry (UEFI firmware otherwise). Returns when cloud-init has phoned home \
+        and SSH answers; then use `wisp ssh NAME`.
+
+        Examples:
+          wisp run debian-12-genericcloud-amd64.qcow2
+          wisp run --name web -p 8080:80 --memory 4G --disk-size 20G image.qcow2
+          wisp run --rm image.qcow2 -- sh -c 'uname -a; exit 3'     # exits 3
+        """)
+
+    @Argument(help: "Image file or http(s) URL.") var image: String
+    @Option(help: "Instance name (default: from the image's OS, e.g. debian-12).") var name: String?
+    @Option(help: "Virtual CPUs.") var cpus: Int = 2
+    @Option(help: "Memory, e.g. 2G or 1536M.") var memory: String = "2G"
+    @Option(name: .customLong("disk-size"), help: "Grow the instance's disk to this size (e.g. 20G).") var diskSize: String?
+    @Option(name: .customLong("ssh-key"), help: "Also authorize this public key file (repeatable).") var sshKeys: [String] = []
+    @Option(name: [.customShort("p"), .customLong("publish")], help: "Forward [HOST_IP:]HOST_PORT:GUEST_PORT (repeatable; host IP defaults to 127.0.0.1).") var publish: [String] = []
+    @Option(name: .customLong("disk"), help: "Attach another disk image: FILE or FILE,readonly (repeatable).") var disks: [String] = []
+    @Option(help: "auto (direct kernel boot when possible), direct or uefi.") var boot: String = "auto"
+    @Option(help: "auto (KVM if it works, else TCG), kvm or tcg.") var accel: String = "auto"
+    @Option(name: .customLong("user-data"), help: "Extra cloud-config merged into the seed.") var userData: String?
+    @Option(name: .customLong("cloud-init"), help: "How the seed reaches the guest: disk (NoCloud seed disk) or http (NoCloud-net from Wisp's listener).") var cloudInit: String = "disk"
+    @Option(help: "Verify the image: sha256:HEX.") var digest: String?
+    @Flag(help: "Return as soon as QEMU runs, without waiting for SSH.") var detach = false
+    @Flag(help: "Attach to the serial console after starting (Ctrl-] detaches).") var console = false
+    @Flag(help: "Remove the instance when done (with -- CMD: after CMD ran).") var rm = false
+    @Option(help: "Seconds to wait for the guest to be ready.") var timeout: Double = 900
+    @Argument(parsing: .postTerminator, help: "Command to run over SSH once ready.") var command: [String] = []
+
+    func validate() throws {
+        if detach && console { throw ValidationError("--detach and --console exclude each other") }
+        if detach && !command.isEmpty { throw ValidationError("-- CMD needs the guest ready: drop --detach") }
+    }
+
+    func run() async throws {
+        var options = RunOptions(image: image)
+        options.name = name
+        options.digest = digest
+        options.cpus = cpus
+        options.memoryBytes = try ByteSize.parse(memory)
+        options.diskSize = try diskSize.map(ByteSize.parse)
+        options.sshKeys = sshKeys
+        options.forwards = try publish.map(PortForward.parse)
+        options.extraDisks = try disks.map(RunOptions.parseDisk)
+        options.boot = boot
+        options.accelerator = accel
+        options.userData = userData
+        options.cloudInit = cloudInit
+        options.timeout = timeout
+        options.waitForReady = !detach && !console
+        let store = InstanceStore()
+        let controller = InstanceController(store: store)
+        let record: InstanceRecord
+        do {
+            record = try await Runner(store: store, progress: RunProgress.report).run(options)
+        } catch {
+            RunProgress.finish()
+            throw error
+        }
+        RunProgress.finish()
+        let files = store.files(record.name)
+        if console {
+            try SerialConsole.attach(files, name: record.name)
+            if rm { try controller.remove(record.name, force: true) }
+            return
+        }
+        if !command.isEmpty {
+            let status = try InstanceSSH(record: record, files: files).run(command, tty: false)
+            if rm { try controller.remove(record.name, force: true) }
+            throw ExitCode(status)
+        }
+        if rm {
+            try controller.remove(record.name, force: true)
+            return
+        }
+        FileHandle.standardError.write(Data("\(record.name) is \(detach ? "starting" : "ready") (\(record.spec.accelerator.rawValue)): wisp ssh \(record.name)\n".utf8))
+        print(record.name)
+    }
+}

@@ -1,0 +1,35 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// The progress line on stderr: rewritten in place on a terminal, one line per change
+/// otherwise (so CI logs show the phases without a flood).
+enum RunProgress {
+    static let isTerminal = isatty(STDERR_FILENO) == 1
+
+    static let report: @Sendable (String) -> Void = { line in
+        if isTerminal {
+            FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
+        } else {
+            // Elapsed seconds change constantly; only a new phase earns a new line.
+            let key = line.replacingOccurrences(of: #", \d+s\)"#, with: ")", options: .regularExpression)
+            if lastKey.withLock({ old in defer { old = key }; return old != key }) {
+                FileHandle.standardError.write(Data("\(line)\n".utf8))
+            }
+        }
+    }
+
+    static func finish() {
+        if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+
+    static let lastKey = Lock("")
+}
+
+final class Lock<Value>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+    init(_ value: Value) { self.value = value }
+    func withLock<R>(_ body: (inout Value) -> R) -> R { lock.lock(); defer { lock.unlock() }; return body(&value) }
+}

@@ -1,0 +1,87 @@
+import Testing
+import Machine
+
+@Suite struct QEMUCommandLineTests {
+    let paths = QEMUCommandLine.RuntimePaths(qmpSocket: "/i/qmp.sock", consoleSocket: "/i/console.sock",
+                                             serialLog: "/i/serial.log", pidFile: "/i/qemu.pid")
+
+    func value(after option: String, in args: [String]) -> [String] {
+        args.indices.filter { args[$0] == option && $0 + 1 < args.count }.map { args[$0 + 1] }
+    }
+
+    @Test func directBootUnderTCG() {
+        let spec = MachineSpec(cpus: 2, memoryBytes: 2 << 30,
+                               disks: [DiskAttachment(path: "/i/overlay.qcow2", format: "qcow2"),
+                                       DiskAttachment(path: "/i/seed.iso", format: "raw", readOnly: true)],
+                               forwards: [PortForward(hostPort: 2222, guestPort: 22), PortForward(hostAddress: "0.0.0.0", hostPort: 8080, guestPort: 80)],
+                               boot: .direct(DirectBoot(kernel: "/i/vmlinuz", initrd: "/i/initrd.img", commandLine: "root=UUID=x ro console=ttyS0 ds=nocloud")),
+                               accelerator: .tcg, macAddress: "52:54:00:aa:bb:cc")
+        let args = QEMUCommandLine(spec: spec, paths: paths, name: "wisp-t").arguments
+        #expect(value(after: "-accel", in: args) == ["tcg,thread=multi,tb-size=256"])
+        #expect(value(after: "-cpu", in: args) == ["max"])
+        #expect(value(after: "-smp", in: args) == ["2"])
+        #expect(value(after: "-m", in: args) == ["2048M"])
+        #expect(value(after: "-kernel", in: args) == ["/i/vmlinuz"])
+        #expect(value(after: "-initrd", in: args) == ["/i/initrd.img"])
+        #expect(value(after: "-append", in: args) == ["root=UUID=x ro console=ttyS0 ds=nocloud"])
+        #expect(value(after: "-drive", in: args) == [
+            "file=/i/overlay.qcow2,format=qcow2,if=none,id=disk0,cache=writeback,discard=unmap",
+            "file=/i/seed.iso,format=raw,if=none,id=disk1,cache=writeback,discard=unmap,readonly=on",
+        ])
+        #expect(value(after: "-netdev", in: args) == ["user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp:0.0.0.0:8080-:80"])
+        #expect(value(after: "-device", in: args).contains("virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:cc,romfile="))
+        #expect(value(after: "-device", in: args).contains("virtio-rng-pci"))
+        #expect(value(after: "-device", in: args).contains("pvpanic"))
+        #expect(value(after: "-action", in: args) == ["panic=pause"])
+        #expect(value(after: "-mon", in: args) == ["chardev=qmp0,mode=control"])
+        #expect(args.contains("-daemonize"))
+        #expect(args.contains("-nodefaults"))
+        #expect(!args.contains("-nographic"))  // incompatible with -daemonize
+        #expect(!args.contains { $0.contains("pflash") })
+        // -kernel takes boot index 0 itself; a disk claiming it stops QEMU.
+        #expect(!args.contains { $0.contains("bootindex") })
+    }
+
+    @Test func uefiUnderKVMWithCommasEscaped() {
+        let spec = MachineSpec(cpus: 1, memoryBytes: 512 << 20,
+                               disks: [DiskAttachment(path: "/odd,dir/overlay.qcow2", format: "qcow2")],
+                               boot: .firmware(UEFIFirmware(code: "/usr/share/OVMF/OVMF_CODE_4M.fd", vars: "/i/OVMF_VARS.fd")),
+                               accelerator: .kvm, smbiosSerial: "ds=nocloud;s=http://10.0.2.2:8000/")
+        let args = QEMUCommandLine(spec: spec, paths: paths, name: "n", daemonize: false).arguments
+        #expect(value(after: "-accel", in: args) == ["kvm"])
+        #expect(value(after: "-cpu", in: args) == ["host"])
+        #expect(value(after: "-drive", in: args).prefix(2) == [
+            "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+            "if=pflash,format=raw,unit=1,file=/i/OVMF_VARS.fd",
+        ])
+        #expect(value(after: "-drive", in: args).last?.hasPrefix("file=/odd,,dir/overlay.qcow2,") == true)
+        #expect(value(after: "-smbios", in: args) == ["type=1,serial=ds=nocloud;s=http://10.0.2.2:8000/"])
+        #expect(!args.contains("-kernel"))
+        #expect(value(after: "-device", in: args).contains("virtio-blk-pci,drive=disk0,bootindex=0"))
+        #expect(!args.contains("-daemonize"))
+    }
+}
+
+@Suite struct PortForwardTests {
+    @Test func parsesDockerSpelling() throws {
+        #expect(try PortForward.parse("8080:80") == PortForward(hostAddress: "127.0.0.1", hostPort: 8080, guestPort: 80))
+        #expect(try PortForward.parse("0.0.0.0:2222:22") == PortForward(hostAddress: "0.0.0.0", hostPort: 2222, guestPort: 22))
+        #expect(try PortForward.parse("8080:80").hostfwd == "tcp:127.0.0.1:8080-:80")
+    }
+
+    @Test func rejectsNonsense() {
+        for bad in ["80", "a:80", "8080:0", "70000:80", "1.2.3:80:80", "::80", "1:2:3:4", "256.0.0.1:80:80", ""] {
+            #expect(throws: (any Error).self, "\(bad)") { try PortForward.parse(bad) }
+        }
+    }
+}
+
+@Suite struct BootPhaseTests {
+    @Test func phasesFromSerialLog() {
+        #expect(BootPhase.detect(in: "") == .starting)
+        #expect(BootPhase.detect(in: "BdsDxe: loading Boot0001\r\n") == .firmware)
+        #expect(BootPhase.detect(in: "[    0.000000] Linux version 6.1.0-28-cloud-amd64\n") == .kernel)
+        #expect(BootPhase.detect(in: "[    0.000000] Linux version 6.1\n[    5.1] cloud-init[301]: Cloud-init v. 22.4.2 running 'init-local'") == .cloudInit)
+        #expect(BootPhase.tail(of: "a\n\n\u{1B}b\nc\n", lines: 2) == "b\nc")
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import Testing
+import Machine
+import WispCore
+import WispTestSupport
+@testable import WispKit
+
+@Suite struct InstanceStoreTests {
+    @Test func claimsNamesAtomicallyAndInSequence() throws {
+        let dir = try TemporaryDirectory("wisp-store")
+        let store = InstanceStore(paths: WispPaths(environment: ["HOME": dir.path, "XDG_DATA_HOME": dir.file("data")]))
+        #expect(store.root == dir.file("data") + "/wisp/instances")
+        #expect(try store.claim(requested: nil, base: "debian-12") == "debian-12")
+        #expect(try store.claim(requested: nil, base: "debian-12") == "debian-12-2")
+        #expect(try store.claim(requested: nil, base: "Debian 12!") == "debian-12-3")
+        #expect(throws: WispError.self) { try store.claim(requested: "debian-12", base: "x") }
+        #expect(throws: WispError.self) { try store.claim(requested: "../evil", base: "x") }
+        #expect(throws: WispError.self) { try store.claim(requested: "-x", base: "x") }
+        let attributes = try FileManager.default.attributesOfItem(atPath: store.files("debian-12").directory)
+        #expect((attributes[.posixPermissions] as? Int) == 0o700)
+        // A claimed directory without instance.json is an interrupted run: listed as such.
+        #expect(InstanceController(store: store).list().map(\.state) == [.incomplete, .incomplete, .incomplete])
+        #expect(throws: WispError.self) { try store.load("debian-12") }
+        try InstanceController(store: store).remove("debian-12", force: false)
+        #expect(store.names() == ["debian-12-2", "debian-12-3"])
+    }
+
+    @Test func recordRoundTrips() throws {
+        let dir = try TemporaryDirectory("wisp-record")
+        let store = InstanceStore(paths: WispPaths(environment: ["HOME": dir.path, "XDG_DATA_HOME": dir.file("data")]))
+        let name = try store.claim(requested: "r", base: "x")
+        let spec = MachineSpec(cpus: 2, memoryBytes: 1 << 30, disks: [DiskAttachment(path: "/o.qcow2", format: "qcow2")],
+                               forwards: [PortForward(hostPort: 2222, guestPort: 22)],
+                               boot: .direct(DirectBoot(kernel: "/k", initrd: "/i", commandLine: "ro")), accelerator: .tcg)
+        let record = InstanceRecord(name: name, image: "img.qcow2", baseImagePath: "/img.qcow2", createdAt: Date(timeIntervalSince1970: 1_700_000_000),
+                                    spec: spec, bootMode: "direct", user: "me", hostname: name, sshPort: 2222, cloudInit: "disk", osName: "debian 12")
+        try store.save(record)
+        #expect(try store.load(name) == record)
+        let attributes = try FileManager.default.attributesOfItem(atPath: store.files(name).record)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+    }
+
+    @Test func guestCommandLineNamesTheDatasource() {
+        let debian = "BOOT_IMAGE=/boot/vmlinuz root=PARTUUID=x ro console=tty0 console=ttyS0,115200 earlyprintk=ttyS0,115200"
+        #expect(InstanceCreator.guestCommandLine(debian, cloudInit: "disk", seedURL: nil) == debian + " ds=nocloud")
+        #expect(InstanceCreator.guestCommandLine("root=/dev/vda1 ro ds=ec2", cloudInit: "http", seedURL: "http://10.0.2.2:8000/")
+                == "root=/dev/vda1 ro console=ttyS0,115200 ds=nocloud;s=http://10.0.2.2:8000/")
+    }
+
+    @Test func runOptionParsing() throws {
+        #expect(try RunOptions.parseDisk("/d.img,readonly") == ("/d.img", true))
+        #expect(try RunOptions.parseDisk("/d.img") == ("/d.img", false))
+        #expect(InstanceCreator.macAddress(for: "a") == InstanceCreator.macAddress(for: "a"))
+        #expect(InstanceCreator.macAddress(for: "a").hasPrefix("52:54:00:"))
+        #expect(InstanceCreator.defaultUser() != "root")
+    }
+}
