@@ -142,7 +142,20 @@ public final class GuestInspector: @unchecked Sendable {
                 }
                 continue
             }
-            if let fs = fileSystems[index].fileSystem {
+            // A btrfs subvol=/subvolid= mount opens that subvolume as the kernel does
+            // (subvolid= has no directory to follow; subvol= paths start at the top level
+            // even when a default subvolume is set). A subvol= naming a plain directory (as
+            // in images built offline, where btrfs-progs cannot make subvolumes) falls back
+            // to following the directory below.
+            if let btrfs = fileSystems[index].fileSystem as? BtrfsReader, Self.selectsSubvolume(entry.options),
+               case let (reader, source)? = Self.openedSubvolume(of: btrfs, entry: entry, warnings: &warnings) {
+                guard index != rootIndex || source != "/" else { continue }
+                fileSystems[index].mountPoint = fileSystems[index].mountPoint ?? entry.mountPoint
+                mounts.append(MountView.Mount(mountPoint: entry.mountPoint, fileSystem: reader, fileSystemIndex: index,
+                                              sourcePath: source, sourceInode: reader.rootInode))
+            } else if let fs = fileSystems[index].fileSystem {
+                // An unopenable subvolid= was warned about above.
+                if fs is BtrfsReader, case .id = BtrfsSubvolumeSelector.options(entry.options) { continue }
                 // subvol= names the directory of the filesystem mounted there (btrfs
                 // subvolumes: /home, /var, Fedora 44's /boot); without it, the top level.
                 let source = entry.subvolume.map { "/" + $0 } ?? "/"

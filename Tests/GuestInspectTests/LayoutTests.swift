@@ -261,7 +261,7 @@ import WispTestSupport
             "saved_entry": "3f1e0c0a9f0b4d6e8e2c1a7b5d9c0e11-6.10.3-200.fc41.x86_64",
             "tuned_params": "skew_tick=1 tsc=reliable", "tuned_initrd": "", "boot_success": "0"],
             optionsText: "root=UUID=\(Self.rootUUID) ro rootflags=subvol=root no_timer_check console=tty1 console=ttyS0,115200n8 $tuned_params")
-        // Fedora Cloud's root is btrfs; this variant keeps ext4 so the BLS rules run today.
+        // Fedora Cloud's root is btrfs (BtrfsLayoutTests); this variant is ext4.
         let root = try layout.ext4(Self.fedoraRootTree(fstabRoot: "ext4 defaults"), uuid: Self.rootUUID, label: "fedora")
         let (inspector, report) = try inspect(try fedoraDisk(layout, boot: boot, root: root))
         // BLS order: version descending (6.11 > 6.10 > 6.9), rescue last.
@@ -294,29 +294,12 @@ import WispTestSupport
         let (boot, _) = try fedoraBootFS(layout, grubenv: ["saved_entry": "3f1e0c0a9f0b4d6e8e2c1a7b5d9c0e11-6.9.12-200.fc41.x86_64",
                                                            "kernelopts": "root=UUID=\(Self.rootUUID) ro console=ttyS0,115200n8 no_timer_check net.ifnames=0"],
                                          optionsText: "$kernelopts $tuned_params")
-        // Alma/Rocky use XFS; this ext4 variant checks $kernelopts expansion.
+        // Alma/Rocky use XFS (el9OnXFSWithKernelOpts); this ext4 variant checks $kernelopts expansion.
         let root = try layout.ext4(Self.fedoraRootTree(fstabRoot: "xfs defaults"), uuid: Self.rootUUID, label: "root")
         let (_, report) = try inspect(try fedoraDisk(layout, boot: boot, root: root))
         let e = report.bootEntries[try #require(report.defaultEntry)]
         #expect(e.version == "6.9.12-200.fc41.x86_64")
         #expect(e.commandLine == "root=UUID=\(Self.rootUUID) ro console=ttyS0,115200n8 no_timer_check net.ifnames=0")
-    }
-
-    @Test func btrfsRootNamesTheMissingReader() throws {
-        let layout = try GuestLayout("missing-readers")
-        let (boot, _) = try fedoraBootFS(layout, grubenv: [:], optionsText: "root=UUID=\(Self.rootUUID) ro rootflags=subvol=root")
-        let btrfsRoot = try layout.btrfs(Self.fedoraRootTree(fstabRoot: "btrfs subvol=root,compress=zstd:1"), uuid: Self.rootUUID, label: "fedora")
-        let btrfsDisk = try fedoraDisk(layout, boot: boot, root: btrfsRoot)
-        for (disk, kind) in [(btrfsDisk, "btrfs")] {
-            do {
-                let (_, report) = try inspect(disk)
-                // Once the reader lands, the layout must inspect to a real entry instead.
-                #expect(report.defaultEntry != nil)
-            } catch {
-                #expect("\(error)".contains("no readable OS root filesystem: partition 3 is"))
-                #expect("\(error)".contains("\(kind) reader not available yet"))
-            }
-        }
     }
 
     @Test func el9OnXFSWithKernelOpts() throws {
@@ -356,30 +339,9 @@ import WispTestSupport
         #expect(e.initrds == ["/boot/initramfs-\(v).img"])
         #expect(e.commandLine == "root=UUID=\(Self.rootUUID) console=tty0 console=ttyS0,115200n8 no_timer_check net.ifnames=0")
         #expect(try inspector.readGuestFile(e.kernel, limit: 1 << 20) == kernel)
-    }
-
-    @Test func unreadableBootPartitionNamesTheMissingReader() throws {
-        // A btrfs /boot (Fedora 44 keeps /boot in a btrfs subvolume) with a readable root:
-        // the entries on /boot are needed, so a kernel found elsewhere would be a guess.
-        let layout = try GuestLayout("btrfs-boot")
-        let root = try layout.ext4(Self.fedoraRootTree(fstabRoot: "ext4 defaults").merging([
-            "/usr/lib/modules/6.17.1-300.fc44.x86_64/vmlinuz": .file(FakeKernel.bzImage(version: "6.17.1-300.fc44.x86_64")),
-        ]) { $1 }, uuid: Self.rootUUID, label: "root")
-        let boot = try layout.btrfs([
-            "/loader/entries/m-6.17.1-300.fc44.x86_64.conf": .text(Self.blsEntry("6.17.1-300.fc44.x86_64", options: "root=UUID=\(Self.rootUUID) ro")),
-            "/vmlinuz-6.17.1-300.fc44.x86_64": .file(FakeKernel.bzImage(version: "6.17.1-300.fc44.x86_64")),
-        ], uuid: Self.bootUUID, label: "boot")
-        let disk = try layout.gptDisk([
-            .init(number: 2, image: boot, sizeMiB: 128, typeCode: "8300", name: "boot", guid: "cccccccc-0000-4000-8000-0000000000b0"),
-            .init(number: 3, image: root, sizeMiB: 24, typeCode: "8300", name: "root", guid: Self.rootPartUUID),
-        ])
-        do {
-            let (_, report) = try inspect(disk)
-            // Once the btrfs reader lands, the BLS entry on /boot is the default.
-            #expect(report.bootEntries[try #require(report.defaultEntry)].source == "bls")
-        } catch {
-            #expect("\(error)".contains("cannot read the boot entries: /boot (UUID=\(Self.bootUUID)) is probably btrfs on partition 2 (btrfs reader not available yet)"))
-        }
+        #expect(report.defaultReason.contains("saved_entry"))
+        try BtrfsLayoutTests.extractMatches(disk, out: layout.dir.file("out"), kernel: kernel,
+                                            initrd: Array("initramfs \(v)".utf8), commandLine: e.commandLine)
     }
 
     @Test func encryptedRootIsNamed() throws {
@@ -444,8 +406,8 @@ import WispTestSupport
     @Test func subvolumeLayoutThroughSubvolMounts() throws {
         // Fedora 41-44's btrfs layout (OS in subvolume "root", /boot and /home as subvolumes
         // "boot" and "home" of the same filesystem), with directories standing in for the
-        // subvolumes so it runs on ext4 until the btrfs reader lands: the mount view follows
-        // subvol= and finds the OS below the top level.
+        // subvolumes on ext4: the mount view follows subvol= by directory, whatever the
+        // filesystem (BtrfsLayoutTests runs the same on btrfs).
         let layout = try GuestLayout("subvol")
         let v = "6.17.1-300.fc44.x86_64"
         let kernel = FakeKernel.bzImage(version: v)
