@@ -1,17 +1,14 @@
 // swift-tools-version:6.0
 import PackageDescription
-import Foundation
 
-// Test targets are discovered: every folder under Tests/ is a test target named after it and
-// depending on the module it names (FooTests tests Foo), plus WispCore. This keeps the
-// manifest stable while modules grow their own suites in parallel.
-// Context.packageDirectory, not #filePath: SwiftPM caches evaluated manifests by content, so
-// with #filePath a worktree could see the test folders of another checkout.
-let packageDirectory = URL(fileURLWithPath: Context.packageDirectory)
-let testsDirectory = packageDirectory.appendingPathComponent("Tests")
-let testFolders = ((try? FileManager.default.contentsOfDirectory(atPath: testsDirectory.path)) ?? [])
-    .filter { $0.hasSuffix("Tests") }
-    .sorted()
+// One test target per module, named after it (FooTests tests Foo). Listed rather than
+// discovered from the folders: SwiftPM caches evaluated manifests by content, so a discovered
+// list can silently miss a suite.
+let testFolders = [
+    "WispCoreTests", "DiskImageTests", "PartitionsTests", "FileSystemsTests", "GuestInspectTests",
+    "CloudInitTests", "MachineTests", "MetadataServiceTests", "WispKitTests", "wispTests",
+    "EndToEndTests",
+]
 
 let libraryModules: Set<String> = [
     "WispCore", "WispCompression", "DiskImage", "Partitions", "FileSystems", "GuestInspect",

@@ -226,23 +226,39 @@ public final class Qcow2Image: BlockDevice, @unchecked Sendable {
     // MARK: - Reading
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
-        try checkRange(offset: offset, count: UInt64(buffer.count), what: "read")
-        var done = 0
+        guard buffer.count > 0 else { return }
         let mask = UInt64(clusterSize - 1)
+        let firstCluster = offset >> UInt64(clusterBits)
+        // Resolve every cluster of the request in one lock hold: with several readers
+        // (convert's workers) a lock taken per cluster convoys badly on a busy machine.
+        let maps: [Mapping] = try lock.withLock {
+            let (end, overflow) = offset.addingReportingOverflow(UInt64(buffer.count))
+            guard !overflow, end <= header.size else {
+                throw WispError.corrupt(name, "read", at: offset,
+                                        "\(buffer.count) bytes reach past the end of the device (\(header.size) bytes)")
+            }
+            let lastCluster = (end - 1) >> UInt64(clusterBits)
+            var result: [Mapping] = []
+            result.reserveCapacity(Int(lastCluster - firstCluster + 1))
+            for c in firstCluster...lastCluster { result.append(try mapping(forCluster: c)) }
+            return result
+        }
+        var done = 0
+        var index = 0
         while done < buffer.count {
             let position = offset + UInt64(done)
-            let cluster = position >> UInt64(clusterBits)
+            let cluster = firstCluster + UInt64(index)
             let inCluster = Int(position & mask)
             var n = min(clusterSize - inCluster, buffer.count - done)
-            let map = try lock.withLock { try mapping(forCluster: cluster) }
+            let map = maps[index]
+            index += 1
             // Extend plain data runs over following clusters that are contiguous on the host.
             if case .data(let host) = map {
-                var next = cluster + 1
-                while done + n < buffer.count, n < 8 << 20 {
-                    let m = try lock.withLock { try mapping(forCluster: next) }
-                    guard case .data(let h) = m, h == host + (next - cluster) * UInt64(clusterSize) else { break }
+                while done + n < buffer.count, index < maps.count, n < 8 << 20,
+                      case .data(let h) = maps[index],
+                      h == host + (firstCluster + UInt64(index) - cluster) * UInt64(clusterSize) {
                     n += min(clusterSize, buffer.count - done - n)
-                    next += 1
+                    index += 1
                 }
             }
             let dest = UnsafeMutableRawBufferPointer(rebasing: buffer[done..<(done + n)])
@@ -260,6 +276,17 @@ public final class Qcow2Image: BlockDevice, @unchecked Sendable {
             dest.initializeMemory(as: UInt8.self, repeating: 0)
         case .data(let host):
             try file.read(into: dest, at: host + UInt64(inCluster))
+        case .compressed(let host, let length) where inCluster == 0 && dest.count == clusterSize:
+            // A whole cluster (convert, large reads): decompress in place, no cache.
+            var compressed = [UInt8](repeating: 0, count: length)
+            try compressed.withUnsafeMutableBytes { try file.read(into: $0, at: host) }
+            let context = "\(name): compressed cluster \(cluster) at offset \(host)"
+            try compressed.withUnsafeBytes { input in
+                switch header.compressionType {
+                case .deflate: try Deflate.inflateExactly(input, into: dest, context: context)
+                case .zstd: try Zstd.decompressExactly(input, into: dest, context: context)
+                }
+            }
         case .compressed(let host, let length):
             let data = try decompressedCluster(host: host, length: length, cluster: cluster)
             data.withUnsafeBytes { src in

@@ -18,7 +18,7 @@ public enum FileSystemOpener {
         case .xfs:
             return try XFSReader(device: device)
         case .btrfs:
-            throw WispError.unsupported(device.name, "btrfs reader not available yet")
+            return try BtrfsReader(device: device)
         case .iso9660:
             throw WispError.unsupported(device.name, "ISO 9660 reader not available yet")
         case .swap, .squashfs:

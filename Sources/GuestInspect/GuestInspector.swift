@@ -68,15 +68,26 @@ public final class GuestInspector: @unchecked Sendable {
 
     private func assembleMountView() throws {
         // The root: a readable filesystem holding os-release, preferring one with an fstab.
-        var best: (index: Int, score: Int)?
+        // Btrfs images keep the OS in a subvolume ("root" on Fedora, "@" on Arch and
+        // Ubuntu): its directory is tried when the top level holds no OS.
+        var best: (index: Int, score: Int, source: String)?
+        func score(_ fs: any FileSystem, _ base: String) -> Int {
+            var score = 0
+            let p = base == "/" ? "" : base
+            if (try? fs.resolve(p + "/etc/os-release")) != nil || (try? fs.resolve(p + "/usr/lib/os-release")) != nil { score += 2 }
+            if (try? fs.resolve(p + "/etc/fstab")) != nil { score += 1 }
+            if (try? fs.resolve(p + "/sbin/init", followFinalSymlink: false)) != nil
+                || (try? fs.resolve(p + "/usr/lib/systemd/systemd")) != nil { score += 1 }
+            return score
+        }
         for (index, opened) in fileSystems.enumerated() {
             guard let fs = opened.fileSystem else { continue }
-            var score = 0
-            if (try? fs.resolve("/etc/os-release")) != nil || (try? fs.resolve("/usr/lib/os-release")) != nil { score += 2 }
-            if (try? fs.resolve("/etc/fstab")) != nil { score += 1 }
-            if (try? fs.resolve("/sbin/init", followFinalSymlink: false)) != nil
-                || (try? fs.resolve("/usr/lib/systemd/systemd")) != nil { score += 1 }
-            if score >= 2, score > (best?.score ?? 0) { best = (index, score) }
+            var bases = ["/"]
+            if score(fs, "/") < 2 { bases += ["/root", "/@", "/@root", "/@rootfs"] }
+            for base in bases {
+                let s = score(fs, base)
+                if s >= 2, s > (best?.score ?? 0) { best = (index, s, base); break }
+            }
         }
         guard let rootIndex = best?.index, let rootFS = fileSystems[rootIndex].fileSystem else {
             let unreadable = fileSystems.filter { $0.unreadable != nil }
@@ -101,7 +112,9 @@ public final class GuestInspector: @unchecked Sendable {
         }
         self.rootIndex = rootIndex
         fileSystems[rootIndex].mountPoint = "/"
-        var mounts = [MountView.Mount(mountPoint: "/", fileSystem: rootFS, fileSystemIndex: rootIndex)]
+        let rootSource = best?.source ?? "/"
+        var mounts = [MountView.Mount(mountPoint: "/", fileSystem: rootFS, fileSystemIndex: rootIndex, sourcePath: rootSource,
+                                      sourceInode: try MountView.sourceInode(of: rootSource, in: rootFS))]
         let rootOnly = try MountView(mounts: mounts)
         if let text = (try? rootOnly.readFile("/etc/os-release", limit: Self.configLimit))
             ?? (try? rootOnly.readFile("/usr/lib/os-release", limit: Self.configLimit)) {
@@ -129,10 +142,18 @@ public final class GuestInspector: @unchecked Sendable {
                 }
                 continue
             }
-            guard index != rootIndex else { continue }  // e.g. btrfs subvolumes of the root
             if let fs = fileSystems[index].fileSystem {
+                // subvol= names the directory of the filesystem mounted there (btrfs
+                // subvolumes: /home, /var, Fedora 44's /boot); without it, the top level.
+                let source = entry.subvolume.map { "/" + $0 } ?? "/"
+                guard index != rootIndex || source != "/" else { continue }
+                guard let inode = try? MountView.sourceInode(of: source, in: fs) else {
+                    warnings.append("fstab line \(entry.line): \(entry.mountPoint): subvolume \(source) not found on partition \(fileSystems[index].partition.number)")
+                    continue
+                }
                 fileSystems[index].mountPoint = fileSystems[index].mountPoint ?? entry.mountPoint
-                mounts.append(MountView.Mount(mountPoint: entry.mountPoint, fileSystem: fs, fileSystemIndex: index))
+                mounts.append(MountView.Mount(mountPoint: entry.mountPoint, fileSystem: fs, fileSystemIndex: index,
+                                              sourcePath: source, sourceInode: inode))
             } else {
                 fileSystems[index].mountPoint = entry.mountPoint
                 unreadableMounts[MountView.normalize(entry.mountPoint)] =

@@ -10,6 +10,19 @@ public final class MountView: Sendable {
         public var fileSystem: any FileSystem
         /// Index into the inspector's filesystem list.
         public var fileSystemIndex: Int
+        /// The directory of the filesystem that appears at the mount point: "/" usually, a
+        /// subvolume's path for `subvol=` mounts (btrfs), with its inode.
+        public var sourcePath: String
+        public var sourceInode: UInt64
+
+        public init(mountPoint: String, fileSystem: any FileSystem, fileSystemIndex: Int,
+                    sourcePath: String = "/", sourceInode: UInt64? = nil) {
+            self.mountPoint = mountPoint
+            self.fileSystem = fileSystem
+            self.fileSystemIndex = fileSystemIndex
+            self.sourcePath = MountView.normalize(sourcePath)
+            self.sourceInode = sourceInode ?? fileSystem.rootInode
+        }
     }
 
     /// Where a guest path led: the mount it is on and the inode there.
@@ -72,7 +85,7 @@ public final class MountView: Sendable {
         var links = 0
         func current() -> (Mount, UInt64) {
             if let top = stack.last { return (top.mount, top.inode) }
-            return (root, root.fileSystem.rootInode)
+            return (root, root.sourceInode)
         }
         while !remaining.isEmpty {
             let name = remaining.removeFirst()
@@ -80,7 +93,7 @@ public final class MountView: Sendable {
             if name == ".." { _ = stack.popLast(); continue }
             let names = stack.map(\.name) + [name]
             if let mounted = mount(at: names) {
-                stack.append((name, mounted, mounted.fileSystem.rootInode))
+                stack.append((name, mounted, mounted.sourceInode))
                 continue
             }
             let (mount, dir) = current()
@@ -141,7 +154,25 @@ public final class MountView: Sendable {
     /// The guest path of `path` inside filesystem `index` (GRUB and BLS name files relative
     /// to a partition): the filesystem's mount point joined with the path, if it is mounted.
     public func guestPath(onFileSystem index: Int, path: String) -> String? {
-        guard let m = mounts.first(where: { $0.fileSystemIndex == index }) else { return nil }
-        return MountView.normalize(m.mountPoint + "/" + path)
+        let normalized = MountView.normalize(path)
+        // The mount whose source directory holds the path, the deepest source first.
+        let candidates = mounts.filter { $0.fileSystemIndex == index }.sorted { $0.sourcePath.count > $1.sourcePath.count }
+        for m in candidates {
+            if m.sourcePath == "/" { return MountView.normalize(m.mountPoint + "/" + normalized) }
+            if normalized == m.sourcePath || normalized.hasPrefix(m.sourcePath + "/") {
+                return MountView.normalize(m.mountPoint + "/" + String(normalized.dropFirst(m.sourcePath.count)))
+            }
+        }
+        return nil
+    }
+
+    /// The inode of a mount's source directory inside its filesystem (no symlinks followed
+    /// outside it).
+    static func sourceInode(of path: String, in fs: any FileSystem) throws -> UInt64 {
+        let resolved = try fs.resolve(path)
+        guard try fs.stat(inode: resolved.inode).type == .directory else {
+            throw WispError.notFound("\(path): not a directory")
+        }
+        return resolved.inode
     }
 }

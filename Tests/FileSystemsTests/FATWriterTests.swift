@@ -91,6 +91,23 @@ import WispTestSupport
         }
     }
 
+    /// Wisp's own FAT reader (FileSystemOpener) agrees with mtools on every type.
+    @Test(arguments: [FATWriter.FATType.fat12, .fat16, .fat32])
+    func wispsFATReaderReadsTheWriter(_ type: FATWriter.FATType) throws {
+        let dir = try TemporaryDirectory("fat-writer")
+        let path = dir.file("seed.img")
+        let size: UInt64 = type == .fat12 ? 2 << 20 : (type == .fat16 ? 32 << 20 : 600 << 20)
+        try FATWriter(size: size, timestamp: Self.stamp).write(Self.sampleTree(), to: path)
+        let fs = try FileSystemOpener.open(try FileBlockDevice(path: path))
+        #expect(fs.typeName == "vfat")
+        #expect(fs.label == "CIDATA")
+        let names = Set(try fs.list(directory: fs.rootInode).map(\.name))
+        #expect(names == Set(Self.sampleTree().entries.map(\.name)), "\(names)")
+        #expect(try fs.readFile("/user-data") == Array("#cloud-config\nhostname: judge\n".utf8))
+        #expect(try fs.readFile("/scripts/deeper/note.txt") == Array(repeating: UInt8(ascii: "x"), count: 5000))
+        #expect(try fs.readFile("/héllo wörld ✓.txt") == Array("unicode\n".utf8))
+    }
+
     @Test func forcedFAT32OnASmallImage() throws {
         let dir = try TemporaryDirectory("fat-writer")
         let path = dir.file("small32.img")

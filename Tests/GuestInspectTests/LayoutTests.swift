@@ -441,6 +441,35 @@ import WispTestSupport
         #expect { try inspector.readGuestFile("(hd0,gpt9)/x", limit: 100) } throws: { "\($0)".contains("(hd0,gpt9)/x: no such partition") }
     }
 
+    @Test func subvolumeLayoutThroughSubvolMounts() throws {
+        // Fedora 41-44's btrfs layout (OS in subvolume "root", /boot and /home as subvolumes
+        // "boot" and "home" of the same filesystem), with directories standing in for the
+        // subvolumes so it runs on ext4 until the btrfs reader lands: the mount view follows
+        // subvol= and finds the OS below the top level.
+        let layout = try GuestLayout("subvol")
+        let v = "6.17.1-300.fc44.x86_64"
+        let kernel = FakeKernel.bzImage(version: v)
+        let fs = try layout.ext4([
+            "/root/etc/os-release": GuestLayout.osRelease(id: "fedora", version: "44", name: "Fedora Linux"),
+            "/root/etc/fstab": .text("UUID=\(Self.rootUUID) / btrfs subvol=root,compress=zstd:1 0 0\nUUID=\(Self.rootUUID) /boot btrfs subvol=boot 0 0\nUUID=\(Self.rootUUID) /home btrfs subvol=home 0 0\n"),
+            "/root/boot/.keep": .text(""), "/root/home/.keep": .text(""),
+            "/boot/loader/entries/m-\(v).conf": .text(Self.blsEntry(v, options: "root=UUID=\(Self.rootUUID) ro rootflags=subvol=root")),
+            "/boot/vmlinuz-\(v)": .file(kernel),
+            "/boot/initramfs-\(v).img": .text("initramfs"),
+            "/home/fedora/notes": .text("in home"),
+        ], uuid: Self.rootUUID, label: "fedora")
+        let disk = try layout.gptDisk([.init(number: 2, image: fs, sizeMiB: 24, typeCode: "8300", name: "root", guid: Self.rootPartUUID)])
+        let (inspector, report) = try inspect(disk)
+        #expect(report.rootPartition == 2)
+        #expect(report.osRelease?.versionID == "44")
+        let e = report.bootEntries[try #require(report.defaultEntry)]
+        #expect(e.kernel == "/boot/vmlinuz-\(v)")
+        #expect(e.initrds == ["/boot/initramfs-\(v).img"])
+        #expect(try inspector.readGuestFile(e.kernel, limit: 1 << 20) == kernel)
+        #expect(try inspector.readGuestFile("/home/fedora/notes", limit: 100) == Array("in home".utf8))
+        #expect(inspector.fallbackCommandLine(architecture: "x86_64") == "root=UUID=\(Self.rootUUID) ro rootflags=subvol=root rootfstype=btrfs console=ttyS0")
+    }
+
     // MARK: openSUSE, Alpine, Arch
 
     @Test func openSUSEBootSymlinksIntoModules() throws {
