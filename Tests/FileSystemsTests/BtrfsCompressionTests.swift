@@ -13,7 +13,7 @@ import WispTestSupport
 @Suite("Btrfs compression", .serialized)
 struct BtrfsCompressionTests {
     static func sample(_ count: Int, seed: UInt64) -> [UInt8] {
-        var random = XFSTestRandom(state: seed)
+        var random = SplitMix64(state: seed)
         var out: [UInt8] = []
         let words = ["btrfs", "extent", "sector", "zstd", "lzo", "zlib", "wisp", "\n", " ", "0123456789"]
         while out.count < count {
@@ -120,7 +120,7 @@ struct BtrfsCompressionTests {
         let directory = try TemporaryDirectory("wisp-lzo")
         let data = Self.sample(4096, seed: 99)
         let block = try Self.lzoBlock(data, in: directory, level: "-3")
-        var random = XFSTestRandom(state: 5)
+        var random = SplitMix64(state: 5)
         var errors = 0
         for _ in 0..<3000 {
             var mutated = block

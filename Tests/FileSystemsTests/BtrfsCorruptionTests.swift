@@ -55,7 +55,7 @@ struct BtrfsCorruptionTests {
         let outcomes = LockedValue<[Int: Outcome]>([:])
         let started = Date()
         DispatchQueue.concurrentPerform(iterations: seeds) { seed in
-            var random = XFSTestRandom(state: UInt64(seed) &* 7919 &+ 23)
+            var random = SplitMix64(state: UInt64(seed) &* 7919 &+ 23)
             // Spread seeds over kinds so the few chunk and root tree blocks get their share.
             let kindList = kinds.sorted()
             let kind = kindList[seed % kindList.count]

@@ -32,7 +32,7 @@ final class BtrfsFixture {
         directory = try TemporaryDirectory("wisp-btrfs")
         image = directory.file("btrfs.img")
         sourceRoot = directory.file("src")
-        var random = XFSTestRandom(state: 0x4254_5246)
+        var random = SplitMix64(state: 0x4254_5246)
         let fm = FileManager.default
         try fm.createDirectory(atPath: sourceRoot, withIntermediateDirectories: true)
         chmod(sourceRoot, 0o755)

@@ -145,7 +145,7 @@ import WispTestSupport
         let regions: [Range<Int>] = [0..<512, Int(boot.fatOffset)..<Int(boot.fatOffset + min(boot.fatBytes, 8192)),
                                      Int(boot.rootDirOffset)..<metadataEnd]
         let device = try FileBlockDevice(path: fixture.image, writable: true)
-        var generator = FATSeededGenerator(seed: UInt64(fatBits) * 7919)
+        var generator = SplitMix64(seed: UInt64(fatBits) * 7919)
         var opened = 0, walked = 0
         let seeds = 150
         for _ in 0..<seeds {
@@ -171,15 +171,3 @@ import WispTestSupport
     }
 }
 
-/// SplitMix64, so a failing corruption seed can be replayed.
-struct FATSeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

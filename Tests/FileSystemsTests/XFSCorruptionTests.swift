@@ -82,7 +82,7 @@ struct XFSCorruptionTests {
         let outcomes = LockedValue<[Int: Outcome]>([:])
         let started = Date()
         DispatchQueue.concurrentPerform(iterations: seeds) { seed in
-            var random = XFSTestRandom(state: UInt64(seed) &* 7919 &+ 17)
+            var random = SplitMix64(state: UInt64(seed) &* 7919 &+ 17)
             let range = ranges[Int(random.next() % UInt64(ranges.count))]
             var patches: [UInt64: UInt8] = [:]
             let flips = 1 + Int(random.next() % 3)

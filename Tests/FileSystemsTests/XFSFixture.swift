@@ -3,22 +3,6 @@ import WispCore
 import WispTestSupport
 @testable import FileSystems
 
-/// A deterministic pseudo-random source so every fixture tree is the same on every run.
-struct XFSTestRandom {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func bytes(_ count: Int) -> [UInt8] {
-        var words = [UInt64](repeating: 0, count: (count + 7) / 8)
-        for i in words.indices { words[i] = next() }
-        return words.withUnsafeBytes { Array($0.prefix(count)) }
-    }
-}
 
 /// What the test expects at one path of the XFS image.
 enum XFSExpected: Equatable {
@@ -59,7 +43,7 @@ final class XFSFixture {
         directory = try TemporaryDirectory("wisp-xfs")
         image = directory.file("xfs.img")
         self.blockSize = blockSize
-        var random = XFSTestRandom(state: 0x5846_5342)
+        var random = SplitMix64(state: 0x5846_5342)
         let sourceRoot = directory.file("src")
         try FileManager.default.createDirectory(atPath: sourceRoot, withIntermediateDirectories: true)
         var proto = "wisp-xfs-fixture\n0 0\nd--755 0 0\n"

@@ -1,21 +1,11 @@
 import GuestInspect
 import Testing
 import WispCore
+import WispTestSupport
 
 /// Mutated and truncated configurations and kernel headers must give errors or results,
 /// never a trap: every parser here reads bytes from an untrusted guest.
 @Suite struct HostileInputTests {
-    /// A seeded generator so a failure reproduces.
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     static let alphabet = Array("{}[]$'\"\\;\n #=>()-abc01".utf8)
 

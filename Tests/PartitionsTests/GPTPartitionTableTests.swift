@@ -186,7 +186,7 @@ import WispTestSupport
         let path = try makeSgdiskDisk(dir)
         let pristine = try PartitionFixtures.bytes(path, at: 0, count: 34 * 512)
         let tail = try PartitionFixtures.bytes(path, at: (64 << 20) - 33 * 512, count: 33 * 512)
-        var generator = SeededGenerator(seed: 0x5EED)
+        var generator = SplitMix64(seed: 0x5EED)
         var outcomes = (ok: 0, warned: 0, failed: 0)
         for _ in 0..<300 {
             try PartitionFixtures.patch(path, at: 0, pristine)
@@ -213,15 +213,3 @@ import WispTestSupport
     }
 }
 
-/// A deterministic generator (SplitMix64) so a failing seed can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -103,7 +103,7 @@ import WispTestSupport
         let extended = try #require(table.partition(number: 3))
         let mbr = try PartitionFixtures.bytes(path, at: 0, count: 512)
         let ebrs = try PartitionFixtures.bytes(path, at: extended.startOffset, count: Int(extended.size))
-        var generator = SeededGenerator(seed: 0xEB12)
+        var generator = SplitMix64(seed: 0xEB12)
         for _ in 0..<200 {
             try PartitionFixtures.patch(path, at: 0, mbr)
             try PartitionFixtures.patch(path, at: extended.startOffset, ebrs)
