@@ -71,7 +71,7 @@ struct BtrfsCorruptionTests {
             }
             let outcome: Outcome
             do {
-                let fs = try BtrfsReader(device: XFSPatchedDevice(base: base, patches: patches))
+                let fs = try BtrfsReader(device: PatchedBlockDevice(base: base, patches: patches))
                 var same = try XFSReaderTests.walk(fs) == expected
                 for (path, want) in expectedXattrs where same {
                     same = try fs.xattrs(inode: fs.resolve(path).inode) == want
@@ -120,13 +120,13 @@ struct BtrfsCorruptionTests {
             damaged += 1
         }
         #expect(damaged >= 3)
-        let fs = try BtrfsReader(device: XFSPatchedDevice(base: base, patches: patches))
+        let fs = try BtrfsReader(device: PatchedBlockDevice(base: base, patches: patches))
         #expect(try XFSReaderTests.walk(fs) == expected)
         // The same damage on both copies is an error, so the damaged blocks are in use.
         var both = patches
         for (_, offsets) in copies where offsets.count == 2 {
             for offset in offsets { both[offset + 200] = (try base.read(at: offset + 200, count: 1)[0]) ^ 0x5A }
         }
-        #expect(throws: WispError.self) { try XFSReaderTests.walk(try BtrfsReader(device: XFSPatchedDevice(base: base, patches: both))) }
+        #expect(throws: WispError.self) { try XFSReaderTests.walk(try BtrfsReader(device: PatchedBlockDevice(base: base, patches: both))) }
     }
 }

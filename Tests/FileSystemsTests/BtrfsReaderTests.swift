@@ -154,11 +154,11 @@ struct BtrfsReaderTests {
     func superblockMirror() throws {
         let fixture = try BtrfsFixture(compact: true, directories: BtrfsFixture.compactDirectories)
         let base = try FileBlockDevice(path: fixture.image)
-        let patched = XFSPatchedDevice(base: base, patches: [65536 + 0x40: 0])
+        let patched = PatchedBlockDevice(base: base, patches: [65536 + 0x40: 0])
         let fs = try BtrfsReader(device: patched)
         try Self.compare(fixture, fs)
         // With every copy bad the error names the primary.
-        let dead = XFSPatchedDevice(base: base, patches: [65536 + 0x40: 0, (64 << 20) + 0x40: 0])
+        let dead = PatchedBlockDevice(base: base, patches: [65536 + 0x40: 0, (64 << 20) + 0x40: 0])
         #expect(throws: WispError.self) { try BtrfsReader(device: dead) }
     }
 

@@ -4,35 +4,6 @@ import WispCore
 import WispTestSupport
 @testable import FileSystems
 
-/// A device that reads an image from memory with a few bytes changed.
-final class PatchedBlockDevice: BlockDevice, @unchecked Sendable {
-    let name = "corrupted.img"
-    let base: [UInt8]
-    let patches: [Int: UInt8]
-    var size: UInt64 { UInt64(base.count) }
-    var isReadOnly: Bool { true }
-
-    init(base: [UInt8], patches: [Int: UInt8]) {
-        self.base = base
-        self.patches = patches
-    }
-
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
-        try checkRange(offset: offset, count: UInt64(buffer.count), what: "read")
-        let start = Int(offset), end = start + buffer.count
-        base.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
-        for (position, byte) in patches where position >= start && position < end {
-            buffer[position - start] = byte
-        }
-    }
-
-    func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws { throw WispError.invalidArgument("read-only") }
-    func flush() throws {}
-    func allocationMap(offset: UInt64, length: UInt64) throws -> [AllocationExtent] {
-        [AllocationExtent(offset: offset, length: length, kind: .data)]
-    }
-}
-
 /// Everything a walk of the filesystem sees, to compare a damaged image with the intact one.
 struct Ext4Snapshot: Equatable {
     var entries: [String: String] = [:]
@@ -108,7 +79,9 @@ struct Ext4Snapshot: Equatable {
     }
 
     static func reader(_ image: [UInt8], _ patches: [Int: UInt8] = [:]) throws -> Ext4Reader {
-        try Ext4Reader(device: PatchedBlockDevice(base: image, patches: patches))
+        let changes = Dictionary(uniqueKeysWithValues: patches.map { (UInt64($0.key), $0.value) })
+        return try Ext4Reader(device: PatchedBlockDevice(
+            base: MemoryBlockDevice(name: "corrupted.img", bytes: image), patches: changes))
     }
 
     /// Expects `body` to throw a WispError whose message contains `fragment`.

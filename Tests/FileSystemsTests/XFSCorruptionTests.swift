@@ -94,7 +94,7 @@ struct XFSCorruptionTests {
             }
             let outcome: Outcome
             do {
-                let fs = try XFSReader(device: XFSPatchedDevice(base: base, patches: patches))
+                let fs = try XFSReader(device: PatchedBlockDevice(base: base, patches: patches))
                 let found = try XFSReaderTests.walk(fs)
                 var same = found == expected
                 for (path, want) in expectedXattrs where same {

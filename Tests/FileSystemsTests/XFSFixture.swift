@@ -245,35 +245,3 @@ final class XFSFixture {
         expectedXattrs["/xattrs-remote"] = ["user.big": v(9000), "security.small": v(3)]
     }
 }
-
-/// A device that reads an image file but returns some bytes changed, so corruption tests
-/// need no copy of the image per seed.
-final class XFSPatchedDevice: BlockDevice, @unchecked Sendable {
-    let base: any BlockDevice
-    let patches: [UInt64: UInt8]
-    var name: String { base.name }
-    var size: UInt64 { base.size }
-    var isReadOnly: Bool { true }
-
-    init(base: any BlockDevice, patches: [UInt64: UInt8]) {
-        self.base = base
-        self.patches = patches
-    }
-
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
-        try base.read(into: buffer, at: offset)
-        for (position, value) in patches where position >= offset && position < offset + UInt64(buffer.count) {
-            buffer[Int(position - offset)] = value
-        }
-    }
-
-    func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
-        throw WispError.invalidArgument("read-only test device")
-    }
-
-    func flush() throws {}
-
-    func allocationMap(offset: UInt64, length: UInt64) throws -> [AllocationExtent] {
-        try base.allocationMap(offset: offset, length: length)
-    }
-}

@@ -168,7 +168,7 @@ struct XFSReaderTests {
         var patches: [UInt64: UInt8] = [:]
         for (i, b) in sector.enumerated() { patches[UInt64(i)] = b }
         do {
-            _ = try XFSReader(device: XFSPatchedDevice(base: base, patches: patches))
+            _ = try XFSReader(device: PatchedBlockDevice(base: base, patches: patches))
             Issue.record("unknown incompat features were accepted")
         } catch let error as WispError {
             #expect(error.kind == .unsupported)
@@ -176,7 +176,7 @@ struct XFSReaderTests {
         }
         // A flipped label byte without CRC repair fails the superblock CRC.
         do {
-            _ = try XFSReader(device: XFSPatchedDevice(base: base, patches: [110: 0x7F]))
+            _ = try XFSReader(device: PatchedBlockDevice(base: base, patches: [110: 0x7F]))
             Issue.record("superblock CRC mismatch was accepted")
         } catch let error as WispError {
             #expect(error.kind == .corrupt && error.message.contains("CRC"), "\(error.message)")
@@ -191,7 +191,7 @@ struct XFSReaderTests {
         logged.putLE32(CRC32C.checksum(logged), at: 224)
         var logPatches: [UInt64: UInt8] = [:]
         for (i, b) in logged.enumerated() { logPatches[UInt64(i)] = b }
-        let warned = try XFSReader(device: XFSPatchedDevice(base: base, patches: logPatches))
+        let warned = try XFSReader(device: PatchedBlockDevice(base: base, patches: logPatches))
         #expect(warned.warnings.count == 1 && warned.warnings[0].contains("logged xattrs") && warned.warnings[0].contains("0x80"),
                 "\(warned.warnings)")
         #expect(try XFSReader(device: base).warnings.isEmpty)

@@ -4,7 +4,7 @@ import WispCore
 /// first. Readers cache parsed inodes, extent maps and directory listings so that path
 /// walks and ranged reads do not re-parse metadata, without letting a hostile filesystem
 /// grow memory without bound.
-final class XFSCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     private struct State {
         var values: [Key: Value] = [:]
         var order: [Key] = []
