@@ -63,6 +63,9 @@ public enum SeedGenerator {
             let short = String(hostname.split(separator: ".").first ?? Substring(hostname))
             lines.append("hostname: \(YAMLText.quoted(short))")
             generated.insert("hostname")
+            // Map the name in /etc/hosts (127.0.1.1), or sudo and others cannot resolve it.
+            lines.append("manage_etc_hosts: localhost")
+            generated.insert("manage_etc_hosts")
             if hostname.contains(".") {
                 lines.append("fqdn: \(YAMLText.quoted(hostname))")
                 generated.insert("fqdn")
@@ -127,6 +130,12 @@ public enum SeedGenerator {
             lines.append("  url: \(YAMLText.quoted(url))")
             lines.append("  post: all")
             lines.append("  tries: 10")
+            if let modules = options.initStageModules {
+                generated.insert("cloud_init_modules")
+                lines.append("# The image's own init modules, then phone_home: ready once users and keys are in place.")
+                lines.append("cloud_init_modules:")
+                lines += modules.appending("phone_home").yamlLines(indent: 2)
+            }
         }
         if let extra = options.extraUserDataYAML {
             lines.append(try extraKeys(extra, generated: generated))

@@ -21,11 +21,18 @@ public struct SeedOptions: Sendable, Equatable {
     public var sshHostKeys: [SSHHostKey]
     /// Extra top-level cloud-config keys, as a YAML mapping, added to the generated ones.
     public var extraUserDataYAML: String?
+    /// The image's own init-stage module list (`CloudInitModuleList.merged`). When set with
+    /// `phoneHomeURL`, the user-data runs that list with phone_home appended, so the guest
+    /// phones home at the end of the init stage, once users, keys and hostname are in place.
+    /// The init stage must then run with the network up: NoCloud's dsmode "net" (the seed
+    /// disk's default, and `ds=nocloud;dsmode=net` on a kernel command line).
+    public var initStageModules: CloudInitModuleList?
 
     public init(user: String? = nil, sshAuthorizedKeys: [String] = [], passwordHash: String? = nil,
                 hostname: String? = nil, instanceID: String? = nil, packages: [String] = [],
                 runcmd: [String] = [], phoneHomeURL: String? = nil, network: StaticNetwork? = nil,
-                sshHostKeys: [SSHHostKey] = [], extraUserDataYAML: String? = nil) {
+                sshHostKeys: [SSHHostKey] = [], extraUserDataYAML: String? = nil,
+                initStageModules: CloudInitModuleList? = nil) {
         self.user = user
         self.sshAuthorizedKeys = sshAuthorizedKeys
         self.passwordHash = passwordHash
@@ -37,6 +44,7 @@ public struct SeedOptions: Sendable, Equatable {
         self.network = network
         self.sshHostKeys = sshHostKeys
         self.extraUserDataYAML = extraUserDataYAML
+        self.initStageModules = initStageModules
     }
 }
 

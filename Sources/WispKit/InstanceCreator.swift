@@ -96,6 +96,8 @@ public struct InstanceCreator: Sendable {
         progress("\(name): creating the overlay")
         try RunIntegration.createOverlay(base: base, baseFormat: baseFormat, overlay: files.overlay, size: size)
 
+        // Phone home from the init stage when nothing asked for later stages' work.
+        let earlyModules = userData == nil && !options.waitForFinalStage ? bootFacts?.initStageModules : nil
         let bootMethod: BootMethod
         if let facts = bootFacts {
             try fm.moveItem(atPath: facts.kernel, toPath: files.kernel)
@@ -105,7 +107,8 @@ public struct InstanceCreator: Sendable {
                 initrd = files.initrd
             }
             bootMethod = .direct(DirectBoot(kernel: files.kernel, initrd: initrd,
-                                            commandLine: Self.guestCommandLine(facts.commandLine, cloudInit: options.cloudInit, seedURL: nil)))
+                                            commandLine: Self.guestCommandLine(facts.commandLine, cloudInit: options.cloudInit, seedURL: nil,
+                                                                               networkStage: earlyModules != nil)))
         } else if let ovmf {
             try fm.copyItem(atPath: ovmf.varsTemplate, toPath: files.uefiVars)
             chmod(files.uefiVars, 0o600)
@@ -132,7 +135,7 @@ public struct InstanceCreator: Sendable {
         let request = RunIntegration.SeedRequest(
             user: user, authorizedKeys: authorized, hostname: name, instanceID: "wisp-\(name)-\(UInt32.random(in: 0...UInt32.max))",
             phoneHomeURL: metadata.guestPhoneHomeURL, staticNetwork: true, macAddress: mac,
-            hostKeyPrivate: hostPrivate, hostKeyPublic: hostPublic, extraUserData: userData)
+            hostKeyPrivate: hostPrivate, hostKeyPublic: hostPublic, extraUserData: userData, initStageModules: earlyModules)
         let seed = try RunIntegration.makeSeed(request)
         var disks = [DiskAttachment(path: files.overlay, format: "qcow2")]
         var server = metadata
@@ -149,7 +152,8 @@ public struct InstanceCreator: Sendable {
             let seedFrom = "ds=nocloud;s=\(server.guestSeedURL)"
             switch bootMethod {
             case .direct(var direct):
-                direct.commandLine = Self.guestCommandLine(bootFacts?.commandLine ?? "", cloudInit: "http", seedURL: server.guestSeedURL)
+                direct.commandLine = Self.guestCommandLine(bootFacts?.commandLine ?? "", cloudInit: "http", seedURL: server.guestSeedURL,
+                                                           networkStage: true)
                 spec.boot = .direct(direct)
             case .firmware:
                 spec.smbiosSerial = seedFrom
@@ -167,14 +171,17 @@ public struct InstanceCreator: Sendable {
 
     /// The guest's own command line plus what Wisp needs: the serial console (progress and
     /// `wisp console`) and the NoCloud datasource named outright, so cloud-init skips probing.
-    static func guestCommandLine(_ original: String, cloudInit: String, seedURL: String?) -> String {
+    /// `ds=nocloud` alone means dsmode "local" (cloud-init 22.4 and later): the init modules
+    /// then run before the network is up. `networkStage` asks for dsmode "net", which an
+    /// init-stage phone_home needs, and which a NoCloud-net seed needs on cloud-init
+    /// releases that would otherwise fetch it and then skip it as "in local mode".
+    static func guestCommandLine(_ original: String, cloudInit: String, seedURL: String?, networkStage: Bool = false) -> String {
         var words = original.split(separator: " ").map(String.init).filter { !$0.hasPrefix("ds=") }
         if !words.contains(where: { $0.hasPrefix("console=ttyS0") }) { words.append("console=ttyS0,115200") }
-        if cloudInit == "http", let seedURL {
-            words.append("ds=nocloud;s=\(seedURL)")
-        } else {
-            words.append("ds=nocloud")
-        }
+        var datasource = "ds=nocloud"
+        if networkStage { datasource += ";dsmode=net" }
+        if cloudInit == "http", let seedURL { datasource += ";s=\(seedURL)" }
+        words.append(datasource)
         return words.joined(separator: " ")
     }
 

@@ -5,6 +5,7 @@ import Foundation
 import WispCore
 import DiskImage
 import CloudInit
+import GuestInspect
 
 /// The seam between `wisp run` and the image, inspection and seed layers: everything the
 /// orchestration needs from them goes through here, in the layers' own APIs.
@@ -15,6 +16,8 @@ enum RunIntegration {
         var commandLine: String
         var osID: String?
         var osVersionID: String?
+        /// The image's cloud-init init-stage module list, when its config could be read.
+        var initStageModules: CloudInitModuleList?
     }
 
     /// The image's format, read from its magic (never guessed from the file name).
@@ -43,9 +46,35 @@ enum RunIntegration {
     /// Kernel, initrd and command line from the image's own boot entries, copied into
     /// `directory`; nil when the image has no plan Wisp can follow (boot UEFI instead).
     static func extractBoot(image: String, into directory: String) throws -> BootFacts? {
-        let extracted = try KernelExtraction.extract(imagePath: image, to: directory)
+        let inspector = try GuestInspector(disk: try DiskImageFile.open(image))
+        let plan = try inspector.bootPlan()
+        let report = try inspector.inspect()
+        let extracted = try KernelExtraction.write(plan: plan, from: inspector, to: directory, osRelease: report.osRelease)
         return BootFacts(kernel: extracted.kernelPath, initrd: extracted.initrdPath, commandLine: extracted.commandLine,
-                         osID: extracted.osID, osVersionID: extracted.osVersionID)
+                         osID: extracted.osID, osVersionID: extracted.osVersionID,
+                         initStageModules: guestInitStageModules(inspector))
+    }
+
+    /// The init-stage module list of the guest's cloud-init: /etc/cloud/cloud.cfg, then
+    /// /etc/cloud/cloud.cfg.d/*.cfg in name order, as cloud-init reads them. nil when any of
+    /// it cannot be read (the seed then leaves the guest's lists alone).
+    static func guestInitStageModules(_ inspector: GuestInspector) -> CloudInitModuleList? {
+        guard let view = inspector.view else { return nil }
+        let limit: UInt64 = 1 << 20
+        var texts: [String] = []
+        guard let main = try? view.readFile("/etc/cloud/cloud.cfg", limit: limit),
+              let mainText = String(validating: main, as: UTF8.self) else { return nil }
+        texts.append(mainText)
+        if let entries = try? view.list("/etc/cloud/cloud.cfg.d") {
+            let names = entries.map(\.name).filter { $0.hasSuffix(".cfg") }.sorted()
+            guard names.count <= 256 else { return nil }
+            for name in names {
+                guard let bytes = try? view.readFile("/etc/cloud/cloud.cfg.d/" + name, limit: limit),
+                      let text = String(validating: bytes, as: UTF8.self) else { return nil }
+                texts.append(text)
+            }
+        }
+        return CloudInitModuleList.merged("cloud_init_modules", from: texts)
     }
 
     struct SeedRequest: Sendable {
@@ -59,6 +88,8 @@ enum RunIntegration {
         var hostKeyPrivate: String
         var hostKeyPublic: String
         var extraUserData: String?
+        /// Phone home from the init stage with this module list (see `SeedOptions`).
+        var initStageModules: CloudInitModuleList?
     }
 
     /// User-mode networking's fixed layout: guest 10.0.2.15, host/gateway 10.0.2.2, DNS
@@ -69,7 +100,7 @@ enum RunIntegration {
         var options = SeedOptions(user: request.user, sshAuthorizedKeys: request.authorizedKeys, hostname: request.hostname,
                                   instanceID: request.instanceID, phoneHomeURL: request.phoneHomeURL,
                                   sshHostKeys: [SSHHostKey(type: .ed25519, privateKey: request.hostKeyPrivate, publicKey: request.hostKeyPublic)],
-                                  extraUserDataYAML: request.extraUserData)
+                                  extraUserDataYAML: request.extraUserData, initStageModules: request.initStageModules)
         if request.staticNetwork {
             options.network = StaticNetwork(address: userModeNetwork.address, gateway: userModeNetwork.gateway,
                                             dns: [userModeNetwork.dns], macAddress: request.macAddress, interfaceName: "eth0")

@@ -13,7 +13,10 @@ struct RunCommand: AsyncParsableCommand {
         once into $XDG_CACHE_HOME/wisp/images. The image is never written: the instance gets a \
         qcow2 overlay backed by it. The distribution's own kernel is booted directly when Wisp \
         finds its boot entry (UEFI firmware otherwise). Returns when cloud-init has phoned home \
-        and SSH answers; then use `wisp ssh NAME`.
+        and SSH answers; then use `wisp ssh NAME`. Without --user-data or -- CMD the guest \
+        phones home at the end of cloud-init's init stage (user, keys, hostname and network \
+        in place) while the image's later modules go on in the background; --wait-final, \
+        --user-data and -- CMD wait for cloud-init's final stage.
 
         Examples:
           wisp run debian-12-genericcloud-amd64.qcow2
@@ -38,6 +41,7 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Attach to the serial console after starting (Ctrl-] detaches).") var console = false
     @Flag(help: "Remove the instance when done (with -- CMD: after CMD ran).") var rm = false
     @Option(help: "Seconds to wait for the guest to be ready.") var timeout: Double = 900
+    @Flag(name: .customLong("wait-final"), help: "Count the guest ready only after cloud-init's final stage, not its init stage.") var waitFinal = false
     @Argument(parsing: .postTerminator, help: "Command to run over SSH once ready.") var command: [String] = []
 
     func validate() throws {
@@ -61,6 +65,8 @@ struct RunCommand: AsyncParsableCommand {
         options.cloudInit = cloudInit
         options.timeout = timeout
         options.waitForReady = !detach && !console
+        // A command to run (the CI use) gets a settled guest: every cloud-init stage done.
+        options.waitForFinalStage = waitFinal || !command.isEmpty
         let store = InstanceStore()
         let controller = InstanceController(store: store)
         let record: InstanceRecord

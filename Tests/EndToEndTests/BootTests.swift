@@ -72,6 +72,14 @@ import WispTestSupport
         #expect(hostKey.split(separator: " ").prefix(2) == ourHostKey.split(separator: " ").prefix(2))
         #expect(try box.run(["ssh", "e2e", "--", "sh", "-c", "exit 7"]).status == 7)
 
+        // Ready came from the init stage (phone_home appended to the image's own init
+        // modules); the image's later stages then finish cleanly on their own.
+        #expect(try box.check(["ssh", "e2e", "--", "sudo", "-n", "grep", "-c", "init-network/config-phone_home", "/var/log/cloud-init.log"]).stdoutText != "0\n")
+        let status = try box.run(["ssh", "e2e", "--", "cloud-init", "status", "--wait", "--long"])
+        #expect(status.status == 0 && status.stdoutText.contains("status: done"), "\(status.stdoutText)\(status.stderrText)")
+        // The hostname resolves (manage_etc_hosts), so sudo does not complain.
+        #expect(!(try box.check(["ssh", "e2e", "--", "sudo", "-n", "true"]).stderrText.contains("unable to resolve host")))
+
         let list = try box.check(["list", "--json"]).stdoutText
         let entries = try JSONSerialization.jsonObject(with: Data(list.utf8)) as? [[String: Any]]
         #expect(entries?.first?["state"] as? String == "running")
@@ -102,6 +110,21 @@ import WispTestSupport
         #expect(result.status == 3, "\(result.stderrText)")
         let left = (try? FileManager.default.contentsOfDirectory(atPath: box.dir.file("data") + "/wisp/instances")) ?? []
         #expect(left.isEmpty, "\(left)")
+    }
+
+    /// `--cloud-init http`: no seed disk; the guest fetches the seed from Wisp's listener as
+    /// NoCloud-net (dsmode "net" on the kernel command line, which cloud-init 22.4 needs).
+    @Test(.timeLimit(.minutes(20))) func seedOverHTTP() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        let result = try box.run(["run", "--rm", "--name", "overhttp", "--cloud-init", "http", "--accel", Self.accel, "--memory", "1536M",
+                                  "--timeout", "900", box.image, "--",
+                                  "sh", "-c", "cat /etc/hostname; cat /var/lib/cloud/instance/datasource; lsblk -dn -o NAME | wc -l"])
+        #expect(result.status == 0, "\(result.stderrText)")
+        let lines = result.stdoutText.split(separator: "\n").map(String.init)
+        #expect(lines.first == "overhttp", "\(result.stdoutText)")
+        #expect(lines.count == 3 && lines[1].contains("DataSourceNoCloudNet") && lines[1].contains("10.0.2.2"), "\(result.stdoutText)")
+        #expect(lines.last == "1", "only the overlay disk, no seed disk: \(result.stdoutText)")
     }
 
     @Test func clearErrorsAndNothingLeftBehind() throws {

@@ -45,6 +45,34 @@ import WispTestSupport
         #expect(InstanceCreator.guestCommandLine(debian, cloudInit: "disk", seedURL: nil) == debian + " ds=nocloud")
         #expect(InstanceCreator.guestCommandLine("root=/dev/vda1 ro ds=ec2", cloudInit: "http", seedURL: "http://10.0.2.2:8000/")
                 == "root=/dev/vda1 ro console=ttyS0,115200 ds=nocloud;s=http://10.0.2.2:8000/")
+        #expect(InstanceCreator.guestCommandLine(debian, cloudInit: "disk", seedURL: nil, networkStage: true) == debian + " ds=nocloud;dsmode=net")
+    }
+
+    /// Judge: cloud-init's own NoCloud command-line parser reads the datasource mode and seed
+    /// URL Wisp means (dsmode "net" is what an init-stage phone_home and a NoCloud-net seed need).
+    @Test func cloudInitReadsTheDatasourceModeFromOurCommandLine() throws {
+        let script = """
+            import json, sys
+            from cloudinit.sources.DataSourceNoCloud import load_cmdline_data
+            fill = {}
+            found = load_cmdline_data(fill, sys.argv[1])
+            print(json.dumps({"found": found, "fill": fill}))
+            """
+        let cases: [(line: String, dsmode: String, seed: String?)] = [
+            (InstanceCreator.guestCommandLine("root=/dev/vda1 ro", cloudInit: "disk", seedURL: nil), "local", nil),
+            (InstanceCreator.guestCommandLine("root=/dev/vda1 ro", cloudInit: "disk", seedURL: nil, networkStage: true), "net", nil),
+            (InstanceCreator.guestCommandLine("root=/dev/vda1 ro", cloudInit: "http", seedURL: "http://10.0.2.2:8000/", networkStage: true),
+             "net", "http://10.0.2.2:8000/"),
+        ]
+        for (line, dsmode, seed) in cases {
+            let result = try ToolRunner.run("/usr/bin/python3", ["-c", script, line])
+            #expect(result.status == 0, "\(result.stderrText)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdoutText.utf8)) as? [String: Any])
+            #expect(json["found"] as? Bool == true, "\(line)")
+            let fill = try #require(json["fill"] as? [String: Any])
+            #expect(fill["dsmode"] as? String == dsmode, "\(line)")
+            #expect(fill["seedfrom"] as? String == seed, "\(line)")
+        }
     }
 
     @Test func runOptionParsing() throws {
