@@ -50,7 +50,10 @@ public struct QEMUCommandLine: Sendable, Equatable {
         ]
         switch spec.accelerator {
         case .kvm: args += ["-accel", "kvm", "-cpu", "host"]
-        case .tcg: args += ["-accel", "tcg,thread=multi,tb-size=256", "-cpu", "max"]
+        // No tb-size: QEMU's default translation cache (1 GiB, or an eighth of host memory)
+        // holds a whole cloud-image boot. A 256 MiB cache was flushed three times before
+        // SSH answered, and every flush throws away all translated code (`info jit`).
+        case .tcg: args += ["-accel", "tcg,thread=multi", "-cpu", "max"]
         }
         args += ["-smp", String(max(1, spec.cpus)), "-m", "\(max(UInt64(1), spec.memoryBytes >> 20))M"]
 

@@ -17,7 +17,7 @@ import Machine
                                boot: .direct(DirectBoot(kernel: "/i/vmlinuz", initrd: "/i/initrd.img", commandLine: "root=UUID=x ro console=ttyS0 ds=nocloud")),
                                accelerator: .tcg, macAddress: "52:54:00:aa:bb:cc")
         let args = QEMUCommandLine(spec: spec, paths: paths, name: "wisp-t").arguments
-        #expect(value(after: "-accel", in: args) == ["tcg,thread=multi,tb-size=256"])
+        #expect(value(after: "-accel", in: args) == ["tcg,thread=multi"])
         #expect(value(after: "-cpu", in: args) == ["max"])
         #expect(value(after: "-smp", in: args) == ["2"])
         #expect(value(after: "-m", in: args) == ["2048M"])
