@@ -72,7 +72,7 @@ let package = Package(
                 swiftSettings: swiftSettings),
         .target(name: "WispKit",
                 dependencies: [
-                    "WispCore", "WispCompression", "DiskImage", "Partitions", "FileSystems",
+                    "WispCore", "CLinux", "WispCompression", "DiskImage", "Partitions", "FileSystems",
                     "GuestInspect", "CloudInit", "Machine", "MetadataService",
                 ],
                 swiftSettings: swiftSettings),

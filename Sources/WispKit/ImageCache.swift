@@ -2,9 +2,7 @@
 import Glibc
 #endif
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import CLinux
 import WispCore
 
 /// Turns `wisp run`'s IMAGE into a local file: a path is used in place (never written); an
@@ -82,25 +80,50 @@ public struct ImageCache: Sendable {
         }
     }
 
-    /// Streams the body into `file` while hashing it; returns the hex SHA-256.
+    /// Streams the body into `file` while hashing it; returns the hex SHA-256. The transfer
+    /// is libcurl's (redirects, proxies from the environment, TLS with the system's CAs), on a
+    /// thread of its own so no task-pool thread blocks on the network.
     static func download(_ url: URL, into file: PosixFile, progress: (@Sendable (UInt64, UInt64?) -> Void)?) async throws -> String {
-        let delegate = DownloadDelegate(file: file, progress: progress)
-        let session = URLSession(configuration: .ephemeral, delegate: delegate, delegateQueue: nil)
-        defer { session.finishTasksAndInvalidate() }
+        let sink = DownloadSink(file: file, progress: progress)
+        let link = url.absoluteString
         return try await withCheckedThrowingContinuation { continuation in
-            delegate.continuation = continuation
-            session.dataTask(with: url).resume()
+            let thread = Thread {
+                var status = 0
+                var message = [CChar](repeating: 0, count: 512)
+                let context = Unmanaged.passUnretained(sink).toOpaque()
+                let code = wisp_http_get(link, context, { context, data, size in
+                    guard let context, let data else { return 1 }
+                    return Unmanaged<DownloadSink>.fromOpaque(context).takeUnretainedValue()
+                        .receive(UnsafeRawBufferPointer(start: data, count: size))
+                }, { context, done, total in
+                    guard let context else { return 1 }
+                    Unmanaged<DownloadSink>.fromOpaque(context).takeUnretainedValue().report(done, total)
+                    return 0
+                }, &status, &message, message.count)
+                withExtendedLifetime(sink) {}
+                if let failure = sink.failure {
+                    continuation.resume(throwing: failure)
+                } else if code != 0 {
+                    let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                    let what = status >= 400 ? "the server answered HTTP \(status)" : reason
+                    continuation.resume(throwing: WispError(.failed, "\(link): download failed: \(what)"))
+                } else {
+                    continuation.resume(returning: SHA256.hex(sink.hasher.finalize()))
+                }
+            }
+            thread.name = "wisp-download"
+            thread.start()
         }
     }
 }
 
-private final class DownloadDelegate: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+/// Where libcurl's body bytes go: the cache file, hashed on the way. Touched only by the
+/// download thread while the transfer runs.
+private final class DownloadSink: @unchecked Sendable {
     let file: PosixFile
     let progress: (@Sendable (UInt64, UInt64?) -> Void)?
-    var continuation: CheckedContinuation<String, Error>?
     var hasher = SHA256()
     var written: UInt64 = 0
-    var expectedLength: UInt64?
     var failure: Error?
 
     init(file: PosixFile, progress: (@Sendable (UInt64, UInt64?) -> Void)?) {
@@ -108,40 +131,20 @@ private final class DownloadDelegate: NSObject, URLSessionDataDelegate, @uncheck
         self.progress = progress
     }
 
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
-        if let http = response as? HTTPURLResponse, !(200..<300).contains(http.statusCode) {
-            failure = WispError(.failed, "\(response.url?.absoluteString ?? "download"): the server answered HTTP \(http.statusCode)")
-            completionHandler(.cancel)
-            return
-        }
-        if response.expectedContentLength > 0 { expectedLength = UInt64(response.expectedContentLength) }
-        completionHandler(.allow)
-    }
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        guard failure == nil else { return }
+    /// 0 to go on; anything else makes libcurl abort (a write error is kept in `failure`).
+    func receive(_ bytes: UnsafeRawBufferPointer) -> Int32 {
         do {
-            try data.withUnsafeBytes { raw in
-                try file.write(raw, at: written)
-                hasher.update(raw)
-            }
-            written += UInt64(data.count)
-            progress?(written, expectedLength)
+            try file.write(bytes, at: written)
+            hasher.update(bytes)
+            written += UInt64(bytes.count)
+            return 0
         } catch {
             failure = error
-            dataTask.cancel()
+            return 1
         }
     }
 
-    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
-        if let failure {
-            continuation?.resume(throwing: failure)
-        } else if let error {
-            continuation?.resume(throwing: WispError(.failed, "\(task.originalRequest?.url?.absoluteString ?? "download") failed: \(error.localizedDescription)"))
-        } else {
-            continuation?.resume(returning: SHA256.hex(hasher.finalize()))
-        }
-        continuation = nil
+    func report(_ done: UInt64, _ total: UInt64) {
+        progress?(done, total > 0 ? total : nil)
     }
 }

@@ -126,8 +126,11 @@ struct SeedCommand: AsyncParsableCommand {
                                     instanceID: Self.instanceID(in: seed.metaData), issues: issues)
             print(try Self.jsonText(report))
         } else {
-            let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? UInt64) ?? 0
-            print("wrote \(output) (\(format.rawValue), \(ByteSize.format(size ?? 0))): " + seed.files.map(\.name).joined(separator: ", "))
+            // stat, not FileManager.attributesOfItem: that also looks up the owner's name
+            // through NSS (/etc/passwd, /etc/group) on every run.
+            var info = stat()
+            let size = stat(output, &info) == 0 ? UInt64(info.st_size) : 0
+            print("wrote \(output) (\(format.rawValue), \(ByteSize.format(size))): " + seed.files.map(\.name).joined(separator: ", "))
         }
     }
 

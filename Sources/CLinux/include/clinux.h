@@ -2,6 +2,7 @@
 #define WISP_CLINUX_H
 #include <sys/types.h>
 #include "clinux_writeback.h"
+#include "clinux_http.h"
 
 /// fallocate(2) with FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE: 0 on success, else errno.
 int wisp_punch_hole(int fd, off_t offset, off_t length);

@@ -1,0 +1,126 @@
+// A thin, lazily loaded binding to the system's libcurl (see clinux_http.h for why lazily).
+#include "clinux_http.h"
+
+#include <curl/curl.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+struct curl_api {
+    CURLcode (*global_init)(long);
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+    CURLcode (*easy_perform)(CURL *);
+    CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+    void (*easy_cleanup)(CURL *);
+    const char *(*easy_strerror)(CURLcode);
+    char load_error[256];
+    int loaded;
+};
+
+static struct curl_api api;
+static pthread_once_t api_once = PTHREAD_ONCE_INIT;
+
+static void load_api(void) {
+    const char *names[] = {"libcurl.so.4", "libcurl-gnutls.so.4", "libcurl.so"};
+    void *handle = NULL;
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && handle == NULL; i++) {
+        handle = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    }
+    if (handle == NULL) {
+        snprintf(api.load_error, sizeof api.load_error,
+                 "downloading needs libcurl, which is not installed (apt install libcurl4): %s", dlerror());
+        return;
+    }
+#define LOAD(field, symbol)                                                                       \
+    do {                                                                                          \
+        *(void **)(&api.field) = dlsym(handle, symbol);                                           \
+        if (api.field == NULL) {                                                                  \
+            snprintf(api.load_error, sizeof api.load_error, "libcurl has no %s", symbol);        \
+            return;                                                                               \
+        }                                                                                         \
+    } while (0)
+    LOAD(global_init, "curl_global_init");
+    LOAD(easy_init, "curl_easy_init");
+    LOAD(easy_setopt, "curl_easy_setopt");
+    LOAD(easy_perform, "curl_easy_perform");
+    LOAD(easy_getinfo, "curl_easy_getinfo");
+    LOAD(easy_cleanup, "curl_easy_cleanup");
+    LOAD(easy_strerror, "curl_easy_strerror");
+#undef LOAD
+    if (api.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        snprintf(api.load_error, sizeof api.load_error, "libcurl failed to initialise");
+        return;
+    }
+    api.loaded = 1;
+}
+
+struct transfer {
+    void *context;
+    wisp_http_write_fn write;
+    wisp_http_progress_fn progress;
+};
+
+static size_t on_body(char *data, size_t size, size_t count, void *user) {
+    struct transfer *t = user;
+    size_t bytes = size * count;
+    return t->write(t->context, data, bytes) == 0 ? bytes : 0;
+}
+
+static int on_progress(void *user, curl_off_t total, curl_off_t done, curl_off_t up_total, curl_off_t up_done) {
+    (void)up_total;
+    (void)up_done;
+    struct transfer *t = user;
+    if (t->progress == NULL) return 0;
+    return t->progress(t->context, done > 0 ? (uint64_t)done : 0, total > 0 ? (uint64_t)total : 0);
+}
+
+int wisp_http_get(const char *url, void *context, wisp_http_write_fn write,
+                  wisp_http_progress_fn progress, long *http_status,
+                  char *error, size_t error_size) {
+    *http_status = 0;
+    if (error_size > 0) error[0] = '\0';
+    pthread_once(&api_once, load_api);
+    if (!api.loaded) {
+        snprintf(error, error_size, "%s", api.load_error);
+        return -1;
+    }
+    CURL *curl = api.easy_init();
+    if (curl == NULL) {
+        snprintf(error, error_size, "libcurl could not start a transfer");
+        return -1;
+    }
+    char curl_error[CURL_ERROR_SIZE] = {0};
+    struct transfer t = {context, write, progress};
+    api.easy_setopt(curl, CURLOPT_URL, url);
+    api.easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    api.easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    api.easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+    api.easy_setopt(curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    api.easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    api.easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+    api.easy_setopt(curl, CURLOPT_MAXREDIRS, 10L);
+    api.easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
+    api.easy_setopt(curl, CURLOPT_USERAGENT, "wisp");
+    api.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
+    // Never hang on a stalled server: fail when under 1 byte/s for a minute.
+    api.easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    api.easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
+    api.easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    api.easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    api.easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+    api.easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    api.easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    api.easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
+    CURLcode code = api.easy_perform(curl);
+    api.easy_getinfo(curl, CURLINFO_RESPONSE_CODE, http_status);
+    if (code != CURLE_OK) {
+        snprintf(error, error_size, "%s", curl_error[0] ? curl_error : api.easy_strerror(code));
+    }
+    api.easy_cleanup(curl);
+    return code == CURLE_OK ? 0 : (int)code;
+}
