@@ -53,6 +53,7 @@ public struct InstanceCreator: Sendable {
             progress("downloading: \(ByteSize.format(done))" + (total.map { " of \(ByteSize.format($0))" } ?? ""))
         }
         let baseFormat = try RunIntegration.probeFormat(base)
+        try RunIntegration.validateQEMUFormat(baseFormat, base)
         let baseSize = try RunIntegration.virtualSize(base)
 
         // Kernel extraction happens before the name is claimed (the name comes from the OS).

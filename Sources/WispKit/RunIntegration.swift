@@ -32,7 +32,7 @@ enum RunIntegration {
 
     static func validateQEMUFormat(_ format: ImageFormat, _ path: String) throws {
         guard [.qcow2, .raw].contains(format) else {
-            throw WispError.unsupported(path, "\(format.rawValue) base images cannot back an overlay yet: convert it with wisp image convert -O qcow2")
+            throw WispError.unsupported(path, "\(format.rawValue) images are not read by Wisp yet: convert it first (qemu-img convert -O qcow2 \(path) image.qcow2)")
         }
     }
 

@@ -9,7 +9,7 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Boot a cloud image as a VM with cloud-init and SSH ready.",
         discussion: """
-        IMAGE is a disk image file (qcow2, raw, vmdk, vhd, vhdx) or an http(s) URL, downloaded \
+        IMAGE is a qcow2 or raw disk image file (vmdk, vhd and vhdx are not read yet: convert them with qemu-img) or an http(s) URL, downloaded \
         once into $XDG_CACHE_HOME/wisp/images. The image is never written: the instance gets a \
         qcow2 overlay backed by it. The distribution's own kernel is booted directly when Wisp \
         finds its boot entry (UEFI firmware otherwise). Returns when cloud-init has phoned home \

@@ -133,6 +133,12 @@ import WispTestSupport
         let missing = try box.run(["run", box.dir.file("no-such.qcow2")])
         #expect(missing.status != 0)
         #expect(missing.stderrText.contains("no-such.qcow2: no such image file"))
+        // A format Wisp does not read yet: one sentence with the way out, before any work.
+        let vmdk = box.dir.file("disk.vmdk")
+        try ToolRunner.check("qemu-img", ["create", "-q", "-f", "vmdk", vmdk, "64M"])
+        let unread = try box.run(["run", vmdk])
+        #expect(unread.status != 0)
+        #expect(unread.stderrText.contains("vmdk images are not read by Wisp yet") && unread.stderrText.contains("qemu-img convert"), "\(unread.stderrText)")
         let badPort = try box.run(["run", "-p", "80", box.image])
         #expect(badPort.stderrText.contains("HOST_PORT:GUEST_PORT"))
         // QEMU missing: one sentence, and no instance directory left.

@@ -45,10 +45,24 @@ import WispTestSupport
         // A wrong digest fails and caches nothing; a 404 fails with the status.
         let wrong = "sha256:" + String(repeating: "0", count: 64)
         await #expect(throws: WispError.self) { try await cache.resolve(url + "?v=2", digest: wrong) }
-        await #expect(throws: WispError.self) { try await cache.resolve("http://127.0.0.1:\(server.port)/nope", digest: nil) }
+        do {
+            _ = try await cache.resolve("http://127.0.0.1:\(server.port)/nope", digest: nil)
+            Issue.record("a 404 was cached")
+        } catch {
+            #expect("\(error)".contains("HTTP 404"), "\(error)")
+        }
         let cached = try FileManager.default.contentsOfDirectory(atPath: dir.file("cache") + "/wisp/images")
         #expect(cached.count == 1, "\(cached)")
         #expect(throws: WispError.self) { try ImageCache.parseDigest("md5:abc") }
+        // Nobody listening: one sentence naming the URL, and nothing cached.
+        server.stop()
+        do {
+            _ = try await cache.resolve("http://127.0.0.1:\(server.port)/gone.qcow2", digest: nil)
+            Issue.record("a download from a closed port succeeded")
+        } catch {
+            #expect("\(error)".contains("http://127.0.0.1:\(server.port)/gone.qcow2: download failed"), "\(error)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("cache") + "/wisp/images").count == 1)
         await #expect(throws: WispError.self) { try await cache.resolve(dir.file("missing.qcow2"), digest: nil) }
     }
 }
