@@ -58,7 +58,8 @@ public struct InstanceCreator: Sendable {
 
         // Kernel extraction happens before the name is claimed (the name comes from the OS).
         try FileManager.default.createDirectory(atPath: store.root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let staging = "\(store.root)/.staging-\(UInt32.random(in: 0...UInt32.max))"
+        Self.sweepStaleStaging(in: store.root)
+        let staging = "\(store.root)/.staging-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(atPath: staging) }
         var bootFacts: RunIntegration.BootFacts? = nil
@@ -168,6 +169,18 @@ public struct InstanceCreator: Sendable {
                                     osName: bootFacts.flatMap { f in f.osID.map { "\($0) \(f.osVersionID ?? "")".trimmingCharacters(in: .whitespaces) } })
         try store.save(record)
         return Created(record: record, metadata: server)
+    }
+
+    /// Removes staging directories whose `wisp run` died (kill -9, power loss, an interrupt
+    /// before the instance existed): their names carry the creating process's pid.
+    static func sweepStaleStaging(in root: String) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where name.hasPrefix(".staging-") {
+            let fields = name.dropFirst(".staging-".count).split(separator: "-")
+            guard fields.count == 2, let pid = Int32(fields[0]), pid > 0 else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: "\(root)/\(name)")
+            }
+        }
     }
 
     /// The guest's own command line plus what Wisp needs: the serial console (progress and

@@ -8,14 +8,19 @@ import Machine
 public struct Runner: Sendable {
     public var store: InstanceStore
     public var progress: @Sendable (String) -> Void
+    /// Told the instance's name as soon as it exists (before QEMU starts).
+    public var onCreated: (@Sendable (String) -> Void)?
 
-    public init(store: InstanceStore = InstanceStore(), progress: @escaping @Sendable (String) -> Void) {
+    public init(store: InstanceStore = InstanceStore(), progress: @escaping @Sendable (String) -> Void,
+                onCreated: (@Sendable (String) -> Void)? = nil) {
         self.store = store
         self.progress = progress
+        self.onCreated = onCreated
     }
 
     public func run(_ options: RunOptions) async throws -> InstanceRecord {
         let created = try await InstanceCreator(store: store, progress: progress).create(options)
+        onCreated?(created.record.name)
         defer { created.metadata.stop() }
         let files = store.files(created.record.name)
         let lock = try InstanceLock(path: files.lock, name: created.record.name)

@@ -69,11 +69,20 @@ struct RunCommand: AsyncParsableCommand {
         options.waitForFinalStage = waitFinal || !command.isEmpty
         let store = InstanceStore()
         let controller = InstanceController(store: store)
+        // Ctrl-C or a CI runner's SIGTERM never leaves the instance booting unattended.
+        let interruption = RunInterruption(store: store, removeOnInterrupt: rm)
+        if !detach { interruption.install() }
+        let created = LockedValue<String?>(nil)
         let record: InstanceRecord
         do {
-            record = try await Runner(store: store, progress: RunProgress.report).run(options)
+            record = try await Runner(store: store, progress: RunProgress.report, onCreated: { name in
+                created.withLock { $0 = name }
+                interruption.track(name)
+            }).run(options)
         } catch {
             RunProgress.finish()
+            // --rm means nothing of this run outlives it, a failed boot included.
+            if rm, let name = created.withLock({ $0 }) { try? controller.remove(name, force: true) }
             throw error
         }
         RunProgress.finish()

@@ -127,6 +127,43 @@ import WispTestSupport
         #expect(lines.last == "1", "only the overlay disk, no seed disk: \(result.stdoutText)")
     }
 
+    /// Ctrl-C (or a CI runner's SIGTERM) while the guest boots: QEMU is stopped and, with
+    /// --rm, the instance is gone; without --rm it stays, stopped, for `wisp start`.
+    @Test(.timeLimit(.minutes(5))) func interruptedRunLeavesNothingBooting() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        let instances = box.dir.file("data") + "/wisp/instances"
+        for (name, signal, removes) in [("intrm", SIGINT, true), ("intkeep", SIGTERM, false)] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: box.wisp)
+            process.arguments = ["run", "--name", name, "--accel", Self.accel, "--memory", "1536M"] + (removes ? ["--rm"] : []) + [box.image]
+            process.environment = ProcessInfo.processInfo.environment.merging(box.environment) { $1 }
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            // Wait for QEMU to run (its pid file appears), then interrupt.
+            let pidFile = "\(instances)/\(name)/qemu.pid"
+            let deadline = Date().addingTimeInterval(120)
+            var qemu: Int32?
+            while Date() < deadline, qemu == nil {
+                qemu = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                usleep(200_000)
+            }
+            let pid = try #require(qemu, "QEMU never started for \(name)")
+            kill(process.processIdentifier, signal)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 128 + signal, "\(name)")
+            // A daemonized QEMU's parent is init, which on some hosts never reaps it: a
+            // zombie has exited.
+            let state = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.split(separator: ")").last?.split(separator: " ").first
+            #expect(kill(pid, 0) != 0 || state == "Z", "QEMU \(pid) still runs after the interrupt")
+            #expect(FileManager.default.fileExists(atPath: "\(instances)/\(name)") == !removes, "\(name)")
+        }
+        let list = try JSONSerialization.jsonObject(with: Data(try box.check(["list", "--json"]).stdoutText.utf8)) as? [[String: Any]]
+        #expect(list?.map { $0["name"] as? String } == ["intkeep"])
+        #expect(list?.first?["state"] as? String == "stopped")
+    }
+
     @Test func clearErrorsAndNothingLeftBehind() throws {
         let box = try Sandbox()
         defer { box.cleanUp() }
