@@ -131,10 +131,15 @@ public enum SeedGenerator {
             lines.append("  post: all")
             lines.append("  tries: 10")
             if let modules = options.initStageModules {
+                // set_passwords applies ssh_pwauth. In the config stage it would restart a
+                // running sshd just after Wisp said "ready", dropping the user's first
+                // logins; in the init stage sshd has not started yet, so cloud-init only
+                // writes its config (it restarts sshd only when sshd is running).
                 generated.insert("cloud_init_modules")
-                lines.append("# The image's own init modules, then phone_home: ready once users and keys are in place.")
+                lines.append("# The image's own init modules, then set_passwords (before sshd starts) and phone_home:")
+                lines.append("# ready once users, keys and the SSH config are in place.")
                 lines.append("cloud_init_modules:")
-                lines += modules.appending("phone_home").yamlLines(indent: 2)
+                lines += modules.appending("set_passwords").appending("phone_home").yamlLines(indent: 2)
             }
         }
         if let extra = options.extraUserDataYAML {

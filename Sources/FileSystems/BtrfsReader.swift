@@ -29,9 +29,9 @@ public final class BtrfsReader: FileSystem {
 
     let slots = LockedValue<[UInt64]>([])
     let subvolumeRoots = LockedValue<[UInt64: BtrfsTreeRoot]>([:])
-    let inodeCache = BoundedCache<UInt64, BtrfsInode>(capacity: 4096)
-    let listingCache = BoundedCache<UInt64, [DirectoryEntry]>(capacity: 64)
-    let extentCache = BoundedCache<UInt64, [UInt8]>(capacity: 16)
+    let inodeCache = SharedLRUCache<UInt64, BtrfsInode>(capacity: 4096)
+    let listingCache = SharedLRUCache<UInt64, [DirectoryEntry]>(capacity: 64)
+    let extentCache = SharedLRUCache<UInt64, [UInt8]>(capacity: 16)
 
     public init(device: any BlockDevice, subvolume: BtrfsSubvolumeSelector = .default) throws {
         self.device = device
@@ -40,7 +40,7 @@ public final class BtrfsReader: FileSystem {
         if sb.numDevices != 1 {
             throw WispError.unsupported(source, "btrfs filesystem spans \(sb.numDevices) devices; only single-device filesystems are supported")
         }
-        trees = try BtrfsTrees.load(device: device, sb: sb, cache: BoundedCache(capacity: 512))
+        trees = try BtrfsTrees.load(device: device, sb: sb, cache: SharedLRUCache(capacity: 512))
         rootTree = BtrfsTreeRoot(bytenr: sb.rootTree, level: sb.rootLevel)
         let id = try resolve(subvolume)
         let root = try subvolumeRoot(id)

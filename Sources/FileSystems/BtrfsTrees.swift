@@ -8,7 +8,7 @@ struct BtrfsTrees: Sendable {
     let sb: BtrfsSuperblock
     let source: String
     let chunkMap: BtrfsChunkMap
-    let nodeCache: BoundedCache<UInt64, BtrfsNode>
+    let nodeCache: SharedLRUCache<UInt64, BtrfsNode>
 
     /// Deepest tree btrfs allows (BTRFS_MAX_LEVEL).
     static let maxLevel: UInt8 = 7
@@ -123,7 +123,7 @@ struct BtrfsTrees: Sendable {
 
     /// Builds the chunk map: bootstrap from the superblock's SYSTEM chunks, then every
     /// CHUNK_ITEM of the chunk tree.
-    static func load(device: any BlockDevice, sb: BtrfsSuperblock, cache: BoundedCache<UInt64, BtrfsNode>) throws -> BtrfsTrees {
+    static func load(device: any BlockDevice, sb: BtrfsSuperblock, cache: SharedLRUCache<UInt64, BtrfsNode>) throws -> BtrfsTrees {
         let source = device.name
         var map = BtrfsChunkMap()
         for (key, item) in sb.systemChunks {

@@ -12,7 +12,7 @@ public final class Ext4Reader: FileSystem {
     public let warnings: [String]
     let groups: Ext4GroupTable
     /// About 4 MiB of recently used inode table blocks.
-    private let inodeTableCache: Ext4BlockCache
+    private let inodeTableCache: SharedLRUCache<UInt64, [UInt8]>
     private let runCache = LockedValue<[UInt32: [Ext4Run]]>([:])
     private static let runCacheLimit = 32
     /// Recently listed directories: path resolution lists every directory on the way,
@@ -30,7 +30,7 @@ public final class Ext4Reader: FileSystem {
                                     source: device.name, deviceSize: device.size)
         superblock = sb
         groups = Ext4GroupTable(device: device, superblock: sb)
-        inodeTableCache = Ext4BlockCache(capacity: max(32, (4 << 20) / sb.blockSize))
+        inodeTableCache = SharedLRUCache(capacity: max(32, (4 << 20) / sb.blockSize))
         var warnings: [String] = []
         if sb.features.hasIncompatible(Ext4Features.recover) {
             warnings.append("\(device.name): the ext4 journal needs recovery (the filesystem was not cleanly unmounted); reading without replaying it, so the most recent changes may be missing")
@@ -126,7 +126,7 @@ public final class Ext4Reader: FileSystem {
         let byteInTable = index * UInt64(sb.inodeSize)
         let block = descriptor.inodeTable + byteInTable / UInt64(sb.blockSize)
         let within = Int(byteInTable % UInt64(sb.blockSize))
-        let bytes = try inodeTableCache.block(block) { try readBlock(block) }
+        let bytes = try inodeTableCache.value(for: block) { try readBlock(block) }
         return try Ext4Inode(number: UInt32(number), raw: Array(bytes[within..<(within + sb.inodeSize)]),
                              offset: block * UInt64(sb.blockSize) + UInt64(within), superblock: sb,
                              source: device.name)

@@ -17,9 +17,9 @@ public final class XFSReader: FileSystem {
     /// recovery).
     public var warnings: [String] { sb.warnings }
 
-    let inodeCache = BoundedCache<UInt64, XFSInode>(capacity: 2048)
-    let extentCache = BoundedCache<XFSExtentKey, [XFSExtent]>(capacity: 256)
-    let listingCache = BoundedCache<UInt64, [DirectoryEntry]>(capacity: 64)
+    let inodeCache = SharedLRUCache<UInt64, XFSInode>(capacity: 2048)
+    let extentCache = SharedLRUCache<XFSExtentKey, [XFSExtent]>(capacity: 256)
+    let listingCache = SharedLRUCache<UInt64, [DirectoryEntry]>(capacity: 64)
     let checkedAGs = LockedValue<Set<UInt32>>([])
 
     /// More extents than this in one fork is treated as corruption rather than allocated.

@@ -90,8 +90,8 @@ import Yams
         #expect(UserDataValidator().validate(seed.userData).isEmpty)
         let config = try #require(try Yams.load(yaml: String(decoding: seed.userData, as: UTF8.self)) as? [String: Any])
         let modules = try #require(config["cloud_init_modules"] as? [Any])
-        #expect(modules.count == 7)
-        #expect(modules.last as? String == "phone_home")
+        #expect(modules.count == 8)
+        #expect(modules.suffix(2).map { $0 as? String } == ["set_passwords", "phone_home"])
         #expect(modules[2] as? [String] == ["bootcmd", "always"])
         #expect(config["manage_etc_hosts"] as? String == "localhost")
 

@@ -74,7 +74,12 @@ import WispTestSupport
 
         // Ready came from the init stage (phone_home appended to the image's own init
         // modules); the image's later stages then finish cleanly on their own.
-        #expect(try box.check(["ssh", "e2e", "--", "sudo", "-n", "grep", "-c", "init-network/config-phone_home", "/var/log/cloud-init.log"]).stdoutText != "0\n")
+        // set_passwords ran there too, before sshd started: sshd is not restarted after
+        // ready (that would drop logins), and password logins are off.
+        for module in ["phone_home", "set_passwords"] {
+            #expect(try box.check(["ssh", "e2e", "--", "sudo", "-n", "grep", "-c", "init-network/config-\(module)", "/var/log/cloud-init.log"]).stdoutText != "0\n")
+        }
+        #expect(try box.check(["ssh", "e2e", "--", "sudo -n sshd -T | grep -i ^passwordauthentication"]).stdoutText == "passwordauthentication no\n")
         let status = try box.run(["ssh", "e2e", "--", "cloud-init", "status", "--wait", "--long"])
         #expect(status.status == 0 && status.stdoutText.contains("status: done"), "\(status.stdoutText)\(status.stderrText)")
         // The hostname resolves (manage_etc_hosts), so sudo does not complain.
