@@ -164,6 +164,10 @@ import WispTestSupport
             #expect(kill(pid, 0) != 0 || state == "Z", "QEMU \(pid) still runs after the interrupt")
             #expect(FileManager.default.fileExists(atPath: "\(instances)/\(name)") == !removes, "\(name)")
         }
+        // --rm and a boot that does not get ready in time: the error, and nothing left.
+        let late = try box.run(["run", "--rm", "--name", "toolate", "--accel", Self.accel, "--memory", "1536M", "--timeout", "3", box.image, "--", "true"])
+        #expect(late.status != 0 && late.stderrText.contains("not ready after 3 s"), "\(late.stderrText)")
+        #expect(!FileManager.default.fileExists(atPath: "\(instances)/toolate"))
         let list = try JSONSerialization.jsonObject(with: Data(try box.check(["list", "--json"]).stdoutText.utf8)) as? [[String: Any]]
         #expect(list?.map { $0["name"] as? String } == ["intkeep"])
         #expect(list?.first?["state"] as? String == "stopped")
