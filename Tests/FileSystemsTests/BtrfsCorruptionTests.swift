@@ -44,7 +44,7 @@ struct BtrfsCorruptionTests {
                                        directories: BtrfsFixture.compactDirectories)
         let base = try FileBlockDevice(path: fixture.image)
         try BtrfsReaderTests.compare(fixture, try BtrfsReader(device: base))
-        let expected = try XFSReaderTests.walk(try BtrfsReader(device: base))
+        let expected = try ReaderTreeJudge.walk(try BtrfsReader(device: base))
         let ranges = try Self.metadataRanges(base, nodeSize: 4096)
         let kinds = Set(ranges.map(\.kind))
         for wanted in ["superblock", "chunk tree leaf", "root tree leaf", "fs tree leaf", "fs tree node"] {
@@ -72,11 +72,7 @@ struct BtrfsCorruptionTests {
             let outcome: Outcome
             do {
                 let fs = try BtrfsReader(device: PatchedBlockDevice(base: base, patches: patches))
-                var same = try XFSReaderTests.walk(fs) == expected
-                for (path, want) in expectedXattrs where same {
-                    same = try fs.xattrs(inode: fs.resolve(path).inode) == want
-                }
-                outcome = same ? .same : .different
+                outcome = try ReaderTreeJudge.reads(fs, as: expected, xattrs: expectedXattrs) ? .same : .different
             } catch is WispError {
                 outcome = .wispError
             } catch {
@@ -105,7 +101,7 @@ struct BtrfsCorruptionTests {
         let fixture = try BtrfsFixture(options: ["-n", "4096", "-m", "dup"], compact: true,
                                        directories: BtrfsFixture.compactDirectories)
         let base = try FileBlockDevice(path: fixture.image)
-        let expected = try XFSReaderTests.walk(try BtrfsReader(device: base))
+        let expected = try ReaderTreeJudge.walk(try BtrfsReader(device: base))
         // Group copies by the logical address each block records; damage the lower copy.
         var copies: [UInt64: [UInt64]] = [:]
         for range in try Self.metadataRanges(base, nodeSize: 4096) where range.kind != "superblock" {
@@ -121,12 +117,12 @@ struct BtrfsCorruptionTests {
         }
         #expect(damaged >= 3)
         let fs = try BtrfsReader(device: PatchedBlockDevice(base: base, patches: patches))
-        #expect(try XFSReaderTests.walk(fs) == expected)
+        #expect(try ReaderTreeJudge.walk(fs) == expected)
         // The same damage on both copies is an error, so the damaged blocks are in use.
         var both = patches
         for (_, offsets) in copies where offsets.count == 2 {
             for offset in offsets { both[offset + 200] = (try base.read(at: offset + 200, count: 1)[0]) ^ 0x5A }
         }
-        #expect(throws: WispError.self) { try XFSReaderTests.walk(try BtrfsReader(device: PatchedBlockDevice(base: base, patches: both))) }
+        #expect(throws: WispError.self) { try ReaderTreeJudge.walk(try BtrfsReader(device: PatchedBlockDevice(base: base, patches: both))) }
     }
 }

@@ -69,7 +69,7 @@ struct XFSCorruptionTests {
         let clean = try XFSReader(device: base)
         try XFSReaderTests.compare(fixture, clean)
         let walkStart = Date()
-        let expected = try XFSReaderTests.walk(try XFSReader(device: base))
+        let expected = try ReaderTreeJudge.walk(try XFSReader(device: base))
         print("XFS corruption: one clean walk takes \(String(format: "%.3f", Date().timeIntervalSince(walkStart))) s")
         #expect(try XFSReaderTests.format(fixture, "/fragmented") == "btree")
         let ranges = try Self.metadataRanges(base, blockSize: blockSize, inodeSize: inodeSize)
@@ -95,12 +95,7 @@ struct XFSCorruptionTests {
             let outcome: Outcome
             do {
                 let fs = try XFSReader(device: PatchedBlockDevice(base: base, patches: patches))
-                let found = try XFSReaderTests.walk(fs)
-                var same = found == expected
-                for (path, want) in expectedXattrs where same {
-                    same = try fs.xattrs(inode: fs.resolve(path).inode) == want
-                }
-                outcome = same ? .same : .different
+                outcome = try ReaderTreeJudge.reads(fs, as: expected, xattrs: expectedXattrs) ? .same : .different
             } catch is WispError {
                 outcome = .wispError
             } catch {

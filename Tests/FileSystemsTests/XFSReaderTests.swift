@@ -8,52 +8,8 @@ import WispTestSupport
 /// bytes, mode, ownership, size, link targets, device numbers and xattrs with the source.
 @Suite("XFSReader", .serialized)
 struct XFSReaderTests {
-    /// Walks the whole filesystem into path → what was found.
-    static func walk(_ fs: any FileSystem) throws -> [String: XFSExpected] {
-        var found: [String: XFSExpected] = [:]
-        var pending: [(String, UInt64)] = [("", fs.rootInode)]
-        while let (path, inode) = pending.popLast() {
-            for entry in try fs.list(directory: inode) {
-                let child = "\(path)/\(entry.name)"
-                let info = try fs.stat(inode: entry.inode)
-                if let type = entry.type { #expect(type == info.type, "\(child): ftype says \(type), inode says \(info.type)") }
-                switch info.type {
-                case .directory:
-                    found[child] = .directory(permissions: info.permissions)
-                    pending.append((child, entry.inode))
-                case .regular:
-                    // Ask for more than the size to see the reader stop at end of file, but
-                    // never trust a (possibly corrupted) size for the allocation.
-                    let want = info.size < 16 << 20 ? Int(info.size) + 10 : 1 << 20
-                    let content = try fs.read(inode: entry.inode, offset: 0, count: want)
-                    #expect(UInt64(content.count) == min(info.size, UInt64(want)))
-                    found[child] = .file(content: content, permissions: info.permissions, uid: info.uid, gid: info.gid)
-                case .symlink:
-                    found[child] = .symlink(target: try fs.readlink(inode: entry.inode))
-                case .characterDevice, .blockDevice:
-                    found[child] = .device(info.type, major: info.deviceMajor, minor: info.deviceMinor, permissions: info.permissions)
-                case .fifo:
-                    found[child] = .fifo(permissions: info.permissions)
-                default:
-                    found[child] = .directory(permissions: 0xFFFF)
-                }
-            }
-        }
-        return found
-    }
-
     static func compare(_ fixture: XFSFixture, _ fs: XFSReader) throws {
-        let found = try walk(fs)
-        #expect(Set(found.keys) == Set(fixture.expected.keys),
-                "missing: \(Set(fixture.expected.keys).subtracting(found.keys).sorted().prefix(5)) extra: \(Set(found.keys).subtracting(fixture.expected.keys).sorted().prefix(5))")
-        var mismatches: [String] = []
-        for (path, want) in fixture.expected where found[path] != want { mismatches.append(path) }
-        #expect(mismatches.isEmpty, "differ from the source tree: \(mismatches.sorted().prefix(10))")
-        for (path, want) in fixture.expectedXattrs {
-            let got = try fs.xattrs(inode: fs.resolve(path).inode)
-            #expect(got == want, "\(path): xattrs \(got.keys.sorted()) vs expected \(want.keys.sorted())")
-        }
-        #expect(try fs.xattrs(inode: fs.resolve("/size-2-100").inode).isEmpty)
+        try ReaderTreeJudge.expectTree(try ReaderTreeJudge.walk(fs), in: fs, expected: fixture.expected, xattrs: fixture.expectedXattrs)
         // Paths resolve through symlinks, including absolute ones that stay inside the fs.
         #expect(try fs.readFile("/abs-link/d3/d4/d5/d6/d7/d8/d9/d10/d11/d12/d13/d14/d15/d16/d17/d18/d19/d20/d21/d22/d23/d24/bottom")
                 == Array("bottom of the tree\n".utf8))
@@ -201,7 +157,7 @@ struct XFSReaderTests {
         let changed = try XFSReader(device: FileBlockDevice(path: fixture.image))
         #expect(changed.sb.incompat & XFSSuperblock.incompatMetaUUID != 0)
         #expect(try fixture.db(["uuid"], writable: false).contains(changed.uuid ?? "none"))
-        let found = try Self.walk(changed)
+        let found = try ReaderTreeJudge.walk(changed)
         #expect(found["/block"] != nil && found["/deep/d1/d2/d3/d4/d5/d6/d7/d8/d9/d10/d11/d12/d13/d14/d15/d16/d17/d18/d19/d20/d21/d22/d23/d24/bottom"] != nil)
         #expect(found == fixture.expected)
     }
