@@ -95,13 +95,13 @@ int wisp_http_get(const char *url, void *context, wisp_http_write_fn write,
     struct transfer t = {context, write, progress};
     api.easy_setopt(curl, CURLOPT_URL, url);
     api.easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    api.easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    api.easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-#else
-    api.easy_setopt(curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-    api.easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
+    // http and https only, redirects included. The string options are libcurl 7.85+; the
+    // loaded library may be older than the headers, so fall back to the bitmask ones.
+    if (api.easy_setopt(curl, (CURLoption)10318 /* CURLOPT_PROTOCOLS_STR */, "http,https") != CURLE_OK ||
+        api.easy_setopt(curl, (CURLoption)10319 /* CURLOPT_REDIR_PROTOCOLS_STR */, "http,https") != CURLE_OK) {
+        api.easy_setopt(curl, (CURLoption)181 /* CURLOPT_PROTOCOLS */, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+        api.easy_setopt(curl, (CURLoption)182 /* CURLOPT_REDIR_PROTOCOLS */, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    }
     api.easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
     api.easy_setopt(curl, CURLOPT_MAXREDIRS, 10L);
     api.easy_setopt(curl, CURLOPT_FAILONERROR, 1L);

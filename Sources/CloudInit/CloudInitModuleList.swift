@@ -21,6 +21,9 @@ public struct CloudInitModuleList: Sendable, Equatable {
     public static func merged(_ key: String, from configs: [String]) -> CloudInitModuleList? {
         var result: CloudInitModuleList?
         for text in configs {
+            // Yams builds documents recursively: nesting deep enough to exhaust the stack is
+            // refused before parsing, like any other file we cannot read as cloud-init would.
+            if UserDataValidator.excessiveNesting(text) != nil { return nil }
             // A file cloud-init itself fails to parse breaks the guest's cloud-init anyway;
             // guessing at its list would only make things worse.
             let root: Node?

@@ -63,9 +63,11 @@ public enum SeedGenerator {
             let short = String(hostname.split(separator: ".").first ?? Substring(hostname))
             lines.append("hostname: \(YAMLText.quoted(short))")
             generated.insert("hostname")
-            // Map the name in /etc/hosts (127.0.1.1), or sudo and others cannot resolve it.
-            lines.append("manage_etc_hosts: localhost")
-            generated.insert("manage_etc_hosts")
+            // Map the name in /etc/hosts (127.0.1.1), or sudo and others cannot resolve it;
+            // a manage_etc_hosts of the user's own wins.
+            if try !(options.extraUserDataYAML.map(topLevelKeys) ?? []).contains("manage_etc_hosts") {
+                lines.append("manage_etc_hosts: localhost")
+            }
             if hostname.contains(".") {
                 lines.append("fqdn: \(YAMLText.quoted(hostname))")
                 generated.insert("fqdn")
@@ -247,7 +249,25 @@ public enum SeedGenerator {
     }
 
     /// The extra keys as block YAML, refusing keys the options already generate.
+    /// The top-level keys of extra user-data (empty when it is empty).
+    static func topLevelKeys(_ yaml: String) throws -> Set<String> {
+        guard UserDataValidator.excessiveNesting(yaml) == nil else {
+            throw WispError.invalidArgument("extra user-data nests too deeply to be cloud-config")
+        }
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: yaml)
+        } catch {
+            throw WispError.invalidArgument("extra user-data is not valid YAML: \(error)")
+        }
+        guard case .mapping(let mapping)? = node else { return [] }
+        return Set(mapping.keys.compactMap(\.string))
+    }
+
     static func extraKeys(_ yaml: String, generated: Set<String>) throws -> String {
+        guard UserDataValidator.excessiveNesting(yaml) == nil else {
+            throw WispError.invalidArgument("extra user-data nests too deeply to be cloud-config")
+        }
         let node: Node?
         do {
             node = try Yams.compose(yaml: yaml)

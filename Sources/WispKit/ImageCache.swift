@@ -103,6 +103,10 @@ public struct ImageCache: Sendable {
                 withExtendedLifetime(sink) {}
                 if let failure = sink.failure {
                     continuation.resume(throwing: failure)
+                } else if code == 0 && !(200..<300).contains(status) {
+                    // libcurl fails only on 4xx/5xx: a 204, a 304 or a 3xx without Location
+                    // is not an image either.
+                    continuation.resume(throwing: WispError(.failed, "\(link): download failed: the server answered HTTP \(status)"))
                 } else if code != 0 {
                     let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                     let what = status >= 400 ? "the server answered HTTP \(status)" : reason

@@ -13,10 +13,14 @@ import MetadataService
 public struct InstanceCreator: Sendable {
     public var store: InstanceStore
     public var progress: @Sendable (String) -> Void
+    /// Told the instance's name as soon as its directory is claimed.
+    public var onClaimed: (@Sendable (String) -> Void)?
 
-    public init(store: InstanceStore, progress: @escaping @Sendable (String) -> Void) {
+    public init(store: InstanceStore, progress: @escaping @Sendable (String) -> Void,
+                onClaimed: (@Sendable (String) -> Void)? = nil) {
         self.store = store
         self.progress = progress
+        self.onClaimed = onClaimed
     }
 
     public struct Created: Sendable {
@@ -80,6 +84,7 @@ public struct InstanceCreator: Sendable {
         let nameBase = bootFacts.flatMap { facts in facts.osID.map { [$0, facts.osVersionID].compactMap { $0 }.joined(separator: "-") } }
             ?? URL(fileURLWithPath: base).deletingPathExtension().lastPathComponent
         let name = try store.claim(requested: options.name, base: nameBase)
+        onClaimed?(name)
         let files = store.files(name)
         do {
             return try build(name: name, files: files, options: options, base: base, baseFormat: baseFormat, baseSize: baseSize,
@@ -151,7 +156,7 @@ public struct InstanceCreator: Sendable {
             metadata.stop()
             server = try MetadataServer(seed: seed, port: metadata.port)
             try RunIntegration.storeSeed(seed, in: files)
-            let seedFrom = "ds=nocloud;s=\(server.guestSeedURL)"
+            let seedFrom = "ds=nocloud;dsmode=net;s=\(server.guestSeedURL)"
             switch bootMethod {
             case .direct(var direct):
                 direct.commandLine = Self.guestCommandLine(bootFacts?.commandLine ?? "", cloudInit: "http", seedURL: server.guestSeedURL,
@@ -177,8 +182,12 @@ public struct InstanceCreator: Sendable {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where name.hasPrefix(".staging-") {
             let fields = name.dropFirst(".staging-".count).split(separator: "-")
             guard fields.count == 2, let pid = Int32(fields[0]), pid > 0 else { continue }
-            if kill(pid, 0) != 0 && errno == ESRCH {
-                try? FileManager.default.removeItem(atPath: "\(root)/\(name)")
+            // Also old enough: a run in another pid namespace sharing this store has pids
+            // this one cannot see, and staging lasts seconds.
+            let path = "\(root)/\(name)"
+            let age = ((try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate]) as? Date).map { -$0.timeIntervalSinceNow } ?? 0
+            if kill(pid, 0) != 0 && errno == ESRCH && age > 3600 {
+                try? FileManager.default.removeItem(atPath: path)
             }
         }
     }

@@ -52,7 +52,35 @@ enum RunIntegration {
         let extracted = try KernelExtraction.write(plan: plan, from: inspector, to: directory, osRelease: report.osRelease)
         return BootFacts(kernel: extracted.kernelPath, initrd: extracted.initrdPath, commandLine: extracted.commandLine,
                          osID: extracted.osID, osVersionID: extracted.osVersionID,
-                         initStageModules: guestInitStageModules(inspector))
+                         initStageModules: earlyReadinessModules(inspector))
+    }
+
+    /// The init-stage module list to append set_passwords and phone_home to, or nil to leave
+    /// phone_home in the final stage. Only cloud-init 22.4 and later: their set_passwords
+    /// writes sshd's config without restarting a not-yet-started sshd (checked in 22.4.2's
+    /// cc_set_passwords); older releases restart it, which from the init stage, ordered before
+    /// sshd, can hang the boot.
+    static func earlyReadinessModules(_ inspector: GuestInspector) -> CloudInitModuleList? {
+        guard let version = guestCloudInitVersion(inspector), !VersionCompare.isLess(version, "22.4") else { return nil }
+        return guestInitStageModules(inspector)
+    }
+
+    /// cloud-init's version from its `cloudinit/version.py` under the guest's Python
+    /// (/usr/lib/python3*/{dist,site}-packages), as `__VERSION__ = "22.4.2"`.
+    static func guestCloudInitVersion(_ inspector: GuestInspector) -> String? {
+        guard let view = inspector.view, let entries = try? view.list("/usr/lib") else { return nil }
+        let pythons = entries.map(\.name).filter { $0.hasPrefix("python3") }.sorted()
+        for python in pythons.prefix(16) {
+            for packages in ["dist-packages", "site-packages"] {
+                guard let bytes = try? view.readFile("/usr/lib/\(python)/\(packages)/cloudinit/version.py", limit: 64 << 10),
+                      let text = String(validating: bytes, as: UTF8.self) else { continue }
+                for line in text.split(separator: "\n") where line.hasPrefix("__VERSION__") {
+                    let parts = line.split(separator: "\"")
+                    if parts.count >= 2, parts[1].allSatisfy({ $0.isNumber || $0 == "." }), !parts[1].isEmpty { return String(parts[1]) }
+                }
+            }
+        }
+        return nil
     }
 
     /// The init-stage module list of the guest's cloud-init: /etc/cloud/cloud.cfg, then

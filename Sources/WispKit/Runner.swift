@@ -8,19 +8,18 @@ import Machine
 public struct Runner: Sendable {
     public var store: InstanceStore
     public var progress: @Sendable (String) -> Void
-    /// Told the instance's name as soon as it exists (before QEMU starts).
-    public var onCreated: (@Sendable (String) -> Void)?
+    /// Told the instance's name as soon as its directory is claimed (before it is complete).
+    public var onClaimed: (@Sendable (String) -> Void)?
 
     public init(store: InstanceStore = InstanceStore(), progress: @escaping @Sendable (String) -> Void,
-                onCreated: (@Sendable (String) -> Void)? = nil) {
+                onClaimed: (@Sendable (String) -> Void)? = nil) {
         self.store = store
         self.progress = progress
-        self.onCreated = onCreated
+        self.onClaimed = onClaimed
     }
 
     public func run(_ options: RunOptions) async throws -> InstanceRecord {
-        let created = try await InstanceCreator(store: store, progress: progress).create(options)
-        onCreated?(created.record.name)
+        let created = try await InstanceCreator(store: store, progress: progress, onClaimed: onClaimed).create(options)
         defer { created.metadata.stop() }
         let files = store.files(created.record.name)
         let lock = try InstanceLock(path: files.lock, name: created.record.name)

@@ -75,16 +75,22 @@ struct RunCommand: AsyncParsableCommand {
         let created = LockedValue<String?>(nil)
         let record: InstanceRecord
         do {
-            record = try await Runner(store: store, progress: RunProgress.report, onCreated: { name in
+            record = try await Runner(store: store, progress: RunProgress.report, onClaimed: { name in
                 created.withLock { $0 = name }
                 interruption.track(name)
             }).run(options)
         } catch {
+            interruption.parkIfInterrupted()
             RunProgress.finish()
             // --rm means nothing of this run outlives it, a failed boot included.
             if rm, let name = created.withLock({ $0 }) { try? controller.remove(name, force: true) }
             throw error
         }
+        // Ready: the instance is the user's now. Only `--rm -- CMD` still owns it (an
+        // interrupted CI command must not leave the VM behind); the console needs its
+        // terminal restored by its own code, not a signal handler.
+        interruption.parkIfInterrupted()
+        if !(rm && !command.isEmpty) { interruption.disarm() }
         RunProgress.finish()
         let files = store.files(record.name)
         if console {
@@ -94,6 +100,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         if !command.isEmpty {
             let status = try InstanceSSH(record: record, files: files).run(command, tty: false)
+            interruption.parkIfInterrupted()
             if rm { try controller.remove(record.name, force: true) }
             throw ExitCode(status)
         }

@@ -65,6 +65,8 @@ import Yams
         #expect(CloudInitModuleList.merged("cloud_init_modules", from: ["cloud_init_modules:\n - [ssh, always, [a, b]]\n"]) == nil)
         #expect(CloudInitModuleList.merged("cloud_init_modules", from: [Self.debianConfig, "cloud_init_modules: [ssh\n"]) == nil)
         #expect(CloudInitModuleList.merged("cloud_init_modules", from: ["cloud_init_modules:\n - \"ssh; rm -rf /\"\n"]) == nil)
+        // Hostile nesting is refused before Yams recurses into it (it would exhaust the stack).
+        #expect(CloudInitModuleList.merged("cloud_init_modules", from: [Self.debianConfig, String(repeating: "[", count: 100_000)]) == nil)
         // Bad YAML that does not mention the key cannot change it: cloud-init's list stands.
         #expect(CloudInitModuleList.merged("cloud_init_modules", from: [Self.debianConfig, "foo: [\n"])?.entries.count == 6)
     }
@@ -94,6 +96,12 @@ import Yams
         #expect(modules.suffix(2).map { $0 as? String } == ["set_passwords", "phone_home"])
         #expect(modules[2] as? [String] == ["bootcmd", "always"])
         #expect(config["manage_etc_hosts"] as? String == "localhost")
+
+        // The user's own manage_etc_hosts wins over ours (and is not a conflict).
+        var own = options
+        own.extraUserDataYAML = "manage_etc_hosts: true\n"
+        let ownConfig = try #require(try Yams.load(yaml: String(decoding: try SeedGenerator.makeSeed(own).userData, as: UTF8.self)) as? [String: Any])
+        #expect(ownConfig["manage_etc_hosts"] as? Bool == true)
 
         // Without a phone_home URL there is nothing to move: the guest's lists stay its own.
         var plain = options

@@ -16,6 +16,9 @@ import WispTestSupport
         let ours = try #require(RunIntegration.guestInitStageModules(inspector))
         #expect(ours.contains(module: "users-groups") && ours.contains(module: "ssh"))
         #expect(!ours.contains(module: "phone_home"))
+        // Debian 12's cloud-init, read from its version.py; new enough for the early list.
+        #expect(RunIntegration.guestCloudInitVersion(inspector) == "22.4.2")
+        #expect(RunIntegration.earlyReadinessModules(inspector) == ours)
 
         let disk = try GuestDisk(path: image)
         let root = try #require(disk.table.partition(number: 1))
