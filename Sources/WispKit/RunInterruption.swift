@@ -62,6 +62,8 @@ public final class RunInterruption: @unchecked Sendable {
     private func handle(_ number: Int32) {
         // SIGINT and SIGTERM have separate sources: only the first one acts.
         guard fired.withLock({ done in defer { done = true }; return !done }) else { return }
+        // Whatever the clean-up below meets, the process ends: an interrupted run never hangs.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 30) { _exit(128 + number) }
         if let name = instance.withLock({ $0 }) {
             let files = store.files(name)
             let controller = InstanceController(store: store)

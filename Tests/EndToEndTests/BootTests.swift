@@ -156,6 +156,13 @@ import WispTestSupport
             }
             let pid = try #require(qemu, "QEMU never started for \(name)")
             kill(process.processIdentifier, signal)
+            // Bounded wait: a wisp that does not exit is a failure here, not a hung suite.
+            let exitDeadline = Date().addingTimeInterval(60)
+            while process.isRunning, Date() < exitDeadline { usleep(100_000) }
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                Issue.record("wisp run did not exit within 60 s of signal \(signal)")
+            }
             process.waitUntilExit()
             #expect(process.terminationStatus == 128 + signal, "\(name)")
             // A daemonized QEMU's parent is init, which on some hosts never reaps it: a
