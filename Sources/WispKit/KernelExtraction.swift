@@ -27,8 +27,13 @@ public enum KernelExtraction {
     /// which QEMU's -kernel loads directly whatever its compression.
     public static func extract(imagePath: String, to directory: String, entry: String? = nil,
                                unwrapZboot: Bool = false) throws -> ExtractedKernel {
-        let disk = try DiskImageFile.open(imagePath)
-        let inspector = try GuestInspector(disk: disk)
+        let inspector = try GuestInspector(disk: try DiskImageFile.open(imagePath))
+        return try extract(from: inspector, to: directory, entry: entry, unwrapZboot: unwrapZboot)
+    }
+
+    /// The same from an image already open for inspection (`wisp run` reads more from it).
+    public static func extract(from inspector: GuestInspector, to directory: String, entry: String? = nil,
+                               unwrapZboot: Bool = false) throws -> ExtractedKernel {
         let plan = try inspector.bootPlan(entry: entry)
         let report = try inspector.inspect()
         let result = try write(plan: plan, from: inspector, to: directory, osRelease: report.osRelease)

@@ -47,9 +47,7 @@ enum RunIntegration {
     /// `directory`; nil when the image has no plan Wisp can follow (boot UEFI instead).
     static func extractBoot(image: String, into directory: String) throws -> BootFacts? {
         let inspector = try GuestInspector(disk: try DiskImageFile.open(image))
-        let plan = try inspector.bootPlan()
-        let report = try inspector.inspect()
-        let extracted = try KernelExtraction.write(plan: plan, from: inspector, to: directory, osRelease: report.osRelease)
+        let extracted = try KernelExtraction.extract(from: inspector, to: directory)
         return BootFacts(kernel: extracted.kernelPath, initrd: extracted.initrdPath, commandLine: extracted.commandLine,
                          osID: extracted.osID, osVersionID: extracted.osVersionID,
                          initStageModules: earlyReadinessModules(inspector))

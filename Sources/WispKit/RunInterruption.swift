@@ -32,6 +32,9 @@ public final class RunInterruption: @unchecked Sendable {
         instance.withLock { $0 = name }
     }
 
+    /// The instance claimed so far, if any.
+    public var trackedInstance: String? { instance.withLock { $0 } }
+
     /// Takes over SIGINT, SIGTERM and SIGHUP until `disarm()`.
     public func install() {
         for number in Self.signals {
@@ -64,12 +67,11 @@ public final class RunInterruption: @unchecked Sendable {
         guard fired.withLock({ done in defer { done = true }; return !done }) else { return }
         // Whatever the clean-up below meets, the process ends: an interrupted run never hangs.
         DispatchQueue.global().asyncAfter(deadline: .now() + 30) { _exit(128 + number) }
-        if let name = instance.withLock({ $0 }) {
+        if let name = trackedInstance {
             let files = store.files(name)
             let controller = InstanceController(store: store)
-            try? controller.stopLocked(files, force: true, timeout: 0)
-            // QEMU may have daemonized without having written its pid file yet: give it a
-            // moment to appear, and stop what it names.
+            // A complete instance may be mid-launch: QEMU daemonized but its pid file not
+            // written yet. Give the file a moment to appear, then stop what it names.
             for _ in 0..<20 where !FileManager.default.fileExists(atPath: files.pidFile) && FileManager.default.fileExists(atPath: files.record) {
                 usleep(100_000)
             }

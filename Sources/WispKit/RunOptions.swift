@@ -18,8 +18,8 @@ public struct RunOptions: Sendable {
     public var timeout: Double = 900
     public var waitForReady: Bool = true
     /// Count the guest ready only after cloud-init's final stage (phone_home where the image
-    /// runs it). Otherwise, when Wisp wrote all of the user-data, the guest phones home at
-    /// the end of its init stage: users, keys, hostname and network are in place, and the
+    /// runs it). Otherwise, when Wisp wrote all of the user-data and the image's cloud-init
+    /// is 22.4 or later, the guest phones home at the end of its init stage: users, keys, hostname and network are in place, and the
     /// image's config and final modules (locale, apt sources, ...) go on in the background.
     /// Given user-data or a command to run always waits for the final stage.
     public var waitForFinalStage: Bool = false

@@ -13,10 +13,12 @@ struct RunCommand: AsyncParsableCommand {
         once into $XDG_CACHE_HOME/wisp/images. The image is never written: the instance gets a \
         qcow2 overlay backed by it. The distribution's own kernel is booted directly when Wisp \
         finds its boot entry (UEFI firmware otherwise). Returns when cloud-init has phoned home \
-        and SSH answers; then use `wisp ssh NAME`. Without --user-data or -- CMD the guest \
-        phones home at the end of cloud-init's init stage (user, keys, hostname and network \
-        in place) while the image's later modules go on in the background; --wait-final, \
-        --user-data and -- CMD wait for cloud-init's final stage.
+        and SSH answers; then use `wisp ssh NAME`. Without --user-data or -- CMD (and with \
+        cloud-init 22.4 or later in the image) the guest phones home at the end of \
+        cloud-init's init stage (user, keys, hostname, network and SSH config in place) while \
+        the image's later modules go on in the background; --wait-final, --user-data and \
+        -- CMD wait for cloud-init's final stage. Ctrl-C while it boots stops the VM (--rm \
+        also removes it).
 
         Examples:
           wisp run debian-12-genericcloud-amd64.qcow2
@@ -72,18 +74,14 @@ struct RunCommand: AsyncParsableCommand {
         // Ctrl-C or a CI runner's SIGTERM never leaves the instance booting unattended.
         let interruption = RunInterruption(store: store, removeOnInterrupt: rm)
         if !detach { interruption.install() }
-        let created = LockedValue<String?>(nil)
         let record: InstanceRecord
         do {
-            record = try await Runner(store: store, progress: RunProgress.report, onClaimed: { name in
-                created.withLock { $0 = name }
-                interruption.track(name)
-            }).run(options)
+            record = try await Runner(store: store, progress: RunProgress.report, onClaimed: interruption.track).run(options)
         } catch {
             interruption.parkIfInterrupted()
             RunProgress.finish()
             // --rm means nothing of this run outlives it, a failed boot included.
-            if rm, let name = created.withLock({ $0 }) { try? controller.remove(name, force: true) }
+            if rm, let name = interruption.trackedInstance { try? controller.remove(name, force: true) }
             throw error
         }
         // Ready: the instance is the user's now. Only `--rm -- CMD` still owns it (an

@@ -36,7 +36,7 @@ struct BtrfsCorruptionTests {
         return ranges
     }
 
-    enum Outcome: Sendable { case same, different, wispError, otherError(String) }
+    typealias Outcome = ReaderTreeJudge.CorruptionOutcome
 
     @Test("200 seeded corruptions give the source data or a WispError")
     func seeded() throws {
@@ -69,14 +69,8 @@ struct BtrfsCorruptionTests {
                 let at = Int(random.next() % UInt64(limit))
                 patches[range.offset + UInt64(at)] = (patches[range.offset + UInt64(at)] ?? original[at]) ^ UInt8(1 + random.next() % 255)
             }
-            let outcome: Outcome
-            do {
-                let fs = try BtrfsReader(device: PatchedBlockDevice(base: base, patches: patches))
-                outcome = try ReaderTreeJudge.reads(fs, as: expected, xattrs: expectedXattrs) ? .same : .different
-            } catch is WispError {
-                outcome = .wispError
-            } catch {
-                outcome = .otherError("\(error)")
+            let outcome = ReaderTreeJudge.outcome(expected: expected, xattrs: expectedXattrs) {
+                try BtrfsReader(device: PatchedBlockDevice(base: base, patches: patches))
             }
             outcomes.withLock { $0[seed] = outcome }
         }

@@ -54,6 +54,21 @@ enum ReaderTreeJudge {
         #expect(try fs.xattrs(inode: fs.resolve("/size-2-100").inode).isEmpty)
     }
 
+    /// What a reader made of one corrupted image: the source data, different data (a bug),
+    /// a clear WispError, or some other error (also a bug).
+    enum CorruptionOutcome: Sendable { case same, different, wispError, otherError(String) }
+
+    static func outcome(expected: [String: XFSExpected], xattrs: [String: [String: [UInt8]]],
+                        open: () throws -> any FileSystem) -> CorruptionOutcome {
+        do {
+            return try reads(try open(), as: expected, xattrs: xattrs) ? .same : .different
+        } catch is WispError {
+            return .wispError
+        } catch {
+            return .otherError("\(error)")
+        }
+    }
+
     /// Whether `fs` reads exactly as `expected` (for corruption runs: same, or an error).
     static func reads(_ fs: any FileSystem, as expected: [String: XFSExpected], xattrs: [String: [String: [UInt8]]]) throws -> Bool {
         guard try walk(fs) == expected else { return false }

@@ -59,7 +59,7 @@ struct XFSCorruptionTests {
         return ranges
     }
 
-    enum Outcome: Sendable { case same, different, wispError, otherError(String) }
+    typealias Outcome = ReaderTreeJudge.CorruptionOutcome
 
     func run(options: [String], blockSize: Int, inodeSize: Int, seeds: Int, mustMatch: Bool) throws {
         let fixture = try XFSFixture(options: options, blockSize: blockSize, directories: XFSFixture.smallDirectories,
@@ -92,14 +92,8 @@ struct XFSCorruptionTests {
                 let mask = UInt8(1 + random.next() % 255)
                 patches[range.offset + UInt64(at)] = (patches[range.offset + UInt64(at)] ?? original[at]) ^ mask
             }
-            let outcome: Outcome
-            do {
-                let fs = try XFSReader(device: PatchedBlockDevice(base: base, patches: patches))
-                outcome = try ReaderTreeJudge.reads(fs, as: expected, xattrs: expectedXattrs) ? .same : .different
-            } catch is WispError {
-                outcome = .wispError
-            } catch {
-                outcome = .otherError("\(error)")
+            let outcome = ReaderTreeJudge.outcome(expected: expected, xattrs: expectedXattrs) {
+                try XFSReader(device: PatchedBlockDevice(base: base, patches: patches))
             }
             outcomes.withLock { $0[seed] = outcome }
             _ = range.kind
