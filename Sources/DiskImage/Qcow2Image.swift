@@ -76,7 +76,7 @@ public final class Qcow2Image: BlockDevice, @unchecked Sendable {
 
         if writable {
             if header.isCorrupt {
-                throw WispError(.failed, "\(path): the image is marked corrupt; it can only be opened read-only (repair it with qemu-img check -r all)")
+                throw WispError(.corrupt, "\(path): the image is marked corrupt; it can only be opened read-only (repair it with qemu-img check -r all)")
             }
             if header.isDirty {
                 throw WispError(.failed, "\(path): the image is marked dirty (lazy refcounts were not flushed); run 'wisp image check --repair' or 'qemu-img check -r all' before writing")

@@ -60,11 +60,8 @@ public final class GuestInspector: @unchecked Sendable {
         }
     }
 
-    /// The part of an error message after "source: ", for short report fields.
-    static func reason(_ error: WispError) -> String {
-        if let range = error.message.range(of: ": ") { return String(error.message[range.upperBound...]) }
-        return error.message
-    }
+    /// An error as a report field: its whole sentence (which names the device it is about).
+    static func reason(_ error: WispError) -> String { error.message }
 
     private func assembleMountView() throws {
         // The root: a readable filesystem holding os-release, preferring one with an fstab.

@@ -12,10 +12,10 @@ public enum QEMULauncher {
         try? FileManager.default.removeItem(atPath: commandLine.paths.pidFile)
         let (status, stderrText) = try spawnAndWait(commandLine.executable, commandLine.arguments)
         guard status == 0 else {
-            throw WispError(.failed, "QEMU failed to start (exit \(status)): \(explain(stderrText))")
+            throw WispError.processFailed("QEMU failed to start (exit \(status)): \(explain(stderrText))", status: status)
         }
         guard let pid = readPID(commandLine.paths.pidFile) else {
-            throw WispError(.failed, "QEMU started but wrote no pid file at \(commandLine.paths.pidFile): \(stderrText)")
+            throw WispError(.engineFailed, "QEMU started but wrote no pid file at \(commandLine.paths.pidFile): \(stderrText)")
         }
         return pid
     }

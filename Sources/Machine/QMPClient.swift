@@ -95,7 +95,7 @@ public final class QMPClient: @unchecked Sendable {
             case .success(let rid, let result) where rid == id:
                 return result
             case .error(let rid, let errorClass, let description) where rid == id:
-                throw WispError(.failed, "QEMU refused \(command): \(errorClass): \(description)")
+                throw WispError(.engineFailed, "QEMU refused \(command): \(errorClass): \(description)")
             case .event:
                 events.append(message)
             default:
@@ -117,7 +117,7 @@ public final class QMPClient: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while deadline.timeIntervalSinceNow > 0 {
             let line: String
-            do { line = try socket.readLine(timeout: deadline.timeIntervalSinceNow) } catch let e as WispError where e.message.contains("closed the connection") {
+            do { line = try socket.readLine(timeout: deadline.timeIntervalSinceNow) } catch let e as WispError where e.kind == .connectionClosed {
                 // QEMU exiting closes the socket: that is the end of every event stream.
                 return .event(name: "SHUTDOWN", data: .null)
             } catch {

@@ -89,9 +89,9 @@ public final class UnixSocket: @unchecked Sendable {
             }
             let remaining = deadline.timeIntervalSinceNow
             guard remaining > 0, let chunk = try readSome(timeout: remaining) else {
-                throw WispError(.failed, "\(path): no answer within \(Int(timeout)) seconds")
+                throw WispError.timedOut("\(path): no answer within \(Int(timeout)) seconds")
             }
-            guard !chunk.isEmpty else { throw WispError(.failed, "\(path): QEMU closed the connection") }
+            guard !chunk.isEmpty else { throw WispError(.connectionClosed, "\(path): QEMU closed the connection") }
             buffer += chunk
         }
     }

@@ -54,7 +54,7 @@ public struct ImageCache: Sendable {
         let actual = try await Self.download(url, into: output.file, progress: progress)
         if let expected, actual != expected {
             output.discard()
-            throw WispError(.failed, "\(image): downloaded file has sha256:\(actual), expected sha256:\(expected) (nothing was cached)")
+            throw WispError(.digestMismatch, "\(image): downloaded file has sha256:\(actual), expected sha256:\(expected) (nothing was cached)")
         }
         try output.commit()
         return target
@@ -76,7 +76,7 @@ public struct ImageCache: Sendable {
         }
         let actual = SHA256.hex(hasher.finalize())
         guard actual == expected else {
-            throw WispError(.failed, "\(path) has sha256:\(actual), expected sha256:\(expected)")
+            throw WispError(.digestMismatch, "\(path) has sha256:\(actual), expected sha256:\(expected)")
         }
     }
 

@@ -46,7 +46,7 @@ public struct InstanceBooter: Sendable {
         switch acceleratorChoice {
         case "kvm":
             guard probe.kvmDeviceUsable else {
-                throw WispError(.failed, "--accel kvm: /dev/kvm cannot be opened read-write on this host (use --accel tcg or auto)")
+                throw WispError(.unsupported, "--accel kvm: /dev/kvm cannot be opened read-write on this host (use --accel tcg or auto)")
             }
             accelerator = .kvm
         case "tcg": accelerator = .tcg
@@ -69,7 +69,7 @@ public struct InstanceBooter: Sendable {
                 QEMULauncher.terminate(pid: pid)
                 reason = "the guest showed no sign of life under KVM within \(Int(kvmSignOfLifeSeconds)) s"
             }
-        } catch let error as WispError where error.message.hasPrefix("QEMU failed to start") {
+        } catch let error as WispError where error.kind == .processFailed {
             reason = "QEMU could not run the guest under KVM (\(error.message.split(separator: "\n").first ?? ""))"
         }
         if let reason {
@@ -123,11 +123,11 @@ public struct InstanceBooter: Sendable {
         while true {
             let log = Self.currentBootLog(files)
             if !QEMULauncher.isQEMU(pid: pid) {
-                throw WispError(.failed, "QEMU exited while \(record.name) was booting (see wisp logs \(record.name)); last serial lines:\n\(BootPhase.tail(of: log))")
+                throw WispError(.engineFailed, "QEMU exited while \(record.name) was booting (see wisp logs \(record.name)); last serial lines:\n\(BootPhase.tail(of: log))")
             }
             if let qmp = try? QMPClient(socketPath: files.qmpSocket, timeout: 2), let status = try? qmp.status(),
                InstanceState.fromQMPStatus(status) == .crashed {
-                throw WispError(.failed, "the guest \(record.name) crashed while booting (QEMU status \(status)); last serial lines:\n\(BootPhase.tail(of: log))")
+                throw WispError(.guestFailed, "the guest \(record.name) crashed while booting (QEMU status \(status)); last serial lines:\n\(BootPhase.tail(of: log))")
             }
             if !phoneHomeSeen, readiness.metadata?.phoneHomeData != nil { phoneHomeSeen = true }
             var phase = BootPhase.detect(in: log)
@@ -137,7 +137,7 @@ public struct InstanceBooter: Sendable {
             if line != lastShown { progress(line); lastShown = line }
             if phoneHomeSeen && (!readiness.waitForSSH || ssh.probe()) { return }
             if Date() > deadline {
-                throw WispError(.failed, "\(record.name) was not ready after \(Int(timeout)) s (phase: \(phase)\(phoneHomeSeen ? "" : ", cloud-init has not phoned home")); the VM is still running (wisp logs \(record.name), wisp rm --force \(record.name)); last serial lines:\n\(BootPhase.tail(of: log))")
+                throw WispError(.timedOut, "\(record.name) was not ready after \(Int(timeout)) s (phase: \(phase)\(phoneHomeSeen ? "" : ", cloud-init has not phoned home")); the VM is still running (wisp logs \(record.name), wisp rm --force \(record.name)); last serial lines:\n\(BootPhase.tail(of: log))")
             }
             usleep(phoneHomeSeen ? 500_000 : 300_000)
         }

@@ -37,7 +37,7 @@ public struct Runner: Sendable {
         guard options.waitForReady else { return booted }
         do {
             try booter.waitUntilReady(booted, pid: pid, readiness: .init(metadata: created.metadata, waitForSSH: true))
-        } catch let error as WispError where error.message.contains("still running") {
+        } catch let error as WispError where error.kind == .timedOut {
             throw error
         } catch {
             try? InstanceController(store: store).stopLocked(files, force: true, timeout: 0)

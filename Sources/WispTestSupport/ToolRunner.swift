@@ -74,7 +74,7 @@ public enum ToolRunner {
                              environment: [String: String]? = nil, currentDirectory: String? = nil) throws -> ToolResult {
         let result = try run(tool, arguments, input: input, environment: environment, currentDirectory: currentDirectory)
         guard result.status == 0 else {
-            throw WispError(.failed, "\(tool) \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderrText)\(result.stdoutText)")
+            throw WispError.processFailed("\(tool) \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderrText)\(result.stdoutText)", status: result.status)
         }
         return result
     }

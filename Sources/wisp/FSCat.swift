@@ -14,7 +14,7 @@ struct FSCat: AsyncParsableCommand {
     @Argument(help: "The file inside the image; symlinks are followed within the image.") var path: String
 
     func run() async throws {
-        try runReportingErrors {
+        do {
             let fs = try options.openFileSystem()
             let inode = try fs.resolve(path).inode
             let info = try fs.stat(inode: inode)

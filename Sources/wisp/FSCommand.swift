@@ -30,13 +30,3 @@ struct FSImageOptions: ParsableArguments {
         return try disk.fileSystem(selector: partition)
     }
 }
-
-/// Errors from Wisp's layers as one line on stderr and exit status 1.
-func runReportingErrors(_ body: () throws -> Void) throws {
-    do {
-        try body()
-    } catch let error as WispError {
-        FileOutput.standardError("wisp: \(error.message)\n")
-        throw ExitCode.failure
-    }
-}

@@ -17,7 +17,7 @@ struct FSGet: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Where to write it on the host.") var output: String
 
     func run() async throws {
-        try runReportingErrors {
+        do {
             let fs = try options.openFileSystem()
             let report = try GuestExtraction(fileSystem: fs).extract(path, to: output)
             for warning in report.warnings { FileOutput.standardError("wisp: warning: \(warning)\n") }

@@ -15,7 +15,7 @@ struct FSList: AsyncParsableCommand {
     @Flag(help: "Print JSON (every field, as with -l).") var json = false
 
     func run() async throws {
-        try runReportingErrors {
+        do {
             let fs = try options.openFileSystem()
             let entries = try GuestListing.list(fs, path: path, long: long || json)
             if json {

@@ -1,11 +1,20 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
+import WispCore
 import WispKit
 
-@main
 struct Wisp: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wisp",
         abstract: "Boot cloud images as local VMs, and read, write and convert disk images.",
+        discussion: """
+        Exit status: 0 on success; 1 when the work failed; 64 for a usage error (a bad option \
+        or value, checked before any work); `wisp ssh` and `wisp run -- CMD` exit with the \
+        guest command's status; `wisp image check` exits 2 for corruption and 3 for leaks, \
+        as qemu-img does.
+        """,
         version: "0.1.0",
         subcommands: [
             ImageCommand.self,
@@ -17,4 +26,36 @@ struct Wisp: AsyncParsableCommand {
             RemoveCommand.self, ConsoleCommand.self, LogsCommand.self,
         ]
     )
+}
+
+/// The process entry point: ArgumentParser's parsing and dispatch, with Wisp's own errors
+/// printed as one sentence and mapped to the documented exit statuses.
+@main
+enum WispMain {
+    static func main() async {
+        do {
+            var command = try Wisp.parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as WispError {
+            FileOutput.standardError("wisp: \(error.message)\n")
+            exit(ExitStatus.of(error))
+        } catch {
+            Wisp.exit(withError: error)
+        }
+    }
+}
+
+/// The exit statuses `wisp` documents (README "Exit status"): scripts may rely on them.
+enum ExitStatus {
+    static let failure: Int32 = 1
+    /// EX_USAGE, the status ArgumentParser gives its own validation errors.
+    static let usage: Int32 = 64
+
+    static func of(_ error: WispError) -> Int32 {
+        error.kind == .invalidArgument ? usage : failure
+    }
 }
