@@ -6,13 +6,13 @@ import PackageDescription
 // list can silently miss a suite.
 let testFolders = [
     "WispCoreTests", "DiskImageTests", "PartitionsTests", "FileSystemsTests", "GuestInspectTests",
-    "CloudInitTests", "MachineTests", "MetadataServiceTests", "WispKitTests", "wispTests",
+    "CloudInitTests", "ImageSourcesTests", "MachineTests", "MetadataServiceTests", "WispKitTests", "wispTests",
     "EndToEndTests",
 ]
 
 let libraryModules: Set<String> = [
     "WispCore", "WispCompression", "DiskImage", "Partitions", "FileSystems", "GuestInspect",
-    "CloudInit", "Machine", "MetadataService", "WispKit",
+    "CloudInit", "ImageSources", "Machine", "MetadataService", "WispKit",
 ]
 
 let swiftSettings: [SwiftSetting] = []
@@ -26,6 +26,10 @@ func testTarget(folder: String) -> Target {
     if module == "FileSystems" {
         // Readers are also tested on the real test image, a qcow2 with a partition table.
         deps += [.target(name: "DiskImage"), .target(name: "Partitions")]
+    }
+    if module == "ImageSources" {
+        // Downloads are tested against Wisp's own HTTP server on 127.0.0.1.
+        deps.append(.target(name: "MetadataService"))
     }
     if module == "wisp" || module == "EndToEnd" {
         deps.append(.target(name: "WispKit"))
@@ -66,6 +70,8 @@ let package = Package(
         .target(name: "CloudInit",
                 dependencies: ["WispCore", "FileSystems", "CCrypt", .product(name: "Yams", package: "Yams")],
                 swiftSettings: swiftSettings),
+        .target(name: "ImageSources", dependencies: ["WispCore", "CLinux", "DiskImage"],
+                swiftSettings: swiftSettings),
         .target(name: "Machine", dependencies: ["WispCore"], swiftSettings: swiftSettings),
         .target(name: "MetadataService",
                 dependencies: ["WispCore", "CloudInit"],
@@ -73,7 +79,7 @@ let package = Package(
         .target(name: "WispKit",
                 dependencies: [
                     "WispCore", "CLinux", "WispCompression", "DiskImage", "Partitions", "FileSystems",
-                    "GuestInspect", "CloudInit", "Machine", "MetadataService",
+                    "GuestInspect", "CloudInit", "ImageSources", "Machine", "MetadataService",
                 ],
                 swiftSettings: swiftSettings),
         // Shared by test targets only: runs the real tools that make fixtures and judge.

@@ -58,7 +58,7 @@ public struct InstanceController: Sendable {
         }
         // A guest configured for NoCloud-net reads its seed again at each boot.
         var server: MetadataServer? = nil
-        if record.cloudInit == "http", let seedPort = Self.seedPort(record) {
+        if record.cloudInit == .http, let seedPort = record.metadataPort {
             server = try? MetadataServer(seed: try? RunIntegration.storedSeed(files), port: seedPort)
         }
         defer { server?.stop() }
@@ -69,16 +69,6 @@ public struct InstanceController: Sendable {
             throw error
         }
         return booted
-    }
-
-    static func seedPort(_ record: InstanceRecord) -> UInt16? {
-        let text: String
-        switch record.spec.boot {
-        case .direct(let d): text = d.commandLine
-        case .firmware: text = record.spec.smbiosSerial ?? ""
-        }
-        guard let range = text.range(of: "http://10.0.2.2:") else { return nil }
-        return UInt16(text[range.upperBound...].prefix(while: { $0.isNumber }))
     }
 
     static func portIsFree(_ port: UInt16) -> Bool {

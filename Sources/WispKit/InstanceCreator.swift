@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import WispCore
 import DiskImage
+import ImageSources
 import Machine
 import MetadataService
 
@@ -33,8 +34,6 @@ public struct InstanceCreator: Sendable {
         _ = try HostTools.qemuExecutable()
         _ = try HostTools.openSSH("ssh-keygen")
         _ = try HostTools.openSSH("ssh")
-        guard ["auto", "direct", "uefi"].contains(options.boot) else { throw WispError.invalidArgument("--boot \(options.boot): expected auto, direct or uefi") }
-        guard ["disk", "http"].contains(options.cloudInit) else { throw WispError.invalidArgument("--cloud-init \(options.cloudInit): expected disk or http") }
         guard options.cpus >= 1, options.cpus <= 256 else { throw WispError.invalidArgument("--cpus \(options.cpus): expected 1 to 256") }
         guard options.memoryBytes >= 128 << 20 else { throw WispError.invalidArgument("--memory: at least 128M is needed to boot a cloud image") }
         if let requested = options.name { try InstanceStore.validate(name: requested) }
@@ -52,11 +51,15 @@ public struct InstanceCreator: Sendable {
             return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }
 
-        if ImageCache.isURL(options.image) { progress("downloading \(options.image)") }
-        let base = try await ImageCache(paths: store.paths).resolve(options.image, digest: options.digest) { done, total in
-            progress("downloading: \(ByteSize.format(done))" + (total.map { " of \(ByteSize.format($0))" } ?? ""))
-        }
-        let baseFormat = try RunIntegration.probeFormat(base)
+        let source = try ImageReference.parse(options.image)
+        let progress = self.progress
+        let context = ImageResolveContext(
+            cache: ImageCacheDirectory(path: store.paths.images.path), expectedDigest: try options.digest.map(ImageReference.parseDigest),
+            progress: { done, total in progress("downloading: \(ByteSize.format(done))" + (total.map { " of \(ByteSize.format($0))" } ?? "")) },
+            announce: progress)
+        let resolved = try await source.resolve(context)
+        let base = resolved.path
+        let baseFormat = resolved.format
         try RunIntegration.validateQEMUFormat(baseFormat, base)
         let baseSize = try RunIntegration.virtualSize(base)
 
@@ -67,15 +70,15 @@ public struct InstanceCreator: Sendable {
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(atPath: staging) }
         var bootFacts: RunIntegration.BootFacts? = nil
-        if options.boot != "uefi" {
+        if options.boot != .uefi {
             progress("reading the boot plan of \(base)")
             do {
                 bootFacts = try RunIntegration.extractBoot(image: base, into: staging)
-            } catch where options.boot == "auto" {
+            } catch where options.boot == .auto {
                 progress("no direct boot (\(error)); booting through UEFI firmware")
                 bootFacts = nil
             }
-            if bootFacts == nil && options.boot == "direct" {
+            if bootFacts == nil && options.boot == .direct {
                 throw WispError.notFound("\(options.image): no kernel and boot entry found for direct boot (use --boot uefi)")
             }
         }
@@ -87,7 +90,7 @@ public struct InstanceCreator: Sendable {
         onClaimed?(name)
         let files = store.files(name)
         do {
-            return try build(name: name, files: files, options: options, base: base, baseFormat: baseFormat, baseSize: baseSize,
+            return try build(name: name, files: files, options: options, resolved: resolved, baseSize: baseSize,
                              staging: staging, bootFacts: bootFacts, ovmf: ovmf, extraDisks: extraDisks, userData: userData, extraKeys: hostKeys)
         } catch {
             try? FileManager.default.removeItem(atPath: files.directory)
@@ -95,10 +98,11 @@ public struct InstanceCreator: Sendable {
         }
     }
 
-    private func build(name: String, files: InstanceFiles, options: RunOptions, base: String, baseFormat: ImageFormat, baseSize: UInt64,
+    private func build(name: String, files: InstanceFiles, options: RunOptions, resolved: ResolvedImage, baseSize: UInt64,
                        staging: String, bootFacts: RunIntegration.BootFacts?, ovmf: (code: String, varsTemplate: String)?,
                        extraDisks: [DiskAttachment], userData: String?, extraKeys: [String]) throws -> Created {
         let fm = FileManager.default
+        let base = resolved.path, baseFormat = resolved.format
         let size = max(baseSize, options.diskSize ?? 0)
         progress("\(name): creating the overlay")
         try RunIntegration.createOverlay(base: base, baseFormat: baseFormat, overlay: files.overlay, size: size)
@@ -148,7 +152,7 @@ public struct InstanceCreator: Sendable {
         var server = metadata
         var spec = MachineSpec(cpus: options.cpus, memoryBytes: options.memoryBytes, disks: [], forwards: [],
                                boot: bootMethod, accelerator: .tcg, macAddress: mac)
-        if options.cloudInit == "disk" {
+        if options.cloudInit == .disk {
             try RunIntegration.writeSeedDisk(seed, to: files.seed)
             disks.append(DiskAttachment(path: files.seed, format: "raw", readOnly: true))
         } else {
@@ -159,7 +163,7 @@ public struct InstanceCreator: Sendable {
             let seedFrom = "ds=nocloud;dsmode=net;s=\(server.guestSeedURL)"
             switch bootMethod {
             case .direct(var direct):
-                direct.commandLine = Self.guestCommandLine(bootFacts?.commandLine ?? "", cloudInit: "http", seedURL: server.guestSeedURL,
+                direct.commandLine = Self.guestCommandLine(bootFacts?.commandLine ?? "", cloudInit: .http, seedURL: server.guestSeedURL,
                                                            networkStage: true)
                 spec.boot = .direct(direct)
             case .firmware:
@@ -168,9 +172,10 @@ public struct InstanceCreator: Sendable {
         }
         spec.disks = disks + extraDisks
         spec.forwards = [PortForward(hostPort: sshPort, guestPort: 22)] + options.forwards
-        let record = InstanceRecord(name: name, image: options.image, baseImagePath: base, spec: spec,
-                                    bootMode: bootFacts == nil ? "uefi" : "direct", user: user, hostname: name,
+        let record = InstanceRecord(name: name, image: options.image, baseImagePath: base, baseImage: resolved, spec: spec,
+                                    bootMode: bootFacts == nil ? .uefi : .direct, user: user, hostname: name,
                                     sshPort: sshPort, cloudInit: options.cloudInit,
+                                    metadataPort: options.cloudInit == .http ? server.port : nil,
                                     osName: bootFacts.flatMap { f in f.osID.map { "\($0) \(f.osVersionID ?? "")".trimmingCharacters(in: .whitespaces) } })
         try store.save(record)
         return Created(record: record, metadata: server)
@@ -198,12 +203,12 @@ public struct InstanceCreator: Sendable {
     /// then run before the network is up. `networkStage` asks for dsmode "net", which an
     /// init-stage phone_home needs, and which a NoCloud-net seed needs on cloud-init
     /// releases that would otherwise fetch it and then skip it as "in local mode".
-    static func guestCommandLine(_ original: String, cloudInit: String, seedURL: String?, networkStage: Bool = false) -> String {
+    static func guestCommandLine(_ original: String, cloudInit: CloudInitTransport, seedURL: String?, networkStage: Bool = false) -> String {
         var words = original.split(separator: " ").map(String.init).filter { !$0.hasPrefix("ds=") }
         if !words.contains(where: { $0.hasPrefix("console=ttyS0") }) { words.append("console=ttyS0,115200") }
         var datasource = "ds=nocloud"
         if networkStage { datasource += ";dsmode=net" }
-        if cloudInit == "http", let seedURL { datasource += ";s=\(seedURL)" }
+        if cloudInit == .http, let seedURL { datasource += ";s=\(seedURL)" }
         words.append(datasource)
         return words.joined(separator: " ")
     }

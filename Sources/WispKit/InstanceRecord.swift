@@ -1,32 +1,45 @@
 import Foundation
+import ImageSources
 import Machine
+import WispCore
 
 /// What `instance.json` holds: everything needed to start the instance again, and what
 /// `wisp list` shows. Runtime facts (pid, state) are not stored here but read from the
 /// pid file and QMP, so a killed Wisp or a host reboot cannot leave a stale "running".
 public struct InstanceRecord: Sendable, Codable, Equatable {
+    /// The layout of this file. 1: the first release's records (no version field, modes as
+    /// strings with the same values); 2: adds `formatVersion`, `metadataPort`, `baseImage`.
+    /// Older records load unchanged; a newer version than this build knows is refused.
+    public static let currentFormatVersion = 2
+    public var formatVersion: Int
     public var name: String
     /// As the user gave it (path or URL).
     public var image: String
     /// The local base image the overlay is backed by (never written).
     public var baseImagePath: String
+    /// What the image source resolved (format, digest, origin), when recorded (version 2).
+    public var baseImage: ResolvedImage?
     public var createdAt: Date
     public var spec: MachineSpec
-    /// "direct" or "uefi".
-    public var bootMode: String
+    /// The mode the guest was booted with: `.direct` or `.uefi`.
+    public var bootMode: BootMode
     public var user: String
     public var hostname: String
     public var sshPort: UInt16
-    /// "disk" or "http".
-    public var cloudInit: String
+    public var cloudInit: CloudInitTransport
+    /// The host port of Wisp's listener that serves a NoCloud-net seed (`cloudInit == .http`).
+    public var metadataPort: UInt16?
     /// OS facts from the image, for naming and display ("debian 12").
     public var osName: String?
 
-    public init(name: String, image: String, baseImagePath: String, createdAt: Date = Date(), spec: MachineSpec,
-                bootMode: String, user: String, hostname: String, sshPort: UInt16, cloudInit: String, osName: String?) {
+    public init(name: String, image: String, baseImagePath: String, baseImage: ResolvedImage? = nil, createdAt: Date = Date(),
+                spec: MachineSpec, bootMode: BootMode, user: String, hostname: String, sshPort: UInt16,
+                cloudInit: CloudInitTransport, metadataPort: UInt16? = nil, osName: String?) {
+        self.formatVersion = Self.currentFormatVersion
         self.name = name
         self.image = image
         self.baseImagePath = baseImagePath
+        self.baseImage = baseImage
         self.createdAt = createdAt
         self.spec = spec
         self.bootMode = bootMode
@@ -34,7 +47,48 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
         self.hostname = hostname
         self.sshPort = sshPort
         self.cloudInit = cloudInit
+        self.metadataPort = metadataPort
         self.osName = osName
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case formatVersion, name, image, baseImagePath, baseImage, createdAt, spec, bootMode, user, hostname, sshPort,
+             cloudInit, metadataPort, osName
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        formatVersion = try c.decodeIfPresent(Int.self, forKey: .formatVersion) ?? 1
+        guard formatVersion <= Self.currentFormatVersion else {
+            throw WispError(.unsupported, "instance.json has format version \(formatVersion); this wisp reads up to \(Self.currentFormatVersion) (upgrade wisp)")
+        }
+        name = try c.decode(String.self, forKey: .name)
+        image = try c.decode(String.self, forKey: .image)
+        baseImagePath = try c.decode(String.self, forKey: .baseImagePath)
+        baseImage = try c.decodeIfPresent(ResolvedImage.self, forKey: .baseImage)
+        createdAt = try c.decode(Date.self, forKey: .createdAt)
+        spec = try c.decode(MachineSpec.self, forKey: .spec)
+        bootMode = try c.decode(BootMode.self, forKey: .bootMode)
+        user = try c.decode(String.self, forKey: .user)
+        hostname = try c.decode(String.self, forKey: .hostname)
+        sshPort = try c.decode(UInt16.self, forKey: .sshPort)
+        cloudInit = try c.decode(CloudInitTransport.self, forKey: .cloudInit)
+        metadataPort = try c.decodeIfPresent(UInt16.self, forKey: .metadataPort)
+        osName = try c.decodeIfPresent(String.self, forKey: .osName)
+        if metadataPort == nil && cloudInit == .http { metadataPort = Self.legacySeedPort(spec) }
+    }
+
+    /// Version-1 records kept the NoCloud-net listener's port only inside the seed URL on the
+    /// kernel command line (or the SMBIOS serial): read it from there once, when loading.
+    static func legacySeedPort(_ spec: MachineSpec) -> UInt16? {
+        let text: String
+        switch spec.boot {
+        case .direct(let d): text = d.commandLine
+        case .firmware: text = spec.smbiosSerial ?? ""
+        }
+        guard let range = text.range(of: ";s=http://") else { return nil }
+        let afterHost = text[range.upperBound...].drop(while: { $0 != ":" }).dropFirst()
+        return UInt16(afterHost.prefix(while: { $0.isNumber }))
     }
 }
 

@@ -39,6 +39,8 @@ public struct InstanceStore: Sendable {
         }
         do {
             return try Self.decoder.decode(InstanceRecord.self, from: data)
+        } catch let error as WispError {
+            throw error.prefixed(files.record)
         } catch {
             throw WispError.corrupt(files.record, "instance record", "not a valid instance.json: \(error)")
         }

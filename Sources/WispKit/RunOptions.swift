@@ -11,10 +11,10 @@ public struct RunOptions: Sendable {
     public var sshKeys: [String] = []
     public var forwards: [PortForward] = []
     public var extraDisks: [(path: String, readOnly: Bool)] = []
-    public var boot: String = "auto"        // auto | direct | uefi
+    public var boot: BootMode = .auto
     public var accelerator: String = "auto" // auto | kvm | tcg
     public var userData: String? = nil
-    public var cloudInit: String = "disk"   // disk | http
+    public var cloudInit: CloudInitTransport = .disk
     public var timeout: Double = 900
     public var waitForReady: Bool = true
     /// Count the guest ready only after cloud-init's final stage (phone_home where the image

@@ -34,10 +34,10 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("ssh-key"), help: "Also authorize this public key file (repeatable).") var sshKeys: [String] = []
     @Option(name: [.customShort("p"), .customLong("publish")], help: "Forward [HOST_IP:]HOST_PORT:GUEST_PORT (repeatable; host IP defaults to 127.0.0.1).") var publish: [String] = []
     @Option(name: .customLong("disk"), help: "Attach another disk image: FILE or FILE,readonly (repeatable).") var disks: [String] = []
-    @Option(help: "auto (direct kernel boot when possible), direct or uefi.") var boot: String = "auto"
+    @Option(help: "auto (direct kernel boot when possible), direct or uefi.") var boot: BootMode = .auto
     @Option(help: "auto (KVM if it works, else TCG), kvm or tcg.") var accel: String = "auto"
     @Option(name: .customLong("user-data"), help: "Extra cloud-config merged into the seed.") var userData: String?
-    @Option(name: .customLong("cloud-init"), help: "How the seed reaches the guest: disk (NoCloud seed disk) or http (NoCloud-net from Wisp's listener).") var cloudInit: String = "disk"
+    @Option(name: .customLong("cloud-init"), help: "How the seed reaches the guest: disk (NoCloud seed disk) or http (NoCloud-net from Wisp's listener).") var cloudInit: CloudInitTransport = .disk
     @Option(help: "Verify the image: sha256:HEX.") var digest: String?
     @Flag(help: "Return as soon as QEMU runs, without waiting for SSH.") var detach = false
     @Flag(help: "Attach to the serial console after starting (Ctrl-] detaches).") var console = false

@@ -19,8 +19,8 @@ import WispTestSupport
         try FileManager.default.copyItem(atPath: ovmf.varsTemplate, toPath: files.uefiVars)
         let spec = MachineSpec(cpus: 1, memoryBytes: 256 << 20, forwards: [PortForward(hostPort: try InstanceCreator.freePort(), guestPort: 22)],
                                boot: .firmware(UEFIFirmware(code: ovmf.code, vars: files.uefiVars)), accelerator: .tcg)
-        let record = InstanceRecord(name: claimed, image: "none", baseImagePath: "/dev/null", spec: spec, bootMode: "uefi",
-                                    user: "u", hostname: claimed, sshPort: spec.forwards[0].hostPort, cloudInit: "disk", osName: nil)
+        let record = InstanceRecord(name: claimed, image: "none", baseImagePath: "/dev/null", spec: spec, bootMode: .uefi,
+                                    user: "u", hostname: claimed, sshPort: spec.forwards[0].hostPort, cloudInit: .disk, osName: nil)
         try store.save(record)
         return record
     }

@@ -1,0 +1,43 @@
+import Foundation
+import WispCore
+
+/// The directory downloaded images live in (`$XDG_CACHE_HOME/wisp/images`). Entries are
+/// written atomically (a failed or unverified download leaves nothing) and never modified.
+public struct ImageCacheDirectory: Sendable, Equatable {
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    func create() throws {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw WispError(.io, "\(path): could not create the image cache directory: \(error)", cause: error)
+        }
+    }
+
+    /// The SHA-256 of a file, read in 1 MiB pieces.
+    static func sha256(of path: String) throws -> String {
+        let file = try PosixFile(path: path, mode: .readOnly)
+        defer { file.close() }
+        let size = try file.size()
+        var hasher = SHA256()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var offset: UInt64 = 0
+        while offset < size {
+            let n = Int(min(UInt64(buffer.count), size - offset))
+            try buffer.withUnsafeMutableBytes { try file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), at: offset) }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            offset += UInt64(n)
+        }
+        return SHA256.hex(hasher.finalize())
+    }
+
+    /// Throws `.digestMismatch` unless the file at `path` hashes to `expected`.
+    static func verify(_ path: String, expected: String) throws {
+        let actual = try sha256(of: path)
+        guard actual == expected else {
+            throw WispError(.digestMismatch, "\(path) has sha256:\(actual), expected sha256:\(expected)")
+        }
+    }
+}
