@@ -59,7 +59,7 @@ public struct InstanceController: Sendable {
         // A guest configured for NoCloud-net reads its seed again at each boot.
         var server: MetadataServer? = nil
         if record.cloudInit == .http, let seedPort = record.metadataPort {
-            server = try? MetadataServer(seed: try? RunIntegration.storedSeed(files), port: seedPort)
+            server = try? MetadataServer(seed: try? RunIntegration.storedSeed(files), port: seedPort, token: record.metadataToken)
         }
         defer { server?.stop() }
         let (booted, pid) = try booter.launch(record)

@@ -158,7 +158,7 @@ public struct InstanceCreator: Sendable {
         } else {
             // Same seed, served by our listener; the phone_home URL stays on this port.
             metadata.stop()
-            server = try MetadataServer(seed: seed, port: metadata.port)
+            server = try MetadataServer(seed: seed, port: metadata.port, token: metadata.token)
             try RunIntegration.storeSeed(seed, in: files)
             let seedFrom = "ds=nocloud;dsmode=net;s=\(server.guestSeedURL)"
             switch bootMethod {
@@ -176,6 +176,7 @@ public struct InstanceCreator: Sendable {
                                     bootMode: bootFacts == nil ? .uefi : .direct, user: user, hostname: name,
                                     sshPort: sshPort, cloudInit: options.cloudInit,
                                     metadataPort: options.cloudInit == .http ? server.port : nil,
+                                    metadataToken: options.cloudInit == .http ? server.token : nil,
                                     osName: bootFacts.flatMap { f in f.osID.map { "\($0) \(f.osVersionID ?? "")".trimmingCharacters(in: .whitespaces) } })
         try store.save(record)
         return Created(record: record, metadata: server)

@@ -8,7 +8,8 @@ import WispCore
 /// pid file and QMP, so a killed Wisp or a host reboot cannot leave a stale "running".
 public struct InstanceRecord: Sendable, Codable, Equatable {
     /// The layout of this file. 1: the first release's records (no version field, modes as
-    /// strings with the same values); 2: adds `formatVersion`, `metadataPort`, `baseImage`.
+    /// strings with the same values); 2: adds `formatVersion`, `metadataPort`, `metadataToken`,
+    /// `baseImage`.
     /// Older records load unchanged; a newer version than this build knows is refused.
     public static let currentFormatVersion = 2
     public var formatVersion: Int
@@ -29,12 +30,14 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
     public var cloudInit: CloudInitTransport
     /// The host port of Wisp's listener that serves a NoCloud-net seed (`cloudInit == .http`).
     public var metadataPort: UInt16?
+    /// The listener's secret path prefix for this guest (see `MetadataServer`).
+    public var metadataToken: String?
     /// OS facts from the image, for naming and display ("debian 12").
     public var osName: String?
 
     public init(name: String, image: String, baseImagePath: String, baseImage: ResolvedImage? = nil, createdAt: Date = Date(),
                 spec: MachineSpec, bootMode: BootMode, user: String, hostname: String, sshPort: UInt16,
-                cloudInit: CloudInitTransport, metadataPort: UInt16? = nil, osName: String?) {
+                cloudInit: CloudInitTransport, metadataPort: UInt16? = nil, metadataToken: String? = nil, osName: String?) {
         self.formatVersion = Self.currentFormatVersion
         self.name = name
         self.image = image
@@ -48,12 +51,13 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
         self.sshPort = sshPort
         self.cloudInit = cloudInit
         self.metadataPort = metadataPort
+        self.metadataToken = metadataToken
         self.osName = osName
     }
 
     enum CodingKeys: String, CodingKey {
         case formatVersion, name, image, baseImagePath, baseImage, createdAt, spec, bootMode, user, hostname, sshPort,
-             cloudInit, metadataPort, osName
+             cloudInit, metadataPort, metadataToken, osName
     }
 
     public init(from decoder: any Decoder) throws {
@@ -74,8 +78,11 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
         sshPort = try c.decode(UInt16.self, forKey: .sshPort)
         cloudInit = try c.decode(CloudInitTransport.self, forKey: .cloudInit)
         metadataPort = try c.decodeIfPresent(UInt16.self, forKey: .metadataPort)
+        metadataToken = try c.decodeIfPresent(String.self, forKey: .metadataToken)
         osName = try c.decodeIfPresent(String.self, forKey: .osName)
         if metadataPort == nil && cloudInit == .http { metadataPort = Self.legacySeedPort(spec) }
+        // Version-1 guests fetch their NoCloud-net seed from the listener's root.
+        if formatVersion == 1 && cloudInit == .http && metadataToken == nil { metadataToken = "" }
     }
 
     /// Version-1 records kept the NoCloud-net listener's port only inside the seed URL on the

@@ -13,14 +13,38 @@ import WispTestSupport
     @Test func servesNoCloudNetFiles() throws {
         let server = try MetadataServer(seed: seed)
         defer { server.stop() }
-        let base = "http://127.0.0.1:\(server.port)/"
+        let base = "http://127.0.0.1:\(server.port)/\(server.token)/"
         #expect(try ToolRunner.check("curl", ["-sf", base + "user-data"]).stdoutText == "#cloud-config\nhostname: t\n")
         #expect(try ToolRunner.check("curl", ["-sf", base + "meta-data"]).stdoutText == "instance-id: i-1\n")
         #expect(try ToolRunner.check("curl", ["-sf", base + "network-config"]).stdoutText == "version: 2\n")
         // vendor-data is absent from this seed, and unknown names are 404.
         #expect(try ToolRunner.run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", base + "vendor-data"]).stdoutText == "404")
         #expect(try ToolRunner.run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", base + "../../etc/passwd"]).stdoutText == "404")
-        #expect(server.guestSeedURL == "http://10.0.2.2:\(server.port)/")
+        #expect(server.guestSeedURL == "http://10.0.2.2:\(server.port)/\(server.token)/")
+    }
+
+    /// Another local user can reach 127.0.0.1 too: without the token, nothing is served (the
+    /// seed holds the guest's SSH host private key) and a phone_home is ignored.
+    @Test func servesNothingWithoutTheToken() throws {
+        let server = try MetadataServer(seed: seed)
+        defer { server.stop() }
+        #expect(server.token.count == 32 && server.token.allSatisfy(\.isHexDigit))
+        #expect(try MetadataServer(seed: nil).token != server.token)
+        let root = "http://127.0.0.1:\(server.port)"
+        let wrong = String(repeating: "0", count: 32)
+        for path in ["/user-data", "/meta-data", "/\(wrong)/user-data", "/\(server.token)user-data", "/\(server.token.prefix(31))/user-data"] {
+            #expect(try ToolRunner.run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", root + path]).stdoutText == "404", "\(path)")
+        }
+        for path in ["/phone-home", "/\(wrong)/phone-home", "/x/\(server.token)/phone-home"] {
+            _ = try ToolRunner.run("curl", ["-s", "-X", "POST", "--data", "instance_id=fake", root + path])
+        }
+        #expect(server.phoneHomeData == nil, "a phone_home without the token counted")
+        // The same token given back (an instance restarted) serves the same URLs.
+        let port = server.port, token = server.token
+        server.stop()
+        let again = try MetadataServer(seed: seed, port: port, token: token)
+        defer { again.stop() }
+        #expect(try ToolRunner.check("curl", ["-sf", "\(root)/\(token)/meta-data"]).stdoutText == "instance-id: i-1\n")
     }
 
     @Test func recordsPhoneHome() throws {
@@ -29,7 +53,7 @@ import WispTestSupport
         #expect(server.phoneHomeData == nil)
         // The form cloud-init's phone_home module posts.
         try ToolRunner.check("curl", ["-sf", "-X", "POST", "--data", "instance_id=wisp-t-1&hostname=t&pub_key_ed25519=ssh-ed25519+AAAA%2Fx",
-                                      "http://127.0.0.1:\(server.port)\(MetadataServer.phoneHomePath)"])
+                                      "http://127.0.0.1:\(server.port)/\(server.token)/\(MetadataServer.phoneHomeLeaf)"])
         let data = try #require(server.phoneHomeData)
         #expect(data["instance_id"] == "wisp-t-1")
         #expect(data["hostname"] == "t")
@@ -39,7 +63,7 @@ import WispTestSupport
     @Test func survivesHostileRequests() throws {
         let server = try MetadataServer(seed: seed)
         defer { server.stop() }
-        let url = "http://127.0.0.1:\(server.port)/user-data"
+        let url = "http://127.0.0.1:\(server.port)/\(server.token)/user-data"
         // Oversized header, absurd Content-Length, chunked body: each refused, server still serves.
         let huge = String(repeating: "a", count: 100_000)
         _ = try ToolRunner.run("curl", ["-s", "-H", "X-Big: \(huge)", url])

@@ -87,6 +87,7 @@ import WispTestSupport
         #expect(record.formatVersion == 1)
         #expect(record.bootMode == .direct && record.cloudInit == .http)
         #expect(record.metadataPort == 41234)
+        #expect(record.metadataToken == "", "a version-1 guest reads its seed at the listener's root")
         #expect(record.baseImage == nil)
         #expect(record.spec.disks.first?.path == "/inst/overlay.qcow2")
         #expect(record.spec.forwards.first?.hostPort == 2222)
