@@ -1,9 +1,8 @@
 /// How to boot a guest directly: the kernel, initrd and command line its own boot loader
 /// would have used, as paths inside the guest's assembled filesystem view.
 public struct BootPlan: Sendable, Codable, Equatable {
-    /// Where the plan came from: "bls", "grub.cfg", "extlinux", "uki", "kernel-install",
-    /// "fallback" (built from the root filesystem when no entry names a command line).
-    public var source: String
+    /// The boot entry's source ("bls", "grub.cfg", "extlinux", "uki", "kernel-install", "scan").
+    public var source: BootEntrySource
     public var title: String?
     public var version: String?
     /// Absolute path inside the guest, e.g. "/boot/vmlinuz-6.1.0-28-cloud-amd64".
@@ -16,7 +15,7 @@ public struct BootPlan: Sendable, Codable, Equatable {
     /// The entry's id (BLS file stem, GRUB --id, extlinux LABEL), for --entry.
     public var entryID: String?
 
-    public init(source: String, title: String? = nil, version: String? = nil, kernelPath: String,
+    public init(source: BootEntrySource, title: String? = nil, version: String? = nil, kernelPath: String,
                 initrdPaths: [String], commandLine: String, unifiedKernelImage: Bool? = nil, entryID: String? = nil) {
         self.unifiedKernelImage = unifiedKernelImage
         self.entryID = entryID

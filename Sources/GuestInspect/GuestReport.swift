@@ -45,7 +45,7 @@ public struct GuestReport: Codable, Sendable, Equatable {
 /// "(hd0,gptN)/path" for a partition the guest does not mount.
 public struct BootEntry: Codable, Sendable, Equatable {
     /// "grub.cfg", "bls", "extlinux", "uki", "kernel-install", "scan".
-    public var source: String
+    public var source: BootEntrySource
     /// The file the entry came from.
     public var configPath: String
     /// BLS file stem, GRUB --id, extlinux LABEL, UKI file name.

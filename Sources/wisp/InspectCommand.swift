@@ -60,7 +60,7 @@ struct InspectCommand: AsyncParsableCommand {
         for (i, e) in r.bootEntries.enumerated() {
             let mark = i == r.defaultEntry ? "*" : " "
             let menu = e.submenu.isEmpty ? "" : e.submenu.joined(separator: " > ") + " > "
-            out.append(" \(mark)\(i)  [\(e.source)] \(menu)\(e.title)\(e.isRescue ? "  (rescue)" : "")")
+            out.append(" \(mark)\(i)  [\(e.source.rawValue)] \(menu)\(e.title)\(e.isRescue ? "  (rescue)" : "")")
             out.append("      id       \(e.id)")
             if let v = e.version { out.append("      version  \(v)") }
             out.append("      kernel   \(e.kernel)\(e.isUnifiedKernelImage ? "  (unified kernel image)" : "")")

@@ -48,7 +48,7 @@ struct KernelExtract: AsyncParsableCommand {
                                                                   defaultReason: report.defaultReason)), as: UTF8.self))
             } else {
                 for (i, e) in report.bootEntries.enumerated() {
-                    print("\(i == report.defaultEntry ? "*" : " ")\(i)  \(e.id)  \(e.title)  [\(e.source)]")
+                    print("\(i == report.defaultEntry ? "*" : " ")\(i)  \(e.id)  \(e.title)  [\(e.source.rawValue)]")
                 }
                 print("default: \(report.defaultReason)")
             }

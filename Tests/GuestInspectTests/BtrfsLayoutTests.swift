@@ -64,7 +64,7 @@ import WispTestSupport
         #expect(report.warnings.isEmpty, "\(report.warnings)")
         let v = "6.10.3-200.fc41.x86_64"
         let e = report.bootEntries[try #require(report.defaultEntry)]
-        #expect(e.source == "bls")
+        #expect(e.source == .bls)
         #expect(e.version == v)
         #expect(e.kernel == "/boot/vmlinuz-\(v)")
         #expect(e.initrds == ["/boot/initramfs-\(v).img"])
@@ -114,7 +114,7 @@ import WispTestSupport
         #expect(report.warnings.isEmpty, "\(report.warnings)")
         #expect(report.bootEntries.map(\.version) == [v, old])
         let e = report.bootEntries[try #require(report.defaultEntry)]
-        #expect(e.source == "bls")
+        #expect(e.source == .bls)
         #expect(e.version == v)
         #expect(e.kernel == "/boot/vmlinuz-\(v)")
         #expect(e.initrds == ["/boot/initramfs-\(v).img"])
@@ -160,7 +160,7 @@ import WispTestSupport
         #expect(report.filesystems.map(\.type) == ["btrfs"])
         #expect(report.osRelease?.id == "opensuse-leap")
         let e = report.bootEntries[try #require(report.defaultEntry)]
-        #expect(e.source == "grub.cfg")
+        #expect(e.source == .grubConfig)
         #expect(e.kernel == "/boot/vmlinuz-\(v)")
         #expect(e.initrds == ["/boot/initrd-\(v)"])
         #expect(e.commandLine == cmdline)
@@ -207,7 +207,7 @@ import WispTestSupport
         #expect(report.osRelease?.id == "arch")
         #expect(report.bootEntries.count == 2)
         let e = report.bootEntries[try #require(report.defaultEntry)]
-        #expect(e.source == "grub.cfg")
+        #expect(e.source == .grubConfig)
         #expect(e.kernel == "/boot/vmlinuz-linux")
         #expect(e.initrds == ["/boot/initramfs-linux.img"])
         #expect(e.commandLine == cmdline)

@@ -82,7 +82,7 @@ import WispTestSupport
         let d = try #require(report.defaultEntry)
         let e = report.bootEntries[d]
         #expect(d == 0)
-        #expect(e.source == "grub.cfg")
+        #expect(e.source == .grubConfig)
         #expect(e.kernel == "/boot/vmlinuz-6.1.0-28-cloud-amd64")
         #expect(e.initrds == ["/boot/initrd.img-6.1.0-28-cloud-amd64"])
         #expect(e.commandLine == "root=PARTUUID=1d5fa5a4-9b3c-4d7a-8f2e-3c4b5a697887 ro console=tty0 console=ttyS0,115200 earlyprintk=ttyS0,115200 consoleblank=0")
@@ -269,7 +269,7 @@ import WispTestSupport
         let d = try #require(report.defaultEntry)
         #expect(d == 1)
         let e = report.bootEntries[d]
-        #expect(e.source == "bls")
+        #expect(e.source == .bls)
         #expect(e.kernel == "/boot/vmlinuz-6.10.3-200.fc41.x86_64")
         #expect(e.initrds == ["/boot/initramfs-6.10.3-200.fc41.x86_64.img"])
         #expect(e.commandLine == "root=UUID=\(Self.rootUUID) ro rootflags=subvol=root no_timer_check console=tty1 console=ttyS0,115200n8 skew_tick=1 tsc=reliable")
@@ -489,7 +489,7 @@ import WispTestSupport
         #expect(report.partitionScheme == "none")
         #expect(report.rootPartition == 0)
         let e = report.bootEntries[try #require(report.defaultEntry)]
-        #expect(e.source == "extlinux")
+        #expect(e.source == .extlinux)
         #expect(e.kernel == "/boot/vmlinuz-virt")
         #expect(e.initrds == ["/boot/initramfs-virt"])
         #expect(e.commandLine == "root=UUID=\(Self.rootUUID) modules=sd-mod,usb-storage,ext4 quiet rootfstype=ext4")
@@ -575,7 +575,7 @@ import WispTestSupport
         ])
         let (inspector, report) = try inspect(disk)
         let e = report.bootEntries[try #require(report.defaultEntry)]
-        #expect(e.source == "bls")
+        #expect(e.source == .bls)
         #expect(e.kernel == "/boot\(deploy)/vmlinuz-\(v)")
         #expect(e.commandLine.contains("ostree=/ostree/boot.1/default/ab12/0"))
         #expect(try inspector.readGuestFile(e.kernel, limit: 1 << 20) == kernel)
@@ -584,7 +584,7 @@ import WispTestSupport
         let bare = try layout.gptDisk([.init(number: 4, image: root, sizeMiB: 24, typeCode: "8300", name: "root", guid: Self.rootPartUUID)])
         let (_, bareReport) = try inspect(bare)
         let b = bareReport.bootEntries[try #require(bareReport.defaultEntry)]
-        #expect(b.source == "kernel-install")
+        #expect(b.source == .kernelInstall)
         #expect(b.kernel == "/usr/lib/modules/\(v)/vmlinuz")
         #expect(b.initrds == ["/usr/lib/modules/\(v)/initramfs.img"])
         #expect(b.commandLine == "root=UUID=\(Self.rootUUID) rw console=ttyS0")
@@ -612,7 +612,7 @@ import WispTestSupport
         ])
         let (_, report) = try inspect(disk)
         let e = report.bootEntries[try #require(report.defaultEntry)]
-        #expect(e.source == "uki")
+        #expect(e.source == .uki)
         #expect(e.isUnifiedKernelImage)
         #expect(e.version == v)
         #expect(e.commandLine == "root=UUID=\(Self.rootUUID) rw quiet")

@@ -1,0 +1,106 @@
+import WispCore
+
+/// Where the BLS entries were found: BLS paths are relative to the root of the directory's
+/// own filesystem.
+struct BLSLocation {
+    var entries: [BLSEntry] = []
+    var directory: String = ""
+    var fileSystemIndex: Int?
+}
+
+/// Boot Loader Specification entries in loader/entries: systemd-boot's, and GRUB's through
+/// blscfg (Fedora, EL, bootc). The entries are read once before any scanner runs
+/// (`findEntries`), because GrubScanner expands blscfg from them too.
+struct BLSScanner: BootLoaderScanner {
+    /// The first of /boot, /efi, /boot/efi (or an unmounted filesystem) whose loader/entries
+    /// holds parsable entries, in BLS order. Unparsable entries are warnings and parse errors.
+    static func findEntries(_ context: inout BootScanContext) -> BLSLocation {
+        var dirs: [(String, Int?)] = []
+        for path in ["/boot/loader/entries", "/efi/loader/entries", "/boot/efi/loader/entries"] {
+            if let loc = try? context.view?.resolve(path) { dirs.append((loc.guestPath, loc.mount.fileSystemIndex)) }
+        }
+        for (i, _) in context.unmountedFileSystems { dirs.append((context.pathOn(fileSystem: i, "/loader/entries"), i)) }
+        for (dir, fsIndex) in dirs {
+            guard let names = try? context.listDirectory(dir) else { continue }
+            var entries: [BLSEntry] = []
+            for name in names.sorted() where name.hasSuffix(".conf") {
+                let path = dir + "/" + name
+                guard let bytes = try? context.inspector.readGuestFile(path, limit: 64 << 10) else {
+                    context.warnings.append("\(path): not readable as a BLS entry")
+                    continue
+                }
+                do {
+                    entries.append(try BLSEntry.parse(String(decoding: bytes, as: UTF8.self),
+                                                      id: String(name.dropLast(5)), source: path))
+                } catch let error as WispError {
+                    context.warnings.append(error.message)
+                    context.parseErrors.append(error)
+                } catch {}
+            }
+            if !entries.isEmpty {
+                return BLSLocation(entries: BLSEntry.ordered(entries), directory: dir, fileSystemIndex: fsIndex)
+            }
+        }
+        return BLSLocation()
+    }
+
+    func scan(_ context: inout BootScanContext) throws -> BootLoaderScan {
+        let location = context.bls
+        switch context.grubMenu {
+        case .listingBLS:
+            // GRUB's menu already lists them, where blscfg put them.
+            return BootLoaderScan()
+        case .withoutBLS:
+            // Listed after GRUB's own entries; GRUB boots, so GRUB names the default.
+            return BootLoaderScan(entries: location.entries.map { Self.bootEntry($0, location: location, context: &context) })
+        case .none:
+            break
+        }
+        let entries = location.entries.map { Self.bootEntry($0, location: location, context: &context) }
+        if let saved = context.grubenv["saved_entry"], !saved.isEmpty, let i = entries.firstIndex(where: { $0.id == saved }) {
+            return BootLoaderScan(entries: entries, defaultChoice: .init(index: i, reason: "grubenv saved_entry=\(saved) names this BLS entry"))
+        }
+        if let i = entries.firstIndex(where: { !$0.isRescue }) {
+            return BootLoaderScan(entries: entries, defaultChoice: .init(
+                index: i, reason: "first BLS entry in sort order (sort-key, machine-id, version descending)"))
+        }
+        return BootLoaderScan(entries: entries)
+    }
+
+    /// The boot-relative path of a BLS entry's file, as a guest path.
+    static func guestPath(_ path: String, location: BLSLocation, config: String, what: String,
+                          context: BootScanContext) throws -> String {
+        try context.checkInside(path, config: config, what: what)
+        return context.locate(path, fileSystem: location.fileSystemIndex)
+    }
+
+    static func bootEntry(_ bls: BLSEntry, location: BLSLocation, context: inout BootScanContext) -> BootEntry {
+        let config = "\(location.directory)/\(bls.id).conf"
+        // Without GRUB, options still expand the grubenv variables blscfg would ($kernelopts).
+        var runner = GrubMenu.Runner(context: GrubMenu.Context(grubenv: context.grubenv, fileExists: { _ in false }, blsEntries: [], prefix: "/grub"),
+                                     source: config)
+        runner.environment = context.grubenv
+        let options = runner.expand(bls.options.joined(separator: " ").split(separator: " ").map {
+            GrubWord(parts: GrubMenu.splitVariables(String($0)), quoted: false)
+        })
+        let initrds = runner.expand(bls.initrds.flatMap { $0.split(separator: " ") }.map {
+            GrubWord(parts: GrubMenu.splitVariables(String($0)), quoted: false)
+        })
+        let isUKI = bls.linux == nil
+        let kernelRaw = bls.linux ?? bls.efi ?? ""
+        var kernel = kernelRaw
+        var initrdPaths: [String] = []
+        do {
+            kernel = try guestPath(kernelRaw, location: location, config: config, what: "linux", context: context)
+            initrdPaths = try initrds.map { try guestPath($0, location: location, config: config, what: "initrd", context: context) }
+        } catch let error as WispError {
+            context.warnings.append(error.message)
+            context.parseErrors.append(error)
+        } catch {}
+        return BootEntry(source: .bls, configPath: config, id: bls.id, title: bls.title ?? bls.id,
+                         version: bls.version ?? Self.version(fromKernelPath: kernelRaw), kernel: kernel,
+                         initrds: initrdPaths, commandLine: options.joined(separator: " "),
+                         commandLineIsFallback: false, submenu: [],
+                         isRescue: Self.isRescue(bls.id, bls.title ?? "", kernelRaw), isUnifiedKernelImage: isUKI)
+    }
+}
