@@ -1,11 +1,13 @@
 import Foundation
 import CloudInit
+import Machine
 import WispCore
 
 /// Wisp's metadata listener for one booting guest: serves the NoCloud-net seed
-/// (`ds=nocloud;s=http://10.0.2.2:PORT/`) and receives cloud-init's phone_home POST, which
-/// is half of the readiness signal. User-mode networking maps the guest's 10.0.2.2 to the
-/// host's 127.0.0.1, so the listener never has to be reachable from anywhere else.
+/// (`ds=nocloud;s=http://<UserModeNetwork.host>:PORT/`) and receives cloud-init's phone_home
+/// POST, which is half of the readiness signal. User-mode networking maps the guest's
+/// `UserModeNetwork.host` to the host's 127.0.0.1, so the listener never has to be reachable
+/// from anywhere else.
 public final class MetadataServer: @unchecked Sendable {
     public static let phoneHomePath = "/phone-home"
     private var server: HTTPServer?
@@ -33,8 +35,8 @@ public final class MetadataServer: @unchecked Sendable {
     }
 
     /// The seed URL as the guest sees it.
-    public var guestSeedURL: String { "http://10.0.2.2:\(port)/" }
-    public var guestPhoneHomeURL: String { "http://10.0.2.2:\(port)\(Self.phoneHomePath)" }
+    public var guestSeedURL: String { UserModeNetwork.hostURL(port: port) + "/" }
+    public var guestPhoneHomeURL: String { UserModeNetwork.hostURL(port: port) + Self.phoneHomePath }
 
     /// The phone_home form fields (instance_id, hostname, pub_key_*), once posted.
     public var phoneHomeData: [String: String]? { phoneHome.withLock { $0 } }

@@ -77,7 +77,7 @@ public struct InstanceController: Sendable {
         case .direct(let d): text = d.commandLine
         case .firmware: text = record.spec.smbiosSerial ?? ""
         }
-        guard let range = text.range(of: "http://10.0.2.2:") else { return nil }
+        guard let range = text.range(of: "http://\(UserModeNetwork.host):") else { return nil }
         return UInt16(text[range.upperBound...].prefix(while: { $0.isNumber }))
     }
 
