@@ -74,7 +74,7 @@ let package = Package(
                 swiftSettings: swiftSettings),
         .target(name: "Machine", dependencies: ["WispCore"], swiftSettings: swiftSettings),
         .target(name: "MetadataService",
-                dependencies: ["WispCore", "CloudInit"],
+                dependencies: ["WispCore", "CloudInit", "Machine"],
                 swiftSettings: swiftSettings),
         .target(name: "WispKit",
                 dependencies: [

@@ -1,5 +1,7 @@
 /// What a virtual machine is made of, independent of how QEMU spells it.
 public struct MachineSpec: Sendable, Codable, Equatable {
+    /// The guest's CPU architecture, which picks the board (`Boards.for(_:)`).
+    public var architecture: GuestArchitecture
     public var cpus: Int
     public var memoryBytes: UInt64
     public var disks: [DiskAttachment]
@@ -13,9 +15,10 @@ public struct MachineSpec: Sendable, Codable, Equatable {
     /// kernel command line is not ours (UEFI boot).
     public var smbiosSerial: String?
 
-    public init(cpus: Int, memoryBytes: UInt64, disks: [DiskAttachment] = [], forwards: [PortForward] = [],
-                boot: BootMethod = .firmware(UEFIFirmware(code: "", vars: "")), accelerator: Accelerator = .tcg,
-                macAddress: String = "52:54:00:12:34:56", smbiosSerial: String? = nil) {
+    public init(architecture: GuestArchitecture = .x86_64, cpus: Int, memoryBytes: UInt64, disks: [DiskAttachment] = [],
+                forwards: [PortForward] = [], boot: BootMethod = .firmware(UEFIFirmware(code: "", vars: "")),
+                accelerator: Accelerator = .tcg, macAddress: String = "52:54:00:12:34:56", smbiosSerial: String? = nil) {
+        self.architecture = architecture
         self.cpus = cpus
         self.memoryBytes = memoryBytes
         self.disks = disks
@@ -25,17 +28,31 @@ public struct MachineSpec: Sendable, Codable, Equatable {
         self.macAddress = macAddress
         self.smbiosSerial = smbiosSerial
     }
+
+    /// instance.json written before Wisp knew architectures has no `architecture`: those
+    /// instances are x86_64, the only guests Wisp booted then.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        architecture = try container.decodeIfPresent(GuestArchitecture.self, forKey: .architecture) ?? .x86_64
+        cpus = try container.decode(Int.self, forKey: .cpus)
+        memoryBytes = try container.decode(UInt64.self, forKey: .memoryBytes)
+        disks = try container.decode([DiskAttachment].self, forKey: .disks)
+        forwards = try container.decode([PortForward].self, forKey: .forwards)
+        boot = try container.decode(BootMethod.self, forKey: .boot)
+        accelerator = try container.decode(Accelerator.self, forKey: .accelerator)
+        macAddress = try container.decode(String.self, forKey: .macAddress)
+        smbiosSerial = try container.decodeIfPresent(String.self, forKey: .smbiosSerial)
+    }
 }
 
 /// A disk image attached as a virtio-blk device.
 public struct DiskAttachment: Sendable, Codable, Equatable {
     public var path: String
-    /// QEMU driver name: "qcow2", "raw", "vmdk", ... (never probed by QEMU: probing raw
-    /// images is unsafe).
-    public var format: String
+    /// Told to QEMU, never probed by it (probing raw images is unsafe).
+    public var format: DiskFormat
     public var readOnly: Bool
 
-    public init(path: String, format: String, readOnly: Bool = false) {
+    public init(path: String, format: DiskFormat, readOnly: Bool = false) {
         self.path = path
         self.format = format
         self.readOnly = readOnly
@@ -71,8 +88,4 @@ public struct UEFIFirmware: Sendable, Codable, Equatable {
         self.code = code
         self.vars = vars
     }
-}
-
-public enum Accelerator: String, Sendable, Codable, Equatable, CaseIterable {
-    case kvm, tcg
 }

@@ -1,6 +1,9 @@
-/// Builds the argv of `qemu-system-x86_64` for a `MachineSpec`. Pure: no files are touched,
-/// so the exact command line is unit-tested and shown by `wisp run --dry-run`-style tooling.
-public struct QEMUCommandLine: Sendable, Equatable {
+import WispCore
+
+/// Builds QEMU's argv for a `MachineSpec` on the board of its architecture. Pure: no files
+/// are touched, so the exact command line is unit-tested and shown by `wisp run
+/// --dry-run`-style tooling. Everything architecture-specific comes from the board.
+public struct QEMUCommandLine: Sendable {
     /// Where the running machine's control files live (all in the instance directory).
     public struct RuntimePaths: Sendable, Equatable {
         public var qmpSocket: String
@@ -16,17 +19,26 @@ public struct QEMUCommandLine: Sendable, Equatable {
         }
     }
 
+    public let board: any Board
     public var executable: String
-    public var spec: MachineSpec
+    public let spec: MachineSpec
     public var paths: RuntimePaths
     public var name: String
     /// Fork into the background once the machine is set up (QEMU's own `-daemonize`:
     /// setup errors such as a port in use still reach our stderr and exit status).
     public var daemonize: Bool
 
-    public init(executable: String = "qemu-system-x86_64", spec: MachineSpec, paths: RuntimePaths,
-                name: String, daemonize: Bool = true) {
-        self.executable = executable
+    /// `executable` nil means the board's binary name (a path from `HostQEMU.executable(for:)`
+    /// is what `QEMULauncher` needs). Throws when `spec` asks for what its board lacks: an
+    /// architecture without a board, an SMBIOS serial on a board without SMBIOS.
+    public init(executable: String? = nil, spec: MachineSpec, paths: RuntimePaths,
+                name: String, daemonize: Bool = true) throws {
+        let board = try Boards.for(spec.architecture)
+        if spec.smbiosSerial != nil && !board.capabilities.supportsSMBIOS {
+            throw WispError(.unsupported, "the \(spec.architecture.rawValue) board has no SMBIOS to carry the seed URL (use --cloud-init disk)")
+        }
+        self.board = board
+        self.executable = executable ?? board.qemuBinary
         self.spec = spec
         self.paths = paths
         self.name = name
@@ -45,16 +57,17 @@ public struct QEMUCommandLine: Sendable, Equatable {
             // No default NIC, VGA, floppy, CD-ROM or serial: every device is ours, fewer
             // devices to probe means a faster boot.
             "-nodefaults", "-no-user-config",
-            "-machine", "q35,vmport=off,hpet=off",
+            "-machine", board.machineArgument,
             "-display", "none",
         ]
         switch spec.accelerator {
-        case .kvm: args += ["-accel", "kvm", "-cpu", "host"]
+        case .kvm: args += ["-accel", "kvm"]
         // No tb-size: QEMU's default translation cache (1 GiB, or an eighth of host memory)
         // holds a whole cloud-image boot. A 256 MiB cache was flushed three times before
         // SSH answered, and every flush throws away all translated code (`info jit`).
-        case .tcg: args += ["-accel", "tcg,thread=multi", "-cpu", "max"]
+        case .tcg: args += ["-accel", "tcg,thread=multi"]
         }
+        args += ["-cpu", board.cpuModel(for: spec.accelerator)]
         args += ["-smp", String(max(1, spec.cpus)), "-m", "\(max(UInt64(1), spec.memoryBytes >> 20))M"]
 
         switch spec.boot {
@@ -74,20 +87,22 @@ public struct QEMUCommandLine: Sendable, Equatable {
         let firmwareBoot: Bool
         if case .firmware = spec.boot { firmwareBoot = true } else { firmwareBoot = false }
         for (index, disk) in spec.disks.enumerated() {
-            var drive = "file=\(e(disk.path)),format=\(disk.format),if=none,id=disk\(index),cache=writeback,discard=unmap"
+            var drive = "file=\(e(disk.path)),format=\(disk.format.rawValue),if=none,id=disk\(index),cache=writeback,discard=unmap"
             if disk.readOnly { drive += ",readonly=on" }
-            args += ["-drive", drive, "-device", "virtio-blk-pci,drive=disk\(index)"
+            args += ["-drive", drive, "-device", "\(board.devices.block),drive=disk\(index)"
                      + (index == 0 && firmwareBoot ? ",bootindex=0" : "")]
         }
 
         var netdev = "user,id=net0"
         for forward in spec.forwards { netdev += ",hostfwd=\(forward.hostfwd)" }
-        // romfile= drops the iPXE option ROM: firmware would otherwise try a network boot.
-        args += ["-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,mac=\(spec.macAddress),romfile="]
-        args += ["-device", "virtio-rng-pci"]
+        let nic = [board.devices.network, "netdev=net0", "mac=\(spec.macAddress)"] + board.devices.networkProperties
+        args += ["-netdev", netdev, "-device", nic.joined(separator: ",")]
+        args += ["-device", board.devices.rng]
         // A guest panic pauses the machine, so QMP reports `guest-panicked` (state crashed)
         // instead of the VM silently rebooting.
-        args += ["-device", "pvpanic", "-action", "panic=pause"]
+        if let panic = board.capabilities.panicDevice {
+            args += ["-device", panic, "-action", "panic=pause"]
+        }
 
         // The serial console: a socket `wisp console` attaches to, logged to a file that
         // `wisp logs` and the boot progress read.

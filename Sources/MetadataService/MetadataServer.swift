@@ -1,5 +1,6 @@
 import Foundation
 import CloudInit
+import Machine
 import WispCore
 
 /// Wisp's metadata listener for one booting guest: serves the NoCloud-net seed
@@ -50,8 +51,8 @@ public final class MetadataServer: @unchecked Sendable {
     }
 
     /// The seed URL as the guest sees it.
-    public var guestSeedURL: String { "http://10.0.2.2:\(port)\(pathPrefix)" }
-    public var guestPhoneHomeURL: String { "http://10.0.2.2:\(port)\(pathPrefix)\(Self.phoneHomeLeaf)" }
+    public var guestSeedURL: String { UserModeNetwork.hostURL(port: port) + pathPrefix }
+    public var guestPhoneHomeURL: String { UserModeNetwork.hostURL(port: port) + pathPrefix + Self.phoneHomeLeaf }
     private var pathPrefix: String { token.isEmpty ? "/" : "/\(token)/" }
 
     /// 128 bits from the system's CSPRNG (getrandom), as hex.

@@ -11,13 +11,13 @@ import MetadataService
 /// a progress line from the serial log, readiness = phone_home (first boot) + SSH answers.
 public struct InstanceBooter: Sendable {
     public var store: InstanceStore
-    public var acceleratorChoice: String  // "auto", "kvm", "tcg"
+    public var acceleratorChoice: AcceleratorChoice
     public var timeout: Double
     /// Seconds of serial silence under KVM after which the guest is restarted under TCG.
     public var kvmSignOfLifeSeconds: Double = 8
     public var progress: @Sendable (String) -> Void
 
-    public init(store: InstanceStore, acceleratorChoice: String = "auto", timeout: Double = 600,
+    public init(store: InstanceStore, acceleratorChoice: AcceleratorChoice = .auto, timeout: Double = 600,
                 progress: @escaping @Sendable (String) -> Void) {
         self.store = store
         self.acceleratorChoice = acceleratorChoice
@@ -44,17 +44,17 @@ public struct InstanceBooter: Sendable {
         let probe = AcceleratorProbe(cacheDirectory: store.paths.cacheHome.path)
         var accelerator: Accelerator
         switch acceleratorChoice {
-        case "kvm":
+        case .kvm:
             guard probe.kvmDeviceUsable else {
                 throw WispError(.unsupported, "--accel kvm: /dev/kvm cannot be opened read-write on this host (use --accel tcg or auto)")
             }
             accelerator = .kvm
-        case "tcg": accelerator = .tcg
-        default: accelerator = probe.choose()
+        case .tcg: accelerator = .tcg
+        case .auto: accelerator = probe.choose()
         }
         var booted = record
         booted.spec.accelerator = accelerator
-        guard accelerator == .kvm && acceleratorChoice == "auto" else {
+        guard accelerator == .kvm && acceleratorChoice == .auto else {
             let pid = try start(booted, files: files)
             try store.save(booted)
             return (booted, pid)
@@ -84,8 +84,9 @@ public struct InstanceBooter: Sendable {
     }
 
     private func start(_ record: InstanceRecord, files: InstanceFiles) throws -> Int32 {
-        let commandLine = QEMUCommandLine(executable: try HostTools.qemuExecutable(), spec: record.spec,
-                                          paths: files.runtimePaths, name: "wisp-\(record.name)")
+        let board = try Boards.for(record.spec.architecture)
+        let commandLine = try QEMUCommandLine(executable: try HostQEMU.executable(for: board), spec: record.spec,
+                                              paths: files.runtimePaths, name: "wisp-\(record.name)")
         try? AtomicOutput.write(Array((commandLine.shellCommand + "\n").utf8), to: files.qemuCommand, permissions: 0o600)
         // Mark where this boot starts in the (appended) serial log.
         let offset = (try? FileManager.default.attributesOfItem(atPath: files.serialLog)[.size] as? UInt64) ?? 0

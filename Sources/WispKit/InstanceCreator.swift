@@ -30,17 +30,19 @@ public struct InstanceCreator: Sendable {
     }
 
     public func create(_ options: RunOptions) async throws -> Created {
+        // Only x86_64 guests until the boot plan says the guest's architecture.
+        let board = try Boards.for(.x86_64)
         // Fail on missing tools before any work.
-        _ = try HostTools.qemuExecutable()
-        _ = try HostTools.openSSH("ssh-keygen")
-        _ = try HostTools.openSSH("ssh")
+        _ = try HostQEMU.executable(for: board)
+        _ = try HostCommands.sshKeygen()
+        _ = try HostCommands.ssh()
         guard options.cpus >= 1, options.cpus <= 256 else { throw WispError.invalidArgument("--cpus \(options.cpus): expected 1 to 256") }
         guard options.memoryBytes >= 128 << 20 else { throw WispError.invalidArgument("--memory: at least 128M is needed to boot a cloud image") }
         if let requested = options.name { try InstanceStore.validate(name: requested) }
         let extraDisks = try options.extraDisks.map { disk -> DiskAttachment in
             let path = URL(fileURLWithPath: disk.path).standardizedFileURL.path
             guard FileManager.default.fileExists(atPath: path) else { throw WispError.notFound("--disk \(disk.path): no such file") }
-            return DiskAttachment(path: path, format: try RunIntegration.probeFormat(path).rawValue, readOnly: disk.readOnly)
+            return DiskAttachment(path: path, format: DiskFormat(try RunIntegration.probeFormat(path)), readOnly: disk.readOnly)
         }
         let userData = try options.userData.map { path -> String in
             guard let data = FileManager.default.contents(atPath: path) else { throw WispError.notFound("--user-data \(path): no such file") }
@@ -82,7 +84,7 @@ public struct InstanceCreator: Sendable {
                 throw WispError.notFound("\(options.image): no kernel and boot entry found for direct boot (use --boot uefi)")
             }
         }
-        let ovmf = bootFacts == nil ? try HostTools.ovmf() : nil
+        let firmware = bootFacts == nil ? try HostQEMU.firmware(for: board) : nil
 
         let nameBase = bootFacts.flatMap { facts in facts.osID.map { [$0, facts.osVersionID].compactMap { $0 }.joined(separator: "-") } }
             ?? URL(fileURLWithPath: base).deletingPathExtension().lastPathComponent
@@ -90,16 +92,16 @@ public struct InstanceCreator: Sendable {
         onClaimed?(name)
         let files = store.files(name)
         do {
-            return try build(name: name, files: files, options: options, resolved: resolved, baseSize: baseSize,
-                             staging: staging, bootFacts: bootFacts, ovmf: ovmf, extraDisks: extraDisks, userData: userData, extraKeys: hostKeys)
+            return try build(name: name, files: files, board: board, options: options, resolved: resolved, baseSize: baseSize,
+                             staging: staging, bootFacts: bootFacts, firmware: firmware, extraDisks: extraDisks, userData: userData, extraKeys: hostKeys)
         } catch {
             try? FileManager.default.removeItem(atPath: files.directory)
             throw error
         }
     }
 
-    private func build(name: String, files: InstanceFiles, options: RunOptions, resolved: ResolvedImage, baseSize: UInt64,
-                       staging: String, bootFacts: RunIntegration.BootFacts?, ovmf: (code: String, varsTemplate: String)?,
+    private func build(name: String, files: InstanceFiles, board: any Board, options: RunOptions, resolved: ResolvedImage, baseSize: UInt64,
+                       staging: String, bootFacts: RunIntegration.BootFacts?, firmware: UEFIFirmwareFiles?,
                        extraDisks: [DiskAttachment], userData: String?, extraKeys: [String]) throws -> Created {
         let fm = FileManager.default
         let base = resolved.path, baseFormat = resolved.format
@@ -118,12 +120,12 @@ public struct InstanceCreator: Sendable {
                 initrd = files.initrd
             }
             bootMethod = .direct(DirectBoot(kernel: files.kernel, initrd: initrd,
-                                            commandLine: Self.guestCommandLine(facts.commandLine, cloudInit: options.cloudInit, seedURL: nil,
+                                            commandLine: Self.guestCommandLine(facts.commandLine, board: board, cloudInit: options.cloudInit, seedURL: nil,
                                                                                networkStage: earlyModules != nil)))
-        } else if let ovmf {
-            try fm.copyItem(atPath: ovmf.varsTemplate, toPath: files.uefiVars)
+        } else if let firmware {
+            try fm.copyItem(atPath: firmware.varsTemplate, toPath: files.uefiVars)
             chmod(files.uefiVars, 0o600)
-            bootMethod = .firmware(UEFIFirmware(code: ovmf.code, vars: files.uefiVars))
+            bootMethod = .firmware(UEFIFirmware(code: firmware.code, vars: files.uefiVars))
         } else {
             throw WispError(.failed, "no way to boot \(options.image)")
         }
@@ -148,13 +150,13 @@ public struct InstanceCreator: Sendable {
             phoneHomeURL: metadata.guestPhoneHomeURL, staticNetwork: true, macAddress: mac,
             hostKeyPrivate: hostPrivate, hostKeyPublic: hostPublic, extraUserData: userData, initStageModules: earlyModules)
         let seed = try RunIntegration.makeSeed(request)
-        var disks = [DiskAttachment(path: files.overlay, format: "qcow2")]
+        var disks = [DiskAttachment(path: files.overlay, format: .qcow2)]
         var server = metadata
-        var spec = MachineSpec(cpus: options.cpus, memoryBytes: options.memoryBytes, disks: [], forwards: [],
+        var spec = MachineSpec(architecture: board.architecture, cpus: options.cpus, memoryBytes: options.memoryBytes, disks: [], forwards: [],
                                boot: bootMethod, accelerator: .tcg, macAddress: mac)
         if options.cloudInit == .disk {
             try RunIntegration.writeSeedDisk(seed, to: files.seed)
-            disks.append(DiskAttachment(path: files.seed, format: "raw", readOnly: true))
+            disks.append(DiskAttachment(path: files.seed, format: .raw, readOnly: true))
         } else {
             // Same seed, served by our listener; the phone_home URL stays on this port.
             metadata.stop()
@@ -163,7 +165,7 @@ public struct InstanceCreator: Sendable {
             let seedFrom = "ds=nocloud;dsmode=net;s=\(server.guestSeedURL)"
             switch bootMethod {
             case .direct(var direct):
-                direct.commandLine = Self.guestCommandLine(bootFacts?.commandLine ?? "", cloudInit: .http, seedURL: server.guestSeedURL,
+                direct.commandLine = Self.guestCommandLine(bootFacts?.commandLine ?? "", board: board, cloudInit: .http, seedURL: server.guestSeedURL,
                                                            networkStage: true)
                 spec.boot = .direct(direct)
             case .firmware:
@@ -198,15 +200,16 @@ public struct InstanceCreator: Sendable {
         }
     }
 
-    /// The guest's own command line plus what Wisp needs: the serial console (progress and
-    /// `wisp console`) and the NoCloud datasource named outright, so cloud-init skips probing.
+    /// The guest's own command line plus what Wisp needs: the board's serial console (progress
+    /// and `wisp console`) and the NoCloud datasource named outright, so cloud-init skips probing.
     /// `ds=nocloud` alone means dsmode "local" (cloud-init 22.4 and later): the init modules
     /// then run before the network is up. `networkStage` asks for dsmode "net", which an
     /// init-stage phone_home needs, and which a NoCloud-net seed needs on cloud-init
     /// releases that would otherwise fetch it and then skip it as "in local mode".
-    static func guestCommandLine(_ original: String, cloudInit: CloudInitTransport, seedURL: String?, networkStage: Bool = false) -> String {
+    static func guestCommandLine(_ original: String, board: any Board, cloudInit: CloudInitTransport, seedURL: String?, networkStage: Bool = false) -> String {
         var words = original.split(separator: " ").map(String.init).filter { !$0.hasPrefix("ds=") }
-        if !words.contains(where: { $0.hasPrefix("console=ttyS0") }) { words.append("console=ttyS0,115200") }
+        let console = "console=\(board.serialConsole)"
+        if !words.contains(where: { $0 == console || $0.hasPrefix(console + ",") }) { words.append("\(console),115200") }
         var datasource = "ds=nocloud"
         if networkStage { datasource += ";dsmode=net" }
         if cloudInit == .http, let seedURL { datasource += ";s=\(seedURL)" }

@@ -37,7 +37,7 @@ public struct InstanceSSH: Sendable {
 
     /// Runs `command` once (quietly); true when it exits 0. Used as the readiness probe.
     public func probe() -> Bool {
-        guard let ssh = try? HostTools.openSSH("ssh") else { return false }
+        guard let ssh = try? HostCommands.ssh() else { return false }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ssh)
         process.arguments = arguments(connectTimeout: 5) + ["true"]
@@ -53,7 +53,7 @@ public struct InstanceSSH: Sendable {
     /// when the connection itself failed).
     public func run(_ command: [String], tty: Bool) throws -> Int32 {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try HostTools.openSSH("ssh"))
+        process.executableURL = URL(fileURLWithPath: try HostCommands.ssh())
         process.arguments = arguments(tty: tty) + Self.remoteCommand(command)
         try process.run()
         process.waitUntilExit()
@@ -77,7 +77,7 @@ public struct InstanceSSH: Sendable {
     /// Runs ssh-keygen to make an ed25519 key pair at `path` (private key 0600).
     static func generateKey(at path: String, comment: String) throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try HostTools.openSSH("ssh-keygen"))
+        process.executableURL = URL(fileURLWithPath: try HostCommands.sshKeygen())
         process.arguments = ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path]
         let err = Pipe()
         process.standardError = err

@@ -6,6 +6,7 @@ import WispCore
 import DiskImage
 import CloudInit
 import GuestInspect
+import Machine
 
 /// The seam between `wisp run` and the image, inspection and seed layers: everything the
 /// orchestration needs from them goes through here, in the layers' own APIs.
@@ -118,18 +119,16 @@ enum RunIntegration {
         var initStageModules: CloudInitModuleList?
     }
 
-    /// User-mode networking's fixed layout: guest 10.0.2.15, host/gateway 10.0.2.2, DNS
-    /// 10.0.2.3. A static address saves the DHCP round trips of an emulated boot.
-    static let userModeNetwork = (address: "10.0.2.15/24", gateway: "10.0.2.2", dns: "10.0.2.3")
-
     static func makeSeed(_ request: SeedRequest) throws -> NoCloudSeed {
         var options = SeedOptions(user: request.user, sshAuthorizedKeys: request.authorizedKeys, hostname: request.hostname,
                                   instanceID: request.instanceID, phoneHomeURL: request.phoneHomeURL,
                                   sshHostKeys: [SSHHostKey(type: .ed25519, privateKey: request.hostKeyPrivate, publicKey: request.hostKeyPublic)],
                                   extraUserDataYAML: request.extraUserData, initStageModules: request.initStageModules)
+        // User-mode networking's fixed layout, as a static address: it saves the DHCP round
+        // trips of an emulated boot.
         if request.staticNetwork {
-            options.network = StaticNetwork(address: userModeNetwork.address, gateway: userModeNetwork.gateway,
-                                            dns: [userModeNetwork.dns], macAddress: request.macAddress, interfaceName: "eth0")
+            options.network = StaticNetwork(address: UserModeNetwork.guestAddress, gateway: UserModeNetwork.host,
+                                            dns: [UserModeNetwork.dns], macAddress: request.macAddress, interfaceName: "eth0")
         }
         return try SeedGenerator.makeSeed(options)
     }

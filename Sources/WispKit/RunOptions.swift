@@ -12,7 +12,7 @@ public struct RunOptions: Sendable {
     public var forwards: [PortForward] = []
     public var extraDisks: [(path: String, readOnly: Bool)] = []
     public var boot: BootMode = .auto
-    public var accelerator: String = "auto" // auto | kvm | tcg
+    public var accelerator: AcceleratorChoice = .auto
     public var userData: String? = nil
     public var cloudInit: CloudInitTransport = .disk
     public var timeout: Double = 900

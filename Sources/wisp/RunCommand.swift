@@ -24,6 +24,7 @@ struct RunCommand: AsyncParsableCommand {
           wisp run debian-12-genericcloud-amd64.qcow2
           wisp run --name web -p 8080:80 --memory 4G --disk-size 20G image.qcow2
           wisp run --rm image.qcow2 -- sh -c 'uname -a; exit 3'     # exits 3
+          wisp run --accel tcg image.qcow2                         # TCG even where KVM works
         """)
 
     @Argument(help: "Image file or http(s) URL.") var image: String
@@ -35,7 +36,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: [.customShort("p"), .customLong("publish")], help: "Forward [HOST_IP:]HOST_PORT:GUEST_PORT (repeatable; host IP defaults to 127.0.0.1).") var publish: [String] = []
     @Option(name: .customLong("disk"), help: "Attach another disk image: FILE or FILE,readonly (repeatable).") var disks: [String] = []
     @Option(help: "auto (direct kernel boot when possible), direct or uefi.") var boot: BootMode = .auto
-    @Option(help: "auto (KVM if it works, else TCG), kvm or tcg.") var accel: String = "auto"
+    @Option(help: "auto (KVM if it works, else TCG), kvm or tcg.") var accel: AcceleratorChoice = .auto
     @Option(name: .customLong("user-data"), help: "Extra cloud-config merged into the seed.") var userData: String?
     @Option(name: .customLong("cloud-init"), help: "How the seed reaches the guest: disk (NoCloud seed disk) or http (NoCloud-net from Wisp's listener).") var cloudInit: CloudInitTransport = .disk
     @Option(help: "Verify the image: sha256:HEX.") var digest: String?

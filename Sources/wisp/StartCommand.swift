@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
+import Machine
 import WispKit
 
 struct StartCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "start", abstract: "Boot a stopped instance and wait until SSH answers.")
 
     @Argument(help: "Instance name.") var name: String
-    @Option(help: "auto, kvm or tcg.") var accel: String = "auto"
+    @Option(help: "auto (KVM if it works, else TCG), kvm or tcg.") var accel: AcceleratorChoice = .auto
     @Option(help: "Seconds to wait for the guest to be ready.") var timeout: Double = 900
 
     func run() async throws {

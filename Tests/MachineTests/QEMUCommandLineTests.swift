@@ -1,5 +1,6 @@
 import Testing
 import Machine
+import WispCore
 
 @Suite struct QEMUCommandLineTests {
     let paths = QEMUCommandLine.RuntimePaths(qmpSocket: "/i/qmp.sock", consoleSocket: "/i/console.sock",
@@ -9,14 +10,14 @@ import Machine
         args.indices.filter { args[$0] == option && $0 + 1 < args.count }.map { args[$0 + 1] }
     }
 
-    @Test func directBootUnderTCG() {
+    @Test func directBootUnderTCG() throws {
         let spec = MachineSpec(cpus: 2, memoryBytes: 2 << 30,
-                               disks: [DiskAttachment(path: "/i/overlay.qcow2", format: "qcow2"),
-                                       DiskAttachment(path: "/i/seed.iso", format: "raw", readOnly: true)],
+                               disks: [DiskAttachment(path: "/i/overlay.qcow2", format: .qcow2),
+                                       DiskAttachment(path: "/i/seed.iso", format: .raw, readOnly: true)],
                                forwards: [PortForward(hostPort: 2222, guestPort: 22), PortForward(hostAddress: "0.0.0.0", hostPort: 8080, guestPort: 80)],
                                boot: .direct(DirectBoot(kernel: "/i/vmlinuz", initrd: "/i/initrd.img", commandLine: "root=UUID=x ro console=ttyS0 ds=nocloud")),
                                accelerator: .tcg, macAddress: "52:54:00:aa:bb:cc")
-        let args = QEMUCommandLine(spec: spec, paths: paths, name: "wisp-t").arguments
+        let args = try QEMUCommandLine(spec: spec, paths: paths, name: "wisp-t").arguments
         #expect(value(after: "-accel", in: args) == ["tcg,thread=multi"])
         #expect(value(after: "-cpu", in: args) == ["max"])
         #expect(value(after: "-smp", in: args) == ["2"])
@@ -42,12 +43,12 @@ import Machine
         #expect(!args.contains { $0.contains("bootindex") })
     }
 
-    @Test func uefiUnderKVMWithCommasEscaped() {
+    @Test func uefiUnderKVMWithCommasEscaped() throws {
         let spec = MachineSpec(cpus: 1, memoryBytes: 512 << 20,
-                               disks: [DiskAttachment(path: "/odd,dir/overlay.qcow2", format: "qcow2")],
+                               disks: [DiskAttachment(path: "/odd,dir/overlay.qcow2", format: .qcow2)],
                                boot: .firmware(UEFIFirmware(code: "/usr/share/OVMF/OVMF_CODE_4M.fd", vars: "/i/OVMF_VARS.fd")),
                                accelerator: .kvm, smbiosSerial: "ds=nocloud;s=http://10.0.2.2:8000/")
-        let args = QEMUCommandLine(spec: spec, paths: paths, name: "n", daemonize: false).arguments
+        let args = try QEMUCommandLine(spec: spec, paths: paths, name: "n", daemonize: false).arguments
         #expect(value(after: "-accel", in: args) == ["kvm"])
         #expect(value(after: "-cpu", in: args) == ["host"])
         #expect(value(after: "-drive", in: args).prefix(2) == [
@@ -59,6 +60,77 @@ import Machine
         #expect(!args.contains("-kernel"))
         #expect(value(after: "-device", in: args).contains("virtio-blk-pci,drive=disk0,bootindex=0"))
         #expect(!args.contains("-daemonize"))
+    }
+
+    /// The whole argv of the x86_64 board, pinned word for word: it is the command line
+    /// Wisp ran before boards existed, and a board refactoring must not change it.
+    @Test func x86BoardArgvIsPinned() throws {
+        let direct = MachineSpec(cpus: 2, memoryBytes: 2 << 30,
+                                 disks: [DiskAttachment(path: "/i/overlay.qcow2", format: .qcow2),
+                                         DiskAttachment(path: "/i/seed.iso", format: .raw, readOnly: true)],
+                                 forwards: [PortForward(hostPort: 2222, guestPort: 22), PortForward(hostAddress: "0.0.0.0", hostPort: 8080, guestPort: 80)],
+                                 boot: .direct(DirectBoot(kernel: "/i/vmlinuz", initrd: "/i/initrd.img", commandLine: "root=UUID=x ro console=ttyS0 ds=nocloud")),
+                                 accelerator: .tcg, macAddress: "52:54:00:aa:bb:cc")
+        let directLine = try QEMUCommandLine(spec: direct, paths: paths, name: "wisp-t")
+        #expect(directLine.executable == "qemu-system-x86_64")
+        #expect(directLine.board.architecture == .x86_64)
+        #expect(directLine.arguments == [
+            "-name", "wisp-t", "-nodefaults", "-no-user-config", "-machine", "q35,vmport=off,hpet=off", "-display", "none",
+            "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "2048M",
+            "-kernel", "/i/vmlinuz", "-initrd", "/i/initrd.img", "-append", "root=UUID=x ro console=ttyS0 ds=nocloud",
+            "-drive", "file=/i/overlay.qcow2,format=qcow2,if=none,id=disk0,cache=writeback,discard=unmap",
+            "-device", "virtio-blk-pci,drive=disk0",
+            "-drive", "file=/i/seed.iso,format=raw,if=none,id=disk1,cache=writeback,discard=unmap,readonly=on",
+            "-device", "virtio-blk-pci,drive=disk1",
+            "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp:0.0.0.0:8080-:80",
+            "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:cc,romfile=",
+            "-device", "virtio-rng-pci", "-device", "pvpanic", "-action", "panic=pause",
+            "-chardev", "socket,id=serial0,path=/i/console.sock,server=on,wait=off,logfile=/i/serial.log,logappend=on",
+            "-serial", "chardev:serial0",
+            "-chardev", "socket,id=qmp0,path=/i/qmp.sock,server=on,wait=off", "-mon", "chardev=qmp0,mode=control",
+            "-pidfile", "/i/qemu.pid", "-daemonize",
+        ])
+
+        let uefi = MachineSpec(cpus: 1, memoryBytes: 512 << 20,
+                               disks: [DiskAttachment(path: "/odd,dir/overlay.qcow2", format: .qcow2)],
+                               boot: .firmware(UEFIFirmware(code: "/usr/share/OVMF/OVMF_CODE_4M.fd", vars: "/i/OVMF_VARS.fd")),
+                               accelerator: .kvm, smbiosSerial: "ds=nocloud;s=http://10.0.2.2:8000/")
+        #expect(try QEMUCommandLine(spec: uefi, paths: paths, name: "n", daemonize: false).arguments == [
+            "-name", "n", "-nodefaults", "-no-user-config", "-machine", "q35,vmport=off,hpet=off", "-display", "none",
+            "-accel", "kvm", "-cpu", "host", "-smp", "1", "-m", "512M",
+            "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+            "-drive", "if=pflash,format=raw,unit=1,file=/i/OVMF_VARS.fd",
+            "-smbios", "type=1,serial=ds=nocloud;s=http://10.0.2.2:8000/",
+            "-drive", "file=/odd,,dir/overlay.qcow2,format=qcow2,if=none,id=disk0,cache=writeback,discard=unmap",
+            "-device", "virtio-blk-pci,drive=disk0,bootindex=0",
+            "-netdev", "user,id=net0",
+            "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56,romfile=",
+            "-device", "virtio-rng-pci", "-device", "pvpanic", "-action", "panic=pause",
+            "-chardev", "socket,id=serial0,path=/i/console.sock,server=on,wait=off,logfile=/i/serial.log,logappend=on",
+            "-serial", "chardev:serial0",
+            "-chardev", "socket,id=qmp0,path=/i/qmp.sock,server=on,wait=off", "-mon", "chardev=qmp0,mode=control",
+            "-pidfile", "/i/qemu.pid",
+        ])
+    }
+
+    @Test func everyDiskFormatReachesQEMUByItsDriverName() throws {
+        let spec = MachineSpec(cpus: 1, memoryBytes: 512 << 20,
+                               disks: DiskFormat.allCases.map { DiskAttachment(path: "/d.\($0.rawValue)", format: $0) },
+                               boot: .direct(DirectBoot(kernel: "/k", initrd: nil, commandLine: "")))
+        let drives = value(after: "-drive", in: try QEMUCommandLine(spec: spec, paths: paths, name: "d").arguments)
+        #expect(drives.map { $0.split(separator: ",")[1] } == ["format=raw", "format=qcow2", "format=vmdk", "format=vpc", "format=vhdx", "format=vdi"])
+    }
+
+    @Test func architectureWithoutABoardIsRefused() {
+        for architecture in GuestArchitecture.allCases where architecture != .x86_64 {
+            let spec = MachineSpec(architecture: architecture, cpus: 1, memoryBytes: 512 << 20)
+            #expect {
+                try QEMUCommandLine(spec: spec, paths: paths, name: "a")
+            } throws: { error in
+                guard let error = error as? WispError else { return false }
+                return error.kind == .unsupported && error.message.contains("no board for \(architecture.rawValue) yet")
+            }
+        }
     }
 }
 

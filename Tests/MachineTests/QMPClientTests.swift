@@ -28,7 +28,7 @@ import WispTestSupport
         let dir = try TemporaryDirectory("wisp-qmp")
         let socket = dir.file("qmp.sock")
         let qemu = Process()
-        qemu.executableURL = URL(fileURLWithPath: try HostTools.qemuExecutable())
+        qemu.executableURL = URL(fileURLWithPath: try HostQEMU.executable(for: X86_64Board()))
         qemu.arguments = ["-machine", "none", "-nodefaults", "-display", "none", "-S",
                           "-qmp", "unix:\(socket),server=on,wait=off"]
         qemu.standardError = FileHandle.nullDevice
@@ -56,10 +56,10 @@ import WispTestSupport
     @Test func launcherReportsQEMUStderrOnEarlyFailure() throws {
         let dir = try TemporaryDirectory("wisp-launch")
         let spec = MachineSpec(cpus: 1, memoryBytes: 128 << 20,
-                               disks: [DiskAttachment(path: dir.file("missing.qcow2"), format: "qcow2")],
+                               disks: [DiskAttachment(path: dir.file("missing.qcow2"), format: .qcow2)],
                                boot: .direct(DirectBoot(kernel: dir.file("vmlinuz"), initrd: nil, commandLine: "")), accelerator: .tcg)
         let paths = QEMUCommandLine.RuntimePaths(qmpSocket: dir.file("q"), consoleSocket: dir.file("c"), serialLog: dir.file("s"), pidFile: dir.file("p"))
-        let line = QEMUCommandLine(executable: try HostTools.qemuExecutable(), spec: spec, paths: paths, name: "t")
+        let line = try QEMUCommandLine(executable: try HostQEMU.executable(for: X86_64Board()), spec: spec, paths: paths, name: "t")
         do {
             _ = try QEMULauncher.launch(line)
             Issue.record("QEMU started without its disk")
@@ -78,7 +78,7 @@ import WispTestSupport
                                boot: .direct(DirectBoot(kernel: dir.file("k"), initrd: nil, commandLine: "")), accelerator: .tcg)
         let paths = QEMUCommandLine.RuntimePaths(qmpSocket: dir.file("q"), consoleSocket: dir.file("c"), serialLog: dir.file("s"), pidFile: dir.file("p"))
         do {
-            let pid = try QEMULauncher.launch(QEMUCommandLine(executable: try HostTools.qemuExecutable(), spec: spec, paths: paths, name: "t"))
+            let pid = try QEMULauncher.launch(try QEMUCommandLine(executable: try HostQEMU.executable(for: X86_64Board()), spec: spec, paths: paths, name: "t"))
             QEMULauncher.terminate(pid: pid)
             Issue.record("QEMU started although port \(holder.port) is taken")
         } catch let error as WispError {

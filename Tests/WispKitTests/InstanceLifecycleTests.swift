@@ -15,7 +15,7 @@ import WispTestSupport
     func makeFirmwareInstance(_ store: InstanceStore, name: String) throws -> InstanceRecord {
         let claimed = try store.claim(requested: name, base: "x")
         let files = store.files(claimed)
-        let ovmf = try HostTools.ovmf()
+        let ovmf = try HostQEMU.firmware(for: X86_64Board())
         try FileManager.default.copyItem(atPath: ovmf.varsTemplate, toPath: files.uefiVars)
         let spec = MachineSpec(cpus: 1, memoryBytes: 256 << 20, forwards: [PortForward(hostPort: try InstanceCreator.freePort(), guestPort: 22)],
                                boot: .firmware(UEFIFirmware(code: ovmf.code, vars: files.uefiVars)), accelerator: .tcg)
@@ -33,7 +33,7 @@ import WispTestSupport
         let controller = InstanceController(store: store)
         #expect(InstanceState.probe(files).state == .stopped)
 
-        let booter = InstanceBooter(store: store, acceleratorChoice: "tcg", timeout: 60, progress: { _ in })
+        let booter = InstanceBooter(store: store, acceleratorChoice: .tcg, timeout: 60, progress: { _ in })
         let (booted, pid) = try booter.launch(record)
         defer { QEMULauncher.terminate(pid: pid) }
         #expect(booted.spec.accelerator == .tcg)

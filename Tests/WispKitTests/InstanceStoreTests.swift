@@ -29,7 +29,7 @@ import WispTestSupport
         let dir = try TemporaryDirectory("wisp-record")
         let store = InstanceStore(paths: WispPaths(environment: ["HOME": dir.path, "XDG_DATA_HOME": dir.file("data")]))
         let name = try store.claim(requested: "r", base: "x")
-        let spec = MachineSpec(cpus: 2, memoryBytes: 1 << 30, disks: [DiskAttachment(path: "/o.qcow2", format: "qcow2")],
+        let spec = MachineSpec(cpus: 2, memoryBytes: 1 << 30, disks: [DiskAttachment(path: "/o.qcow2", format: .qcow2)],
                                forwards: [PortForward(hostPort: 2222, guestPort: 22)],
                                boot: .direct(DirectBoot(kernel: "/k", initrd: "/i", commandLine: "ro")), accelerator: .tcg)
         let record = InstanceRecord(name: name, image: "img.qcow2", baseImagePath: "/img.qcow2", createdAt: Date(timeIntervalSince1970: 1_700_000_000),
@@ -104,10 +104,10 @@ import WispTestSupport
 
     @Test func guestCommandLineNamesTheDatasource() {
         let debian = "BOOT_IMAGE=/boot/vmlinuz root=PARTUUID=x ro console=tty0 console=ttyS0,115200 earlyprintk=ttyS0,115200"
-        #expect(InstanceCreator.guestCommandLine(debian, cloudInit: .disk, seedURL: nil) == debian + " ds=nocloud")
-        #expect(InstanceCreator.guestCommandLine("root=/dev/vda1 ro ds=ec2", cloudInit: .http, seedURL: "http://10.0.2.2:8000/")
+        #expect(InstanceCreator.guestCommandLine(debian, board: X86_64Board(), cloudInit: .disk, seedURL: nil) == debian + " ds=nocloud")
+        #expect(InstanceCreator.guestCommandLine("root=/dev/vda1 ro ds=ec2", board: X86_64Board(), cloudInit: .http, seedURL: "http://10.0.2.2:8000/")
                 == "root=/dev/vda1 ro console=ttyS0,115200 ds=nocloud;s=http://10.0.2.2:8000/")
-        #expect(InstanceCreator.guestCommandLine(debian, cloudInit: .disk, seedURL: nil, networkStage: true) == debian + " ds=nocloud;dsmode=net")
+        #expect(InstanceCreator.guestCommandLine(debian, board: X86_64Board(), cloudInit: .disk, seedURL: nil, networkStage: true) == debian + " ds=nocloud;dsmode=net")
     }
 
     /// Judge: cloud-init's own NoCloud command-line parser reads the datasource mode and seed
@@ -121,9 +121,9 @@ import WispTestSupport
             print(json.dumps({"found": found, "fill": fill}))
             """
         let cases: [(line: String, dsmode: String, seed: String?)] = [
-            (InstanceCreator.guestCommandLine("root=/dev/vda1 ro", cloudInit: .disk, seedURL: nil), "local", nil),
-            (InstanceCreator.guestCommandLine("root=/dev/vda1 ro", cloudInit: .disk, seedURL: nil, networkStage: true), "net", nil),
-            (InstanceCreator.guestCommandLine("root=/dev/vda1 ro", cloudInit: .http, seedURL: "http://10.0.2.2:8000/", networkStage: true),
+            (InstanceCreator.guestCommandLine("root=/dev/vda1 ro", board: X86_64Board(), cloudInit: .disk, seedURL: nil), "local", nil),
+            (InstanceCreator.guestCommandLine("root=/dev/vda1 ro", board: X86_64Board(), cloudInit: .disk, seedURL: nil, networkStage: true), "net", nil),
+            (InstanceCreator.guestCommandLine("root=/dev/vda1 ro", board: X86_64Board(), cloudInit: .http, seedURL: "http://10.0.2.2:8000/", networkStage: true),
              "net", "http://10.0.2.2:8000/"),
         ]
         for (line, dsmode, seed) in cases {
