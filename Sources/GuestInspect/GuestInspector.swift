@@ -158,9 +158,9 @@ public final class GuestInspector: @unchecked Sendable {
         return fileSystemIndex(for: spec)
     }
 
-    /// The first filesystem `spec` names, as an index into `fileSystems`.
+    /// The first recognised filesystem `spec` names, as an index into `fileSystems`.
     func fileSystemIndex(for spec: DeviceSpec) -> Int? {
-        guard let volume = guestDisk.volumes.first(where: spec.matches) else { return nil }
+        guard let volume = guestDisk.volumes.first(where: { $0.kind != nil && spec.matches($0) }) else { return nil }
         return fileSystems.firstIndex { $0.partition.number == volume.partition.number }
     }
 
