@@ -2,14 +2,16 @@ import FileSystems
 import Partitions
 import WispCore
 
-/// Reads a guest disk the way its boot loader and init would: partition table, filesystems,
-/// the OS root and its fstab (assembled into a `MountView`), then every boot entry it can
-/// find and the one that boots by default. Nothing is written.
+/// Reads a guest disk the way its boot loader and init would: on the partitions and
+/// filesystems `GuestDisk` opened, the OS root and its fstab assembled into a `MountView`
+/// (the guest's tree, which `GuestFileSystem` presents as one filesystem), then every boot
+/// entry it can find and the one that boots by default. Nothing is written.
 public final class GuestInspector: @unchecked Sendable {
-    public let disk: any BlockDevice
-    public let partitionScheme: String
+    public let guestDisk: GuestDisk
+    public var disk: any BlockDevice { guestDisk.device }
+    public let partitionScheme: PartitionScheme
     public let partitions: [Partition]
-    /// Every filesystem found, readable or not, in partition order.
+    /// Every recognised filesystem, readable or not, in partition order.
     public private(set) var fileSystems: [OpenedFileSystem] = []
     public private(set) var rootIndex: Int?
     public private(set) var fstab: [FstabEntry] = []
@@ -32,61 +34,35 @@ public final class GuestInspector: @unchecked Sendable {
     static let configLimit: UInt64 = 4 << 20
     static let maxEntriesPerDirectory = 512
 
-    public init(disk: any BlockDevice) throws {
-        self.disk = disk
-        let table = try PartitionTable.read(from: disk)
-        partitionScheme = table.scheme.rawValue
-        partitions = table.partitions
-        warnings += table.warnings
-        try openFileSystems()
-        try assembleMountView()
+    public convenience init(disk: any BlockDevice) throws {
+        try self.init(guestDisk: try GuestDisk(device: disk))
     }
 
-    // MARK: filesystems and the mount view
-
-    private func openFileSystems() throws {
-        for partition in partitions where partition.size > 0 {
-            let device = try partition.device(on: disk)
-            guard let kind = try? FileSystemProbe.probe(device) else { continue }
-            var opened = OpenedFileSystem(partition: partition, kind: kind, fileSystem: nil, unreadable: nil, mountPoint: nil)
-            do {
-                opened.fileSystem = try FileSystemOpener.open(device, as: kind)
-            } catch let error as WispError {
-                opened.unreadable = Self.reason(error)
-            } catch {
-                opened.unreadable = "\(error)"
-            }
-            fileSystems.append(opened)
-        }
+    public convenience init(guestDisk: GuestDisk) throws {
+        try self.init(guestDisk: guestDisk, root: guestDisk.findOSRoot())
     }
 
-    /// An error as a report field: its whole sentence (which names the device it is about).
-    static func reason(_ error: WispError) -> String { error.message }
-
-    private func assembleMountView() throws {
-        // The root: a readable filesystem holding os-release, preferring one with an fstab.
-        // Btrfs images keep the OS in a subvolume ("root" on Fedora, "@" on Arch and
-        // Ubuntu): its directory is tried when the top level holds no OS.
-        var best: (index: Int, score: Int, source: String)?
-        func score(_ fs: any FileSystem, _ base: String) -> Int {
-            var score = 0
-            let p = base == "/" ? "" : base
-            if (try? fs.resolve(p + "/etc/os-release")) != nil || (try? fs.resolve(p + "/usr/lib/os-release")) != nil { score += 2 }
-            if (try? fs.resolve(p + "/etc/fstab")) != nil { score += 1 }
-            if (try? fs.resolve(p + "/sbin/init", followFinalSymlink: false)) != nil
-                || (try? fs.resolve(p + "/usr/lib/systemd/systemd")) != nil { score += 1 }
-            return score
-        }
-        for (index, opened) in fileSystems.enumerated() {
-            guard let fs = opened.fileSystem else { continue }
-            var bases = ["/"]
-            if score(fs, "/") < 2 { bases += ["/root", "/@", "/@root", "/@rootfs"] }
-            for base in bases {
-                let s = score(fs, base)
-                if s >= 2, s > (best?.score ?? 0) { best = (index, s, base); break }
+    /// `root` is `guestDisk.findOSRoot()`, for callers that already asked.
+    init(guestDisk: GuestDisk, root: GuestDisk.OSRoot?) throws {
+        self.guestDisk = guestDisk
+        partitionScheme = guestDisk.table.scheme
+        partitions = guestDisk.table.partitions
+        warnings = guestDisk.table.warnings
+        fileSystems = guestDisk.volumes.compactMap { volume in
+            volume.kind.map {
+                OpenedFileSystem(partition: volume.partition, kind: $0, fileSystem: volume.fileSystem,
+                                 unreadable: volume.unreadable, mountPoint: nil)
             }
         }
-        guard let rootIndex = best?.index, let rootFS = fileSystems[rootIndex].fileSystem else {
+        try assembleMountView(root: root)
+    }
+
+    // MARK: the mount view
+
+    private func assembleMountView(root: GuestDisk.OSRoot?) throws {
+        let rootVolume = root.map { guestDisk.volumes[$0.volumeIndex] }
+        guard let rootVolume, let root, let rootFS = rootVolume.fileSystem,
+              let rootIndex = fileSystems.firstIndex(where: { $0.partition.number == rootVolume.partition.number }) else {
             let unreadable = fileSystems.filter { $0.unreadable != nil }
             if !unreadable.isEmpty {
                 let list = unreadable.map { "partition \($0.partition.number) is \($0.kind.rawValue) (\($0.unreadable ?? ""))" }
@@ -109,7 +85,7 @@ public final class GuestInspector: @unchecked Sendable {
         }
         self.rootIndex = rootIndex
         fileSystems[rootIndex].mountPoint = "/"
-        let rootSource = best?.source ?? "/"
+        let rootSource = root.sourcePath
         var mounts = [MountView.Mount(mountPoint: "/", fileSystem: rootFS, fileSystemIndex: rootIndex, sourcePath: rootSource,
                                       sourceInode: try MountView.sourceInode(of: rootSource, in: rootFS))]
         let rootOnly = try MountView(mounts: mounts)
@@ -173,48 +149,28 @@ public final class GuestInspector: @unchecked Sendable {
         view = try MountView(mounts: mounts)
     }
 
-    /// The filesystem an fstab device field names: UUID=, LABEL=, PARTUUID=, PARTLABEL=,
-    /// their /dev/disk/by-* forms, or a device name whose trailing number is the partition.
-    func fileSystemIndex(forDevice spec: String) -> Int? {
-        func strip(_ s: String) -> String { s.trimmingCharacters(in: "\"") }
-        let pairs: [(String, String)] = [
-            ("UUID=", "uuid"), ("LABEL=", "label"), ("PARTUUID=", "partuuid"), ("PARTLABEL=", "partlabel"),
-            ("/dev/disk/by-uuid/", "uuid"), ("/dev/disk/by-label/", "label"),
-            ("/dev/disk/by-partuuid/", "partuuid"), ("/dev/disk/by-partlabel/", "partlabel"),
-        ]
-        for (prefix, kind) in pairs where spec.hasPrefix(prefix) {
-            let value = strip(String(spec.dropFirst(prefix.count)))
-            let v = kind == "label" || kind == "partlabel" ? FstabEntry.unescape(value) : value.lowercased()
-            return fileSystems.firstIndex { opened in
-                switch kind {
-                case "uuid": return opened.fileSystem?.uuid?.lowercased() == v
-                case "label": return opened.fileSystem?.label == v
-                case "partuuid": return opened.partition.uniqueGUID?.lowercased() == v
-                default: return opened.partition.name == v
-                }
-            }
-        }
-        if spec.hasPrefix("/dev/") {
-            // vda1, sda2, xvda3, nvme0n1p4, mmcblk0p1: the trailing digits (after "p" for
-            // devices whose names end in a digit) number the partition.
-            let name = spec.dropFirst(5)
-            let digits = String(name.reversed().prefix(while: \.isNumber).reversed())
-            guard let number = Int(digits) else { return nil }
-            return fileSystems.firstIndex { $0.partition.number == number }
-        }
-        return nil
+    /// An error as a report field: its whole sentence (which names the device it is about).
+    static func reason(_ error: WispError) -> String { error.message }
+
+    /// The filesystem an fstab device field names (see `DeviceSpec`).
+    func fileSystemIndex(forDevice field: String) -> Int? {
+        guard let spec = DeviceSpec(fstab: field) else { return nil }
+        return fileSystemIndex(for: spec)
+    }
+
+    /// The first recognised filesystem `spec` names, as an index into `fileSystems`.
+    func fileSystemIndex(for spec: DeviceSpec) -> Int? {
+        guard let volume = guestDisk.volumes.first(where: { $0.kind != nil && spec.matches($0) }) else { return nil }
+        return fileSystems.firstIndex { $0.partition.number == volume.partition.number }
     }
 
     /// The filesystem GRUB's `$root` names.
     func fileSystemIndex(for device: GrubDevice) -> Int? {
-        switch device {
-        case .fsUUID(let u): return fileSystems.firstIndex { $0.fileSystem?.uuid?.lowercased() == u.lowercased() }
-        case .fsLabel(let l): return fileSystems.firstIndex { $0.fileSystem?.label == l }
-        case .partition(let n): return fileSystems.firstIndex { $0.partition.number == n }
-        case .file(let path):
+        if let spec = DeviceSpec(grub: device) { return fileSystemIndex(for: spec) }
+        if case .file(let path) = device {
             return fileSystems.firstIndex { (try? $0.fileSystem?.resolve(path)) != nil }
-        case .unknown: return nil
         }
+        return nil
     }
 
     // MARK: reading guest files
@@ -297,14 +253,9 @@ public final class GuestInspector: @unchecked Sendable {
         }
         let report = GuestReport(
             image: disk.name, partitionScheme: partitionScheme,
-            partitions: partitions.map {
-                GuestReport.PartitionInfo(number: $0.number, startOffset: $0.startOffset, size: $0.size, name: $0.name,
-                                          typeGUID: $0.typeGUID, uniqueGUID: $0.uniqueGUID, mbrType: $0.mbrType)
-            },
-            filesystems: fileSystems.map {
-                GuestReport.FileSystemInfo(partition: $0.partition.number, type: $0.kind.rawValue,
-                                           label: $0.fileSystem?.label, uuid: $0.fileSystem?.uuid,
-                                           mountPoint: $0.mountPoint, unreadable: $0.unreadable)
+            partitions: partitions.map(PartitionInfo.init),
+            filesystems: guestDisk.volumes.compactMap { volume in
+                volume.info(mountPoint: fileSystems.first { $0.partition.number == volume.partition.number }?.mountPoint)
             },
             rootPartition: rootIndex.map { fileSystems[$0].partition.number },
             osRelease: osRelease, fstab: fstab, bootEntries: entries, defaultEntry: found.defaultIndex,

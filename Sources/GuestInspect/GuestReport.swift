@@ -1,30 +1,10 @@
+import Partitions
+
 /// Everything `wisp inspect` reports about a guest image.
 public struct GuestReport: Codable, Sendable, Equatable {
-    public struct PartitionInfo: Codable, Sendable, Equatable {
-        public var number: Int
-        public var startOffset: UInt64
-        public var size: UInt64
-        public var name: String?
-        public var typeGUID: String?
-        public var uniqueGUID: String?
-        public var mbrType: UInt8?
-    }
-
-    public struct FileSystemInfo: Codable, Sendable, Equatable {
-        /// The partition number (0: the whole disk, no partition table).
-        public var partition: Int
-        public var type: String
-        public var label: String?
-        public var uuid: String?
-        /// Where the guest mounts it (from fstab), if it does.
-        public var mountPoint: String?
-        /// Why Wisp could not read it, e.g. "XFS reader not available yet".
-        public var unreadable: String?
-    }
-
     public var image: String
-    /// "gpt", "mbr" or "none".
-    public var partitionScheme: String
+    /// "gpt", "mbr" or "none" in JSON.
+    public var partitionScheme: PartitionScheme
     public var partitions: [PartitionInfo]
     public var filesystems: [FileSystemInfo]
     /// The partition holding the OS root filesystem.

@@ -11,7 +11,7 @@ struct FSCat: AsyncParsableCommand {
     )
 
     @OptionGroup var options: FSImageOptions
-    @Argument(help: "The file inside the image; symlinks are followed within the image.") var path: String
+    @Argument(help: "The file in the guest's tree; symlinks are followed inside the guest, across its mounts.") var path: String
 
     func run() async throws {
         do {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FileSystems
+import GuestInspect
 import WispCore
 import WispKit
 
@@ -8,12 +9,31 @@ struct FSCommand: AsyncParsableCommand {
         commandName: "fs",
         abstract: "List, print and copy files inside a disk image, without booting it (virt-ls, virt-cat).",
         discussion: """
-        IMAGE is any image Wisp reads (raw, qcow2, ...). Partition tables (GPT, MBR) are read \
-        and the filesystem used is the one holding an OS root (it has /etc/os-release), else \
-        the only filesystem on the disk; choose another with --partition.
+        IMAGE is any image Wisp reads (raw, qcow2, ...). Paths are the guest's: Wisp finds \
+        the OS root and mounts every filesystem of its /etc/fstab it can read on top (a \
+        separate /boot, the ESP on /boot/efi, /home, btrfs subvolumes), so paths and \
+        symlinks resolve across them as in the running guest. A disk without an OS root is \
+        read from its only filesystem. --partition reads one filesystem on its own, from \
+        its top level, with no mounts.
+
+        Examples:
+          wisp fs ls fedora.qcow2 /boot/efi/EFI       # the ESP, as the guest mounts it
+          wisp fs cat fedora.qcow2 /etc/os-release    # the root subvolume's file
+          wisp fs ls fedora.qcow2 / --partition 3     # the btrfs top level: home, root
         """,
         subcommands: [FSList.self, FSCat.self, FSGet.self]
     )
+}
+
+/// A `--partition` value, parsed by `DeviceSpec` (a number, label, UUID, PARTUUID,
+/// PARTLABEL, KEY=value, /dev/disk/by-*/NAME or /dev/vdaN).
+struct PartitionSelector: ExpressibleByArgument {
+    let spec: DeviceSpec
+
+    init?(argument: String) {
+        guard let spec = try? DeviceSpec(selector: argument) else { return nil }
+        self.spec = spec
+    }
 }
 
 /// The image and the filesystem inside it, shared by every `wisp fs` verb.
@@ -21,12 +41,14 @@ struct FSImageOptions: ParsableArguments {
     @Argument(help: "The disk image.") var image: String
 
     @Option(name: .long, help: ArgumentHelp(
-        "Which filesystem: a partition number, a filesystem label or UUID, a PARTUUID or a PARTLABEL (LABEL=, UUID=, PARTUUID=, PARTLABEL= prefixes force one kind).",
+        "Read this one filesystem alone, without the guest's mounts: a partition number, a filesystem label or UUID, a PARTUUID or a PARTLABEL (LABEL=, UUID=, PARTUUID=, PARTLABEL= force one kind), /dev/disk/by-uuid/... or /dev/vdaN.",
         valueName: "N|LABEL|UUID"))
-    var partition: String?
+    var partition: PartitionSelector?
 
+    /// The guest's tree, or the selected filesystem raw.
     func openFileSystem() throws -> any FileSystem {
         let disk = try GuestDisk(path: image)
-        return try disk.fileSystem(selector: partition)
+        if let partition { return try disk.fileSystem(selectedBy: partition.spec) }
+        return try disk.guestTree()
     }
 }

@@ -1,27 +1,54 @@
 import Foundation
-import WispKit
+import GuestInspect
+import WispCore
 
 /// The guest part of `wisp image info`: the partition table and the filesystems found.
 /// A table or filesystem Wisp cannot read is reported, never fatal to `image info`.
 struct GuestDiskInfo: Encodable {
-    var summary: GuestDiskSummary?
+    var report: GuestDiskReport?
     var error: String?
 
     init(path: String) {
         do {
-            summary = try GuestDisk(path: path).summary
+            report = try GuestDisk(path: path).report
         } catch {
             self.error = "\(error)"
         }
     }
 
     var textLines: [String] {
-        if let summary { return summary.textLines }
+        if let report { return Self.textLines(report) }
         return ["partition table: unreadable (\(error ?? "unknown error"))"]
+    }
+
+    /// One line per partition, with its filesystem, under a heading.
+    static func textLines(_ report: GuestDiskReport) -> [String] {
+        var lines: [String] = []
+        switch report.scheme {
+        case .none: lines.append("partition table: none (filesystem on the whole disk)")
+        case .gpt, .mbr:
+            lines.append("partition table: \(report.scheme.rawValue), \(report.sectorSize)-byte sectors"
+                + (report.diskGUID.map { ", disk id \($0)" } ?? ""))
+        }
+        for warning in report.warnings { lines.append("  warning: \(warning)") }
+        for p in report.partitions {
+            var line = "  \(p.number == 0 ? "disk" : String(p.number)): \(ByteSize.format(p.size)) at \(p.startOffset)"
+            if let typeName = p.typeName ?? p.typeCode { line += ", \(typeName)" }
+            if let name = p.name { line += ", name \"\(name)\"" }
+            if p.bootable { line += ", bootable" }
+            if let fs = report.filesystems.first(where: { $0.partition == p.number }) {
+                line += "; \(fs.type)"
+                if let label = fs.label { line += " label \"\(label)\"" }
+                if let uuid = fs.uuid { line += " uuid \(uuid)" }
+                if let unreadable = fs.unreadable { line += " (\(unreadable))" }
+            }
+            lines.append(line)
+        }
+        return lines
     }
 }
 
-/// `ImageInfo`'s JSON with the guest summary added under "partitionTable" (or
+/// `ImageInfo`'s JSON with the guest report added under "partitionTable" (or
 /// "partitionTableError").
 struct ImageInfoWithGuest<Info: Encodable>: Encodable {
     var info: Info
@@ -32,7 +59,7 @@ struct ImageInfoWithGuest<Info: Encodable>: Encodable {
     func encode(to encoder: any Encoder) throws {
         try info.encode(to: encoder)
         var container = encoder.container(keyedBy: Keys.self)
-        try container.encodeIfPresent(guest.summary, forKey: .partitionTable)
+        try container.encodeIfPresent(guest.report, forKey: .partitionTable)
         try container.encodeIfPresent(guest.error, forKey: .partitionTableError)
     }
 }

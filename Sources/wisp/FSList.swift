@@ -6,7 +6,16 @@ struct FSList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ls",
         abstract: "List a directory inside a disk image (like virt-ls).",
-        discussion: "Names are sorted; -l adds mode, links, owner, group, size, modification time (UTC) and symlink targets."
+        discussion: """
+            PATH is in the guest's tree (its fstab mounts included: /boot, /boot/efi, /home); \
+            --partition lists one filesystem raw. Names are sorted; -l adds mode, links, owner, \
+            group, size, modification time (UTC) and symlink targets; a mount point shows the \
+            root of the filesystem mounted there.
+
+            Examples:
+              wisp fs ls ubuntu.qcow2 /boot                # the /boot partition
+              wisp fs ls ubuntu.qcow2 /boot --partition 1  # the root fs: its mount point
+            """
     )
 
     @OptionGroup var options: FSImageOptions

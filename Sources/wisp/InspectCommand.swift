@@ -34,7 +34,7 @@ struct InspectCommand: AsyncParsableCommand {
     static func render(_ r: GuestReport) -> String {
         var out: [String] = []
         out.append("image: \(r.image)")
-        out.append("partition table: \(r.partitionScheme)")
+        out.append("partition table: \(r.partitionScheme.rawValue)")
         for p in r.partitions {
             let fs = r.filesystems.first { $0.partition == p.number }
             var line = "  \(p.number)  start \(p.startOffset)  size \(ByteSize.format(p.size))"

@@ -1,74 +1,30 @@
 import Foundation
 import GuestInspect
+import Partitions
 import Testing
 import WispCore
 import WispTestSupport
 
-/// Every major cloud image layout, built small at test time with the real mkfs tools, read
-/// back through Wisp's readers, and extracted with the real `wisp` binary.
+/// Every major cloud image layout (CloudImageLayouts), built small at test time with the
+/// real mkfs tools and read back through Wisp's readers. wispTests run the `wisp` binary
+/// on the same layouts.
 @Suite struct LayoutTests {
-    static let rootUUID = "0a2c0df2-25b1-4a5e-9d7e-5f1e2a3b4c5d"
-    static let bootUUID = "5b9c1e2d-0000-4000-8000-00000000b007"
-    static let rootPartUUID = "1d5fa5a4-9b3c-4d7a-8f2e-3c4b5a697887"
+    static let rootUUID = CloudImageLayouts.rootUUID
+    static let bootUUID = CloudImageLayouts.bootUUID
+    static let rootPartUUID = CloudImageLayouts.rootPartUUID
 
     func inspect(_ disk: String) throws -> (GuestInspector, GuestReport) {
         let inspector = try GuestInspector(disk: try FileBlockDevice(path: disk))
         return (inspector, try inspector.inspect())
     }
 
-    /// Runs the built `wisp` binary (the same one users run).
-    static func wisp(_ args: [String]) throws -> ToolResult {
-        let binary = TestImage.repositoryRoot + "/.build/debug/wisp"
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw WispError.notFound("\(binary) is missing: run `swift build` first (scripts/test does)")
-        }
-        return try ToolRunner.run(binary, args)
-    }
-
-    static func bytes(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
-
     // MARK: Debian genericcloud
-
-    static func debianTree(kernels: [String: [UInt8]], grubCfg: String, grubenv: [String: String] = [:]) -> [String: GuestLayout.Node] {
-        var tree: [String: GuestLayout.Node] = [
-            "/etc/os-release": .symlink("../usr/lib/os-release"),
-            "/usr/lib/os-release": GuestLayout.osRelease(id: "debian", version: "12", name: "Debian GNU/Linux"),
-            "/etc/fstab": .text("PARTUUID=\(rootPartUUID) / ext4 rw,discard,errors=remount-ro,x-systemd.growfs 0 1\nPARTUUID=aaaaaaaa-0000-4000-8000-00000000e5f0 /boot/efi vfat defaults 0 0\n"),
-            "/sbin/init": .symlink("/lib/systemd/systemd"),
-            "/boot/grub/grub.cfg": .text(grubCfg),
-            "/vmlinuz": .symlink("boot/vmlinuz-6.1.0-28-cloud-amd64"),
-            "/initrd.img": .symlink("boot/initrd.img-6.1.0-28-cloud-amd64"),
-        ]
-        if !grubenv.isEmpty { tree["/boot/grub/grubenv"] = .file(GuestLayout.grubenv(grubenv)) }
-        for (version, bytes) in kernels {
-            tree["/boot/vmlinuz-\(version)"] = .file(bytes)
-            tree["/boot/initrd.img-\(version)"] = .file(Array("initrd for \(version)\n".utf8) + [UInt8](repeating: 7, count: 3000))
-            tree["/boot/config-\(version)"] = .text("CONFIG_X86_64=y\n")
-        }
-        return tree
-    }
-
-    func debianDisk(_ layout: GuestLayout, grubCfg: String = ConfigParserTests.debianGrubCfg
-                        .replacingOccurrences(of: "0a2c0df2-25b1-4a5e-9d7e-5f1e2a3b4c5d", with: LayoutTests.rootUUID),
-                    grubenv: [String: String] = [:]) throws -> String {
-        let kernels = ["6.1.0-28-cloud-amd64": FakeKernel.bzImage(version: "6.1.0-28-cloud-amd64"),
-                       "6.1.0-27-cloud-amd64": FakeKernel.bzImage(version: "6.1.0-27-cloud-amd64")]
-        let root = try layout.ext4(Self.debianTree(kernels: kernels, grubCfg: grubCfg, grubenv: grubenv),
-                                   uuid: Self.rootUUID, label: "")
-        let esp = try layout.vfat(["/EFI/debian/grub.cfg": .text("search.fs_uuid \(Self.rootUUID) root\nconfigfile ($root)/boot/grub/grub.cfg\n")],
-                                  volumeID: "1234ABCD", label: "")
-        return try layout.gptDisk([
-            .init(number: 14, image: nil, sizeMiB: 1, typeCode: "ef02", name: "", guid: "bbbbbbbb-0000-4000-8000-0000000000b1"),
-            .init(number: 15, image: esp, sizeMiB: 34, typeCode: "ef00", name: "", guid: "aaaaaaaa-0000-4000-8000-00000000e5f0"),
-            .init(number: 1, image: root, sizeMiB: 24, typeCode: "8300", name: "", guid: Self.rootPartUUID),
-        ])
-    }
 
     @Test func debianGenericCloud() throws {
         let layout = try GuestLayout("debian")
-        let disk = try debianDisk(layout)
+        let disk = try CloudImageLayouts.debianDisk(layout)
         let (_, report) = try inspect(disk)
-        #expect(report.partitionScheme == "gpt")
+        #expect(report.partitionScheme == .gpt)
         #expect(report.partitions.map(\.number).sorted() == [1, 14, 15])
         let rootFS = try #require(report.filesystems.first { $0.partition == 1 })
         #expect(rootFS.type == "ext4")
@@ -94,93 +50,16 @@ import WispTestSupport
         #expect(k.qemuDirectBoot)
     }
 
-    @Test func debianExtractWithTheCLI() throws {
-        let layout = try GuestLayout("debian-cli")
-        let disk = try debianDisk(layout, grubCfg: ConfigParserTests.debianGrubCfg
-            .replacingOccurrences(of: "0a2c0df2-25b1-4a5e-9d7e-5f1e2a3b4c5d", with: Self.rootUUID)
-            .replacingOccurrences(of: "set default=\"0\"", with: "set default=\"${saved_entry}\""),
-            grubenv: ["saved_entry": "gnulinux-advanced-0a2c0df2>gnulinux-6.1.0-27-cloud-amd64-advanced-0a2c0df2"])
-        let out = layout.dir.file("out")
-        let result = try Self.wisp(["kernel", "extract", disk, "-o", out, "--json"])
-        #expect(result.status == 0, "\(result.stderrText)")
-        let json = try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any]
-        #expect(json?["kernelPath"] as? String == out + "/vmlinuz-6.1.0-27-cloud-amd64")
-        #expect(try Self.bytes(out + "/vmlinuz-6.1.0-27-cloud-amd64") == FakeKernel.bzImage(version: "6.1.0-27-cloud-amd64"))
-        #expect(try Self.bytes(out + "/initrd.img-6.1.0-27-cloud-amd64").prefix(30) == ArraySlice(Array("initrd for 6.1.0-27-cloud-amd64\n".utf8).prefix(30)))
-        #expect(try String(contentsOfFile: out + "/cmdline", encoding: .utf8) == "root=PARTUUID=1d5fa5a4 ro console=ttyS0\n")
-        // --entry by number and --list.
-        let other = try Self.wisp(["kernel", "extract", disk, "-o", out + "2", "--entry", "0"])
-        #expect(other.status == 0, "\(other.stderrText)")
-        #expect(try Self.bytes(out + "2/vmlinuz-6.1.0-28-cloud-amd64") == FakeKernel.bzImage(version: "6.1.0-28-cloud-amd64"))
-        let list = try Self.wisp(["kernel", "extract", disk, "--list"])
-        #expect(list.stdoutText.contains("*2  gnulinux-6.1.0-27-cloud-amd64-advanced-0a2c0df2"))
-        let missing = try Self.wisp(["kernel", "extract", disk, "-o", out + "3", "--entry", "nope"])
-        #expect(missing.status != 0)
-        #expect(missing.stderrText.contains("no boot entry \"nope\""))
-        let human = try Self.wisp(["inspect", disk])
-        #expect(human.status == 0, "\(human.stderrText)")
-        #expect(human.stdoutText.contains("os: Debian GNU/Linux 12"))
-        #expect(human.stdoutText.contains("saved_entry"))
-    }
-
     // MARK: Ubuntu
 
     @Test func ubuntuSeparateBootRecoveryNeverDefault() throws {
-        let layout = try GuestLayout("ubuntu")
-        let grub = """
-            if [ -s $prefix/grubenv ]; then
-              set have_grubenv=true
-              load_env
-            fi
-            if [ "${next_entry}" ] ; then
-               set default="${next_entry}"
-            else
-               set default="${saved_entry}"
-            fi
-            set linux_gfx_mode=
-            export linux_gfx_mode
-            if [ "${linux_gfx_mode}" != "text" ]; then set vt_handoff=vt.handoff=7; else set vt_handoff=; fi
-            function recordfail {
-              set recordfail=1
-              if [ -n "${have_grubenv}" ]; then if [ -z "${boot_once}" ]; then save_env recordfail; fi; fi
-            }
-            menuentry 'Ubuntu' --class ubuntu --class gnu-linux $menuentry_id_option 'gnulinux-simple-\(Self.rootUUID)' {
-            	recordfail
-            	load_video
-            	gfxmode $linux_gfx_mode
-            	insmod ext2
-            	search --no-floppy --fs-uuid --set=root \(Self.bootUUID)
-            	linux	/vmlinuz-6.8.0-49-generic root=LABEL=cloudimg-rootfs ro  console=tty1 console=ttyS0 $vt_handoff
-            	initrd	/initrd.img-6.8.0-49-generic
-            }
-            submenu 'Advanced options for Ubuntu' $menuentry_id_option 'gnulinux-advanced-\(Self.rootUUID)' {
-            	menuentry 'Ubuntu, with Linux 6.8.0-49-generic (recovery mode)' --class ubuntu $menuentry_id_option 'gnulinux-6.8.0-49-generic-recovery-\(Self.rootUUID)' {
-            		search --no-floppy --fs-uuid --set=root \(Self.bootUUID)
-            		linux	/vmlinuz-6.8.0-49-generic root=LABEL=cloudimg-rootfs ro recovery nomodeset dis_ucode_ldr
-            		initrd	/initrd.img-6.8.0-49-generic
-            	}
-            }
-            """
-        let kernel = FakeKernel.bzImage(version: "6.8.0-49-generic")
-        let boot = try layout.ext4([
-            "/grub/grub.cfg": .text(grub),
-            "/grub/grubenv": .file(GuestLayout.grubenv(["saved_entry": "gnulinux-advanced-\(Self.rootUUID)>gnulinux-6.8.0-49-generic-recovery-\(Self.rootUUID)"])),
-            "/vmlinuz-6.8.0-49-generic": .file(kernel),
-            "/initrd.img-6.8.0-49-generic": .text("ubuntu initrd"),
-            "/vmlinuz": .symlink("vmlinuz-6.8.0-49-generic"),
-        ], uuid: Self.bootUUID, label: "BOOT")
-        let root = try layout.ext4([
-            "/etc/os-release": GuestLayout.osRelease(id: "ubuntu", version: "24.04", name: "Ubuntu"),
-            "/etc/fstab": .text("LABEL=cloudimg-rootfs\t/\t ext4\tdiscard,commit=30,errors=remount-ro\t0 1\nLABEL=BOOT\t/boot\text4\tdefaults\t0 2\nLABEL=UEFI\t/boot/efi\tvfat\tumask=0077\t0 1\n"),
-            "/boot/.keep": .text(""),
-        ], uuid: Self.rootUUID, label: "cloudimg-rootfs")
-        let disk = try layout.gptDisk([
-            .init(number: 14, image: nil, sizeMiB: 1, typeCode: "ef02", name: "", guid: "bbbbbbbb-0000-4000-8000-0000000000b1"),
-            .init(number: 16, image: boot, sizeMiB: 24, typeCode: "ea00", name: "", guid: "cccccccc-0000-4000-8000-0000000000b0"),
-            .init(number: 1, image: root, sizeMiB: 24, typeCode: "8300", name: "", guid: Self.rootPartUUID),
-        ])
+        let guest = try CloudImageLayouts.ubuntu(try GuestLayout("ubuntu"))
+        let disk = guest.disk
+        let kernel = guest.kernel
         let (inspector, report) = try inspect(disk)
         #expect(report.filesystems.first { $0.partition == 16 }?.mountPoint == "/boot")
+        #expect(report.filesystems.first { $0.partition == 15 }?.mountPoint == "/boot/efi")
+        #expect(report.warnings.isEmpty, "\(report.warnings)")
         let d = try #require(report.defaultEntry)
         let e = report.bootEntries[d]
         #expect(e.title == "Ubuntu")
@@ -195,50 +74,11 @@ import WispTestSupport
     // MARK: Fedora / EL BLS
 
     static func blsEntry(_ version: String, options: String, extra: String = "") -> String {
-        "title Fedora Linux (\(version)) 41 (Cloud Edition)\nversion \(version)\nlinux /vmlinuz-\(version)\ninitrd /initramfs-\(version).img $tuned_initrd\noptions \(options)\ngrub_users $grub_users\ngrub_arg --unrestricted\ngrub_class fedora\n\(extra)"
+        CloudImageLayouts.blsEntry(version, options: options, extra: extra)
     }
 
     func fedoraBootFS(_ layout: GuestLayout, grubenv: [String: String], optionsText: String, withGrubCfg: Bool = true) throws -> (String, [String: [UInt8]]) {
-        let machine = "3f1e0c0a9f0b4d6e8e2c1a7b5d9c0e11"
-        let versions = ["6.11.4-301.fc41.x86_64", "6.9.12-200.fc41.x86_64", "6.10.3-200.fc41.x86_64"]
-        var tree: [String: GuestLayout.Node] = [
-            "/grub2/grubenv": .file(GuestLayout.grubenv(grubenv)),
-            "/loader/entries/\(machine)-0-rescue.conf": .text("title Fedora Linux (0-rescue-\(machine)) 41\nversion 0-rescue-\(machine)\nlinux /vmlinuz-0-rescue-\(machine)\ninitrd /initramfs-0-rescue-\(machine).img\noptions \(optionsText)\n"),
-            "/vmlinuz-0-rescue-\(machine)": .file(FakeKernel.bzImage(version: "rescue")),
-            "/initramfs-0-rescue-\(machine).img": .text("rescue initrd"),
-        ]
-        if withGrubCfg {
-            tree["/grub2/grub.cfg"] = .text("""
-                set pager=1
-                if [ -f ${config_directory}/grubenv ]; then
-                  load_env -f ${config_directory}/grubenv
-                elif [ -s $prefix/grubenv ]; then
-                  load_env
-                fi
-                if [ "${next_entry}" ] ; then
-                   set default="${next_entry}"
-                   set next_entry=
-                   save_env next_entry
-                   set boot_once=true
-                else
-                   set default="${saved_entry}"
-                fi
-                search --no-floppy --fs-uuid --set=root \(Self.bootUUID)
-                set boot=$root
-                insmod blscfg
-                blscfg
-                """)
-        }
-        var kernels: [String: [UInt8]] = [:]
-        for v in versions {
-            tree["/loader/entries/\(machine)-\(v).conf"] = .text(Self.blsEntry(v, options: optionsText))
-            let k = FakeKernel.bzImage(version: v)
-            kernels[v] = k
-            tree["/vmlinuz-\(v)"] = .file(k)
-            tree["/initramfs-\(v).img"] = .text("initramfs \(v)")
-            tree["/.vmlinuz-\(v).hmac"] = .text("hmac")
-        }
-        return (try layout.ext4(tree, uuid: Self.bootUUID, label: "boot"), kernels)
+        try CloudImageLayouts.fedoraBootFS(layout, grubenv: grubenv, optionsText: optionsText, withGrubCfg: withGrubCfg)
     }
 
     func fedoraDisk(_ layout: GuestLayout, boot: String, root: String) throws -> String {
@@ -305,31 +145,8 @@ import WispTestSupport
     @Test func el9OnXFSWithKernelOpts() throws {
         // Alma/Rocky 9 GenericCloud: XFS /boot with BLS entries whose options are
         // $kernelopts from /boot/grub2/grubenv, XFS root.
-        let layout = try GuestLayout("el9-xfs")
-        let v = "5.14.0-427.13.1.el9_4.x86_64", old = "5.14.0-70.13.1.el9_0.x86_64"
-        let machine = "8e4b2d6f0c1a4e3b9d7f5a2c1b0e9d8f"
-        let kernel = FakeKernel.bzImage(version: v)
-        var bootTree: [String: GuestLayout.Node] = [
-            "/grub2/grubenv": .file(GuestLayout.grubenv(["saved_entry": "\(machine)-\(v)",
-                                                         "kernelopts": "root=UUID=\(Self.rootUUID) console=tty0 console=ttyS0,115200n8 no_timer_check net.ifnames=0",
-                                                         "boot_success": "0"])),
-            "/grub2/grub.cfg": .text("set pager=1\nif [ -f ${config_directory}/grubenv ]; then\n  load_env -f ${config_directory}/grubenv\nelif [ -s $prefix/grubenv ]; then\n  load_env\nfi\nif [ \"${next_entry}\" ] ; then\n   set default=\"${next_entry}\"\nelse\n   set default=\"${saved_entry}\"\nfi\ninsmod blscfg\nblscfg\n"),
-        ]
-        for version in [v, old] {
-            bootTree["/loader/entries/\(machine)-\(version).conf"] = .text("title AlmaLinux (\(version)) 9.4 (Seafoam Ocelot)\nversion \(version)\nlinux /vmlinuz-\(version)\ninitrd /initramfs-\(version).img $tuned_initrd\noptions $kernelopts $tuned_params\nid almalinux-20240501-\(version)\ngrub_users $grub_users\ngrub_arg --unrestricted\ngrub_class almalinux\n")
-            bootTree["/vmlinuz-\(version)"] = .file(version == v ? kernel : FakeKernel.bzImage(version: version))
-            bootTree["/initramfs-\(version).img"] = .text("initramfs \(version)")
-        }
-        let boot = try layout.xfs(bootTree, uuid: Self.bootUUID, label: "boot")
-        let root = try layout.xfs([
-            "/etc/os-release": GuestLayout.osRelease(id: "almalinux", version: "9.4", name: "AlmaLinux"),
-            "/etc/fstab": .text("UUID=\(Self.rootUUID) / xfs defaults 0 0\nUUID=\(Self.bootUUID) /boot xfs defaults 0 0\n"),
-            "/boot/.keep": .text(""),
-        ], uuid: Self.rootUUID, label: "root")
-        let disk = try layout.gptDisk([
-            .init(number: 3, image: boot, sizeMiB: 300, typeCode: "ea00", name: "boot", guid: "cccccccc-0000-4000-8000-0000000000b0"),
-            .init(number: 4, image: root, sizeMiB: 300, typeCode: "8300", name: "root", guid: Self.rootPartUUID),
-        ])
+        let guest = try CloudImageLayouts.el9XFS(try GuestLayout("el9-xfs"))
+        let disk = guest.disk, v = guest.version, kernel = guest.kernel
         let (inspector, report) = try inspect(disk)
         #expect(report.filesystems.map(\.type) == ["xfs", "xfs"])
         #expect(report.osRelease?.id == "almalinux")
@@ -340,8 +157,8 @@ import WispTestSupport
         #expect(e.commandLine == "root=UUID=\(Self.rootUUID) console=tty0 console=ttyS0,115200n8 no_timer_check net.ifnames=0")
         #expect(try inspector.readGuestFile(e.kernel, limit: 1 << 20) == kernel)
         #expect(report.defaultReason.contains("saved_entry"))
-        try BtrfsLayoutTests.extractMatches(disk, out: layout.dir.file("out"), kernel: kernel,
-                                            initrd: Array("initramfs \(v)".utf8), commandLine: e.commandLine)
+        #expect(e.commandLine == guest.commandLine)
+        #expect(try inspector.readGuestFile(e.initrds[0], limit: 1 << 20) == guest.initrd)
     }
 
     @Test func encryptedRootIsNamed() throws {
@@ -486,7 +303,7 @@ import WispTestSupport
                 """),
         ], uuid: Self.rootUUID, label: "alpine", sizeMiB: 24)
         let (inspector, report) = try inspect(disk)
-        #expect(report.partitionScheme == "none")
+        #expect(report.partitionScheme == PartitionScheme.none)
         #expect(report.rootPartition == 0)
         let e = report.bootEntries[try #require(report.defaultEntry)]
         #expect(e.source == .extlinux)
@@ -520,31 +337,17 @@ import WispTestSupport
         }
     }
 
-    @Test func arm64ZbootKernelFallbackConsoleAndUnwrap() throws {
-        let layout = try GuestLayout("arm64")
-        let v = "6.12.9-200.fc41.aarch64"
-        let image = FakeKernel.arm64Image(version: v)
-        let zboot = FakeKernel.zboot(payload: try FakeKernel.compress(image, with: "zstd", in: layout.dir.path), method: "zstd")
-        let disk = try layout.ext4([
-            "/etc/os-release": GuestLayout.osRelease(id: "fedora", version: "41", name: "Fedora Linux"),
-            "/etc/fstab": .text("UUID=\(Self.rootUUID) / ext4 defaults 0 1\n"),
-            "/boot/vmlinuz-\(v)": .file(zboot),
-            "/boot/initramfs-\(v).img": .text("arm initramfs"),
-        ], uuid: Self.rootUUID, label: "root")
-        let (_, report) = try inspect(disk)
+    @Test func arm64ZbootKernelFallbackConsole() throws {
+        let (guest, _) = try CloudImageLayouts.arm64Zboot(try GuestLayout("arm64"))
+        let (inspector, report) = try inspect(guest.disk)
         let k = try #require(report.kernel)
         #expect(k.architecture == "arm64")
         #expect(k.format == "EFI zboot (zstd)")
         #expect(!k.qemuDirectBoot)
         let e = report.bootEntries[try #require(report.defaultEntry)]
         #expect(e.commandLine == "root=UUID=\(Self.rootUUID) ro rootfstype=ext4 console=ttyAMA0")
-        let out = layout.dir.file("out")
-        let plain = try Self.wisp(["kernel", "extract", disk, "-o", out])
-        #expect(plain.status == 0, "\(plain.stderrText)")
-        #expect(try Self.bytes(out + "/vmlinuz-\(v)") == zboot)
-        let unwrapped = try Self.wisp(["kernel", "extract", disk, "-o", out, "--unwrap-zboot"])
-        #expect(unwrapped.status == 0, "\(unwrapped.stderrText)")
-        #expect(try Self.bytes(out + "/vmlinuz-\(v)") == image)
+        #expect(e.commandLine == guest.commandLine)
+        #expect(try inspector.readGuestFile(e.kernel, limit: 1 << 20) == guest.kernel)
     }
 
     // MARK: bootc / ostree
@@ -593,36 +396,17 @@ import WispTestSupport
     // MARK: UKI
 
     @Test func unifiedKernelImageInTheESP() throws {
-        let layout = try GuestLayout("uki")
-        let v = "6.11.4-301.fc41.x86_64"
-        let kernel = FakeKernel.bzImage(version: v)
-        let initrd = Array("uki initrd".utf8) + [UInt8](repeating: 3, count: 5000)
-        let uki = FakeKernel.uki(sections: [(".osrel", Array("ID=fedora\nVERSION_ID=41\nPRETTY_NAME=\"Fedora Linux 41\"\n".utf8)),
-                                            (".cmdline", Array("root=UUID=\(Self.rootUUID) rw quiet".utf8)),
-                                            (".uname", Array(v.utf8)), (".linux", kernel), (".initrd", initrd)])
-        let esp = try layout.vfat(["/EFI/Linux/fedora-\(v).efi": .file(uki), "/EFI/BOOT/BOOTX64.EFI": .text("stub")],
-                                  volumeID: "ABCD1234", label: "ESP")
-        let root = try layout.ext4([
-            "/etc/os-release": GuestLayout.osRelease(id: "fedora", version: "41", name: "Fedora Linux"),
-            "/etc/fstab": .text("UUID=\(Self.rootUUID) / ext4 defaults 0 1\nUUID=ABCD-1234 /efi vfat umask=0077 0 2\n"),
-        ], uuid: Self.rootUUID, label: "root")
-        let disk = try layout.gptDisk([
-            .init(number: 1, image: esp, sizeMiB: 34, typeCode: "ef00", name: "esp", guid: "aaaaaaaa-0000-4000-8000-00000000e5f0"),
-            .init(number: 2, image: root, sizeMiB: 24, typeCode: "8304", name: "root", guid: Self.rootPartUUID),
-        ])
-        let (_, report) = try inspect(disk)
+        let guest = try CloudImageLayouts.ukiInESP(try GuestLayout("uki"))
+        let (inspector, report) = try inspect(guest.disk)
         let e = report.bootEntries[try #require(report.defaultEntry)]
         #expect(e.source == .uki)
         #expect(e.isUnifiedKernelImage)
-        #expect(e.version == v)
+        #expect(e.version == guest.version)
         #expect(e.commandLine == "root=UUID=\(Self.rootUUID) rw quiet")
         #expect(report.kernel?.format == "bzImage")
-        let out = layout.dir.file("out")
-        let result = try Self.wisp(["kernel", "extract", disk, "-o", out])
-        #expect(result.status == 0, "\(result.stderrText)")
-        #expect(try Self.bytes(out + "/vmlinuz-\(v)") == kernel)
-        #expect(try Self.bytes(out + "/initrd-\(v).img") == initrd)
-        #expect(try String(contentsOfFile: out + "/cmdline", encoding: .utf8) == "root=UUID=\(Self.rootUUID) rw quiet\n")
+        let uki = try UnifiedKernelImage.open(inspector: inspector, path: e.kernel)
+        #expect(try uki.sectionBytes(".linux", inspector: inspector, limit: 1 << 20) == guest.kernel)
+        #expect(try uki.sectionBytes(".initrd", inspector: inspector, limit: 1 << 20) == guest.initrd)
     }
 
     // MARK: hostile configurations
@@ -630,30 +414,16 @@ import WispTestSupport
     @Test func bootPathsOutsideTheFilesystemAreErrors() throws {
         let layout = try GuestLayout("escape")
         let grub = "menuentry 'evil' {\n linux /../../../etc/shadow root=/dev/vda1\n}\nmenuentry 'missing' {\n linux (hd0,gpt9)/vmlinuz\n}\n"
-        let disk = try debianDisk(layout, grubCfg: grub)
+        let disk = try CloudImageLayouts.debianDisk(layout, grubCfg: grub)
         do {
             let (_, report) = try inspect(disk)
             Issue.record("expected an error, got \(report.bootEntries)")
         } catch {
             #expect("\(error)".contains("linux path \"/../../../etc/shadow\" climbs out of the filesystem root"))
         }
-        // A BLS entry naming a kernel that is not there: the plan fails with its name.
-        let layout2 = try GuestLayout("missing-kernel")
-        let root = try layout2.ext4([
-            "/etc/os-release": GuestLayout.osRelease(id: "fedora", version: "41", name: "Fedora Linux"),
-            "/etc/fstab": .text("UUID=\(Self.rootUUID) / ext4 defaults 0 1\n"),
-            "/boot/loader/entries/x.conf": .text("title x\nlinux /vmlinuz-9.9\noptions ro\n"),
-        ], uuid: Self.rootUUID, label: "root")
-        let disk2 = try layout2.gptDisk([.init(number: 1, image: root, sizeMiB: 24, typeCode: "8300", name: "root", guid: Self.rootPartUUID)])
-        let out = layout2.dir.file("out")
-        let result = try Self.wisp(["kernel", "extract", disk2, "-o", out])
-        #expect(result.status != 0)
-        #expect(result.stderrText.contains("vmlinuz-9.9"))
-        #expect(result.stderrText.contains("does not exist"))
-        #expect(!FileManager.default.fileExists(atPath: out + "/cmdline"))
         // A malformed grub.cfg alone: the error names file and line.
         let layout3 = try GuestLayout("bad-grub")
-        let disk3 = try debianDisk(layout3, grubCfg: "menuentry 'x' {\n linux /boot/vmlinuz-6.1.0-28-cloud-amd64\n")
+        let disk3 = try CloudImageLayouts.debianDisk(layout3, grubCfg: "menuentry 'x' {\n linux /boot/vmlinuz-6.1.0-28-cloud-amd64\n")
         do {
             _ = try inspect(disk3)
             Issue.record("expected an error")

@@ -14,13 +14,7 @@ import WispTestSupport
         let big: [UInt8]
     }
 
-    static func wisp() throws -> String {
-        let path = TestImage.repositoryRoot + "/.build/debug/wisp"
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw WispError.notFound("\(path) is missing: run `swift build` before the tests")
-        }
-        return path
-    }
+    static func wisp() throws -> String { try WispBinary.path() }
 
     static func makeFixture() throws -> Fixture {
         let directory = try TemporaryDirectory("fscli")
@@ -85,8 +79,9 @@ import WispTestSupport
         let missing = try ToolRunner.run(wisp, ["fs", "cat", f.disk, "/nope.txt"])
         #expect(missing.status == 1)
         #expect(missing.stderrText == "wisp: /nope.txt: no such file or directory\n")
+        // Asking cat for a directory is a usage error (WispError.invalidArgument: exit 64).
         let directory = try ToolRunner.run(wisp, ["fs", "cat", f.disk, "/dir"])
-        #expect(directory.status == 1)
+        #expect(directory.status == 64)
         #expect(directory.stderrText.contains("not a regular file"))
         let badPartition = try ToolRunner.run(wisp, ["fs", "ls", f.disk, "--partition", "9"])
         #expect(badPartition.status == 1)
@@ -113,10 +108,19 @@ import WispTestSupport
             with: ToolRunner.check("sfdisk", ["--json", f.disk]).stdout) as? [String: Any])
         let judged = try #require(sfdisk["partitiontable"] as? [String: Any])
         #expect(table["diskGUID"] as? String == (judged["id"] as? String)?.lowercased())
+        #expect(table["scheme"] as? String == "gpt")
         let partitions = try #require(table["partitions"] as? [[String: Any]])
         #expect(partitions.count == 1)
-        let filesystem = try #require(partitions[0]["filesystem"] as? [String: Any])
-        #expect(filesystem["uuid"] as? String == uuid)
+        #expect(partitions[0]["startOffset"] as? Int == 1 << 20)
+        #expect(partitions[0]["name"] as? String == "ESP")
+        #expect(partitions[0]["typeGUID"] as? String == "c12a7328-f81f-11d2-ba4b-00a0c93ec93b")
+        // The same PartitionInfo/FileSystemInfo as `wisp inspect --json`.
+        let filesystems = try #require(table["filesystems"] as? [[String: Any]])
+        #expect(filesystems.count == 1)
+        #expect(filesystems[0]["partition"] as? Int == 1)
+        #expect(filesystems[0]["type"] as? String == "vfat")
+        #expect(filesystems[0]["label"] as? String == "MYESP")
+        #expect(filesystems[0]["uuid"] as? String == uuid)
         #expect(object["format"] as? String == "raw")
     }
 }

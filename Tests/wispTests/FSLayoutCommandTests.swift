@@ -57,5 +57,9 @@ import WispTestSupport
         #expect(Array(try ToolRunner.check(wisp, ["fs", "cat", disk, "/vmlinuz-link", "--partition", "boot"]).stdout) == Self.kernel)
         let long = try ToolRunner.check(wisp, ["fs", "ls", "-l", disk, "/", "--partition", "1"]).stdoutText
         #expect(long.contains("-rwxr-xr-x 1 0 0 300000 "), "\(long)")
+        // Without --partition: the guest's tree, rooted in the btrfs "root" directory that
+        // holds the OS (no fstab here, so the XFS partition is not mounted).
+        #expect(try ToolRunner.check(wisp, ["fs", "ls", disk, "/"]).stdoutText == "etc\n")
+        #expect(try ToolRunner.check(wisp, ["fs", "cat", disk, "/etc/system-release"]).stdoutText.contains("ID=fedora"))
     }
 }

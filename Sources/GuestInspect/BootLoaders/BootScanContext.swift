@@ -43,7 +43,7 @@ struct BootScanContext {
     func pathOn(fileSystem index: Int, _ path: String) -> String {
         if let guest = view?.guestPath(onFileSystem: index, path: path) { return guest }
         let opened = inspector.fileSystems[index]
-        let scheme = inspector.partitionScheme == "gpt" ? "gpt" : inspector.partitionScheme == "mbr" ? "msdos" : ""
+        let scheme = inspector.partitionScheme == .gpt ? "gpt" : inspector.partitionScheme == .mbr ? "msdos" : ""
         if opened.partition.number == 0 { return MountView.normalize(path) }
         return "(hd0,\(scheme)\(opened.partition.number))" + MountView.normalize(path)
     }

@@ -1,36 +1,44 @@
 import Foundation
 import WispCore
-import WispTestSupport
 
 /// Builds guest disks at test time from small trees with the real tools: mkfs.ext4 -d,
 /// mkfs.vfat + mcopy, mkfs.btrfs --rootdir, mkfs.xfs -p, and sgdisk + dd to assemble a GPT
 /// disk from the filesystem images. No loop devices, no mounts, no committed binaries.
-final class GuestLayout: @unchecked Sendable {
-    enum Node {
+public final class GuestLayout: @unchecked Sendable {
+    public enum Node: Sendable {
         case file([UInt8])
         case text(String)
         case symlink(String)
         case directory
     }
 
-    struct Part {
-        var number: Int
-        var image: String?  // nil: an empty partition (BIOS boot)
-        var sizeMiB: Int
-        var typeCode: String
-        var name: String
-        var guid: String
+    public struct Part: Sendable {
+        public var number: Int
+        public var image: String?  // nil: an empty partition (BIOS boot)
+        public var sizeMiB: Int
+        public var typeCode: String
+        public var name: String
+        public var guid: String
+
+        public init(number: Int, image: String?, sizeMiB: Int, typeCode: String, name: String, guid: String) {
+            self.number = number
+            self.image = image
+            self.sizeMiB = sizeMiB
+            self.typeCode = typeCode
+            self.name = name
+            self.guid = guid
+        }
     }
 
-    let dir: TemporaryDirectory
+    public let dir: TemporaryDirectory
     private var counter = 0
 
-    init(_ label: String) throws {
+    public init(_ label: String) throws {
         dir = try TemporaryDirectory("wisp-layout-\(label)")
     }
 
     /// Writes `tree` (guest path → node) under a fresh directory and returns it.
-    func materialize(_ tree: [String: Node]) throws -> String {
+    public func materialize(_ tree: [String: Node]) throws -> String {
         counter += 1
         let root = dir.file("tree\(counter)")
         let fm = FileManager.default
@@ -49,7 +57,7 @@ final class GuestLayout: @unchecked Sendable {
         return root
     }
 
-    func ext4(_ tree: [String: Node], uuid: String, label: String, sizeMiB: Int = 24) throws -> String {
+    public func ext4(_ tree: [String: Node], uuid: String, label: String, sizeMiB: Int = 24) throws -> String {
         let root = try materialize(tree)
         counter += 1
         let image = dir.file("fs\(counter).ext4")
@@ -57,7 +65,7 @@ final class GuestLayout: @unchecked Sendable {
         return image
     }
 
-    func vfat(_ tree: [String: Node], volumeID: String, label: String, sizeMiB: Int = 34) throws -> String {
+    public func vfat(_ tree: [String: Node], volumeID: String, label: String, sizeMiB: Int = 34) throws -> String {
         let root = try materialize(tree)
         counter += 1
         let image = dir.file("fs\(counter).vfat")
@@ -70,18 +78,29 @@ final class GuestLayout: @unchecked Sendable {
         return image
     }
 
-    func btrfs(_ tree: [String: Node], uuid: String, label: String, sizeMiB: Int = 128) throws -> String {
+    /// `subvolumes` (top-level directories of `tree`) become real subvolumes where
+    /// mkfs.btrfs can make them offline (`--subvol`, btrfs-progs 6.4); older versions
+    /// leave them directories, which fstab's `subvol=` reaches the same way.
+    public func btrfs(_ tree: [String: Node], uuid: String, label: String, sizeMiB: Int = 128,
+                      subvolumes: [String] = []) throws -> String {
         let root = try materialize(tree)
         counter += 1
         let image = dir.file("fs\(counter).btrfs")
         try ToolRunner.check("truncate", ["-s", "\(sizeMiB)M", image])
-        try ToolRunner.check("mkfs.btrfs", ["-q", "-f", "-U", uuid, "-L", label, "--rootdir", root, image])
+        let subvolumeArguments = try Self.mkfsBtrfsMakesSubvolumes() ? subvolumes.flatMap { ["--subvol", $0] } : []
+        try ToolRunner.check("mkfs.btrfs", ["-q", "-f", "-U", uuid, "-L", label, "--rootdir", root] + subvolumeArguments + [image])
         return image
+    }
+
+    /// Whether the installed mkfs.btrfs has `--subvol`.
+    public static func mkfsBtrfsMakesSubvolumes() throws -> Bool {
+        let help = try ToolRunner.run("mkfs.btrfs", ["--help"])
+        return (help.stdoutText + help.stderrText).contains("--subvol")
     }
 
     /// An XFS filesystem populated through mkfs.xfs's prototype file (-p), which names each
     /// directory, file (with the host file holding its bytes) and symlink.
-    func xfs(_ tree: [String: Node] = [:], uuid: String, label: String, sizeMiB: Int = 300) throws -> String {
+    public func xfs(_ tree: [String: Node] = [:], uuid: String, label: String, sizeMiB: Int = 300) throws -> String {
         let root = try materialize(tree)
         counter += 1
         let image = dir.file("fs\(counter).xfs")
@@ -114,7 +133,7 @@ final class GuestLayout: @unchecked Sendable {
     }
 
     /// A GPT disk holding `parts` in the order given, 1 MiB aligned, filled with dd.
-    func gptDisk(_ parts: [Part]) throws -> String {
+    public func gptDisk(_ parts: [Part]) throws -> String {
         counter += 1
         let disk = dir.file("disk\(counter).raw")
         let total = 2 + parts.reduce(0) { $0 + $1.sizeMiB }
@@ -136,7 +155,7 @@ final class GuestLayout: @unchecked Sendable {
         return disk
     }
 
-    static func grubenv(_ vars: [String: String]) -> [UInt8] {
+    public static func grubenv(_ vars: [String: String]) -> [UInt8] {
         var text = "# GRUB Environment Block\n"
         for (k, v) in vars.sorted(by: { $0.key < $1.key }) { text += "\(k)=\(v)\n" }
         var bytes = Array(text.utf8)
@@ -144,7 +163,7 @@ final class GuestLayout: @unchecked Sendable {
         return bytes
     }
 
-    static func osRelease(id: String, version: String, name: String) -> Node {
+    public static func osRelease(id: String, version: String, name: String) -> Node {
         .text("NAME=\"\(name)\"\nID=\(id)\nVERSION_ID=\"\(version)\"\nPRETTY_NAME=\"\(name) \(version)\"\n")
     }
 }

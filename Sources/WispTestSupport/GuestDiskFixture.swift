@@ -1,19 +1,18 @@
 import Foundation
 import WispCore
-import WispTestSupport
 
 /// A GPT disk made by sgdisk with FAT filesystems made by mkfs.vfat and filled by mtools,
 /// copied into their partitions: p1 an ESP, p2 a "root" holding /etc/os-release, p3 no
 /// filesystem at all.
-struct GuestDiskFixture {
-    let directory: TemporaryDirectory
-    let disk: String
-    let espTree: String
-    let rootTree: String
+public struct GuestDiskFixture: Sendable {
+    public let directory: TemporaryDirectory
+    public let disk: String
+    public let espTree: String
+    public let rootTree: String
 
-    static let environment = ["LC_ALL": "C.UTF-8", "TZ": "UTC", "MTOOLS_SKIP_CHECK": "1"]
+    public static let environment = ["LC_ALL": "C.UTF-8", "TZ": "UTC", "MTOOLS_SKIP_CHECK": "1"]
 
-    init(withRoot: Bool = true) throws {
+    public init(withRoot: Bool = true) throws {
         directory = try TemporaryDirectory("guestdisk")
         disk = directory.file("disk.img")
         espTree = directory.file("esp")
@@ -35,7 +34,7 @@ struct GuestDiskFixture {
         }
     }
 
-    func fill(tree: String, label: String, offset: UInt64) throws {
+    public func fill(tree: String, label: String, offset: UInt64) throws {
         let fs = directory.file("\(label).img")
         try ToolRunner.check("mkfs.vfat", ["-C", "-F", "32", "-s", "1", "-S", "512", "-n", label, fs, "\(40 * 1024)"])
         let top = try FileManager.default.contentsOfDirectory(atPath: tree).sorted().map { "\(tree)/\($0)" }
@@ -43,7 +42,7 @@ struct GuestDiskFixture {
         try ToolRunner.check("dd", ["if=\(fs)", "of=\(disk)", "bs=512", "seek=\(offset / 512)", "conv=notrunc", "status=none"])
     }
 
-    static func write(_ path: String, _ bytes: [UInt8], mtime: TimeInterval) throws {
+    public static func write(_ path: String, _ bytes: [UInt8], mtime: TimeInterval) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
         guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
@@ -53,7 +52,7 @@ struct GuestDiskFixture {
     }
 
     /// blkid's view of the filesystem in partition `number` (LABEL, UUID, TYPE).
-    func blkid(partition number: Int, start: UInt64, size: UInt64) throws -> [String: String] {
+    public func blkid(partition number: Int, start: UInt64, size: UInt64) throws -> [String: String] {
         // blkid exits 2 when it finds nothing there.
         let result = try ToolRunner.run("blkid", ["-p", "-o", "export", "--offset", "\(start)", "--size", "\(size)", disk])
         guard result.status == 0 || result.status == 2 else { throw WispError(.failed, "blkid: \(result.stderrText)") }

@@ -3,15 +3,16 @@ import Testing
 import WispCore
 import WispTestSupport
 
-/// The real Debian test image (scripts/make-test-image): `wisp kernel extract` must write
+/// `wisp kernel extract` and `wisp inspect` on the real Debian test image
+/// (scripts/make-test-image): `wisp kernel extract` must write
 /// exactly the kernel and initrd its root filesystem holds (debugfs is the judge, reading the
 /// ext4 partition of a qemu-img-converted raw copy), and the command line its grub.cfg gives.
-@Suite struct TestImageTests {
+@Suite struct TestImageCommandTests {
     @Test func extractMatchesTheRootFilesystemByteForByte() throws {
         let image = try TestImage.path()
         let dir = try TemporaryDirectory("wisp-extract-real")
         let out = dir.file("out")
-        let result = try LayoutTests.wisp(["kernel", "extract", image, "-o", out, "--json"])
+        let result = try WispBinary.run(["kernel", "extract", image, "-o", out, "--json"])
         try #require(result.status == 0, "wisp kernel extract failed: \(result.stderrText)")
         let json = try #require(try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any])
         let plan = try #require(json["plan"] as? [String: Any])
@@ -35,8 +36,8 @@ import WispTestSupport
         }
         let kernelJudge = try dump(guestKernel)
         #expect(kernelJudge.count > 1 << 20)
-        #expect(try LayoutTests.bytes(try #require(json["kernelPath"] as? String)) == kernelJudge)
-        #expect(try LayoutTests.bytes(try #require(json["initrdPath"] as? String)) == (try dump(guestInitrds[0])))
+        #expect(try WispBinary.bytes(try #require(json["kernelPath"] as? String)) == kernelJudge)
+        #expect(try WispBinary.bytes(try #require(json["initrdPath"] as? String)) == (try dump(guestInitrds[0])))
 
         // The command line is the first menu entry's linux line, arguments after the path.
         let grubCfg = String(decoding: try dump("/boot/grub/grub.cfg"), as: UTF8.self)
@@ -50,7 +51,7 @@ import WispTestSupport
 
     @Test func inspectReportsTheRealImage() throws {
         let image = try TestImage.path()
-        let result = try LayoutTests.wisp(["inspect", image, "--json"])
+        let result = try WispBinary.run(["inspect", image, "--json"])
         try #require(result.status == 0, "wisp inspect failed: \(result.stderrText)")
         let json = try #require(try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any])
         #expect(json["partitionScheme"] as? String == "gpt")

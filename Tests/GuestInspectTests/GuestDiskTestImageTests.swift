@@ -1,10 +1,10 @@
 import Foundation
 import Testing
 import FileSystems
+import GuestInspect
 import Partitions
 import WispCore
 import WispTestSupport
-@testable import WispKit
 
 /// The real Debian test image (scripts/make-test-image): GPT with p1 ext4 root, p14 BIOS
 /// boot, p15 ESP. Its identifiers are fixed by that script; mtools, reading the ESP that
@@ -27,16 +27,16 @@ import WispTestSupport
         #expect(esp.startOffset == 8192 * 512)
         #expect(esp.endOffset == 262_144 * 512)
         #expect(root.startOffset == 262_144 * 512)
-        let volume = try disk.volume(matching: "5749-F00D")
+        let volume = try disk.volume(selectedBy: DeviceSpec(selector: "5749-F00D"))
         #expect(volume.partition.number == 15)
         #expect(volume.kind == .vfat)
-        #expect(try disk.volume(matching: "PARTUUID=57495350-0001-4000-8000-0000000000af").partition.number == 15)
+        #expect(try disk.volume(selectedBy: DeviceSpec(selector: "PARTUUID=57495350-0001-4000-8000-0000000000af")).partition.number == 15)
     }
 
     @Test func espOfTheTestImageMatchesMtools() throws {
         let image = try TestImage.path()
         let disk = try GuestDisk(path: image)
-        let fs = try disk.fileSystem(selector: "15")
+        let fs = try disk.fileSystem(selectedBy: DeviceSpec(selector: "15"))
         // Copy the ESP's bytes out with qemu-img and let mtools extract every file.
         let dir = try TemporaryDirectory("testimage-esp")
         let raw = dir.file("esp.raw")
@@ -50,7 +50,7 @@ import WispTestSupport
         let enumerator = FileManager.default.enumerator(atPath: judged)
         while let relative = enumerator?.nextObject() as? String {
             var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: "\(judged)/\(relative)", isDirectory: &isDirectory)
+            _ = FileManager.default.fileExists(atPath: "\(judged)/\(relative)", isDirectory: &isDirectory)
             expected["/" + relative] = isDirectory.boolValue ? nil : Array(try Data(contentsOf: URL(fileURLWithPath: "\(judged)/\(relative)")))
             if isDirectory.boolValue { expected["/" + relative + "/"] = [] }
         }
@@ -72,12 +72,17 @@ import WispTestSupport
         #expect(actual.keys.contains("/EFI/BOOT/BOOTX64.EFI"))
     }
 
-    @Test func defaultFilesystemIsTheExt4Root() throws {
+    @Test func treeIsTheExt4RootWithTheESPMounted() throws {
         let disk = try GuestDisk(path: try TestImage.path())
-        let root = try disk.defaultVolume()
-        #expect(root.partition.number == 1)
-        #expect(root.kind == .ext4)
-        let osRelease = String(decoding: try disk.fileSystem(selector: nil).readFile("/etc/os-release"), as: UTF8.self)
+        let root = try #require(disk.findOSRoot())
+        #expect(disk.volumes[root.volumeIndex].partition.number == 1)
+        #expect(disk.volumes[root.volumeIndex].kind == .ext4)
+        let tree = try disk.guestTree()
+        let osRelease = String(decoding: try tree.readFile("/etc/os-release"), as: UTF8.self)
         #expect(osRelease.contains("ID=debian"))
+        // The ESP, mounted on /boot/efi by the image's fstab, is the same tree the raw
+        // partition holds.
+        let esp = try disk.fileSystem(selectedBy: .partitionNumber(15))
+        #expect(try tree.readFile("/boot/efi/EFI/BOOT/BOOTX64.EFI") == (try esp.readFile("/EFI/BOOT/BOOTX64.EFI")))
     }
 }

@@ -1,14 +1,13 @@
 import Foundation
 import WispCore
-import WispTestSupport
 
 /// Small kernel files with real headers (x86 boot protocol setup header, arm64 Image header,
 /// EFI zboot wrapper): enough for every parser and layout test, and distinct per version so
 /// byte-for-byte comparisons mean something.
-enum FakeKernel {
+public enum FakeKernel {
     /// An x86 bzImage: boot sector signature, "HdrS", protocol 2.15, version string,
     /// LOADED_HIGH, relocatable, XLF_KERNEL_64.
-    static func bzImage(version: String, size: Int = 16 << 10, protocolVersion: UInt16 = 0x020f) -> [UInt8] {
+    public static func bzImage(version: String, size: Int = 16 << 10, protocolVersion: UInt16 = 0x020f) -> [UInt8] {
         var b = [UInt8](repeating: 0, count: size)
         b[0x1f1] = 4  // setup_sects
         b.putLE16(0xAA55, at: 0x1fe)
@@ -28,7 +27,7 @@ enum FakeKernel {
     }
 
     /// An arm64 Image with its 64-byte header and a "Linux version" banner.
-    static func arm64Image(version: String, size: Int = 16 << 10) -> [UInt8] {
+    public static func arm64Image(version: String, size: Int = 16 << 10) -> [UInt8] {
         var b = [UInt8](repeating: 0, count: size)
         b.putLE32(0x1400_0000, at: 0)  // code0: a branch, as real Images start
         b.putLE64(0x80000, at: 8)  // text_offset
@@ -42,7 +41,7 @@ enum FakeKernel {
 
     /// EFI zboot: "MZ\0\0" "zimg", payload offset/size, the compression name at 0x18, and a
     /// PE signature offset, around a compressed payload.
-    static func zboot(payload compressed: [UInt8], method: String) -> [UInt8] {
+    public static func zboot(payload compressed: [UInt8], method: String) -> [UInt8] {
         let headerSize = 0x200
         var b = [UInt8](repeating: 0, count: headerSize)
         b[0] = 0x4d; b[1] = 0x5a
@@ -56,7 +55,7 @@ enum FakeKernel {
     }
 
     /// Runs a compressor (gzip, zstd) over `bytes`: the real tool makes the payload.
-    static func compress(_ bytes: [UInt8], with tool: String, in dir: String) throws -> [UInt8] {
+    public static func compress(_ bytes: [UInt8], with tool: String, in dir: String) throws -> [UInt8] {
         let path = dir + "/payload-\(UInt32.random(in: 0...UInt32.max))"
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         _ = try ToolRunner.check(tool, ["-f", "-k", path])
@@ -66,7 +65,7 @@ enum FakeKernel {
 
     /// A PE file holding UKI sections (.osrel, .cmdline, .uname, .linux, .initrd), laid out as
     /// systemd-stub's ukify does: section table after a PE32+ optional header.
-    static func uki(sections: [(String, [UInt8])], machine: UInt16 = 0x8664) -> [UInt8] {
+    public static func uki(sections: [(String, [UInt8])], machine: UInt16 = 0x8664) -> [UInt8] {
         let peOffset = 0x80
         let optionalSize = 240
         let tableOffset = peOffset + 24 + optionalSize

@@ -5,13 +5,7 @@ import WispTestSupport
 
 /// `wisp seed` end to end: the built binary, judged by isoinfo, mtools and exit codes.
 @Suite struct SeedCommandTests {
-    static func wisp() throws -> String {
-        let path = ProcessInfo.processInfo.environment["WISP_BINARY"] ?? TestImage.repositoryRoot + "/.build/debug/wisp"
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw WispError.notFound("\(path) is missing: run `swift build` first (or set WISP_BINARY)")
-        }
-        return path
-    }
+    static func wisp() throws -> String { try WispBinary.path() }
 
     static func write(_ text: String, _ path: String) throws {
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
