@@ -2,29 +2,23 @@ import WispCore
 
 /// The one entry point for opening an image file of any supported format as a
 /// `BlockDevice`, backing chain included. Inputs are opened read-only unless asked.
+///
+/// Every file besides the image itself (backing files, external data files) is opened
+/// only after `BackingChain.resolve` has checked it against an `ExternalReferencePolicy`.
 public enum DiskImageFile {
-    public static func open(_ path: String, format: ImageFormat? = nil, writable: Bool = false) throws -> any BlockDevice {
-        var chain = BackingChainState()
-        return try open(path, format: format, writable: writable, chain: &chain)
+    /// Opens the image at `path` with its chain, checked under `policy`. `format`: when the
+    /// caller knows it (never re-probed: a raw image that looks like qcow2 stays raw).
+    /// The default policy lets a chain use files in the image's own directory only; images
+    /// from outside Wisp take `.selfContained`.
+    public static func open(_ path: String, format: ImageFormat? = nil, writable: Bool = false,
+                            policy: ExternalReferencePolicy = .confinedToImageDirectory) throws -> any BlockDevice {
+        try open(try BackingChain.resolve(path: path, format: format, policy: policy, writable: writable))
     }
 
-    static func open(_ path: String, format: ImageFormat?, writable: Bool,
-                     chain: inout BackingChainState) throws -> any BlockDevice {
-        let detected: ImageFormat
-        if let format {
-            detected = format
-        } else {
-            detected = try ImageFormat.probe(FileBlockDevice(path: path))
-        }
-        switch detected {
-        case .raw:
-            try chain.enter(path)
-            return try FileBlockDevice(path: path, writable: writable)
-        case .qcow2:
-            return try Qcow2Image(path: path, writable: writable, chain: &chain)
-        default:
-            throw WispError.unsupported(path, "\(detected.rawValue) images are not supported yet")
-        }
+    /// Opens exactly the files of a resolved chain (the top writable when it was resolved
+    /// so), refusing any that changed since they were checked.
+    public static func open(_ chain: BackingChain) throws -> any BlockDevice {
+        try chain.openMembers(from: 0)
     }
 
     /// The format of the image at `path`, from its magic.
@@ -34,17 +28,21 @@ public enum DiskImageFile {
 
     /// Grows the image at `path` to `newSize` bytes (qcow2 or raw). Shrinking is refused:
     /// it destroys data and is rarely what anyone wants.
-    public static func resize(path: String, newSize: UInt64) throws {
-        switch try probe(path) {
+    public static func resize(path: String, newSize: UInt64,
+                              policy: ExternalReferencePolicy = .confinedToImageDirectory) throws {
+        let chain = try BackingChain.resolve(path: path, policy: policy, writable: true)
+        switch chain.top.format {
         case .raw:
-            let file = try FileBlockDevice(path: path, writable: true)
+            let file = try FileBlockDevice(file: try chain.openFile(of: chain.top))
             guard newSize >= file.size else {
                 throw WispError.invalidArgument("\(path): shrinking an image is not supported (\(file.size) → \(newSize) bytes)")
             }
             try file.resize(to: newSize)
             try file.flush()
         case .qcow2:
-            let image = try Qcow2Image(path: path, writable: true)
+            guard let image = try open(chain) as? Qcow2Image else {
+                throw WispError.unsupported(path, "resizing this image is not supported")
+            }
             try image.resize(to: newSize)
             try image.flush()
         case let other:

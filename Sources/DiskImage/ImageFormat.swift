@@ -24,4 +24,19 @@ public enum ImageFormat: String, Sendable, Codable, CaseIterable {
         }
         return .raw
     }
+
+    /// QEMU's block driver for this format (VHD's is called "vpc").
+    public var qemuDriverName: String { self == .vhd ? "vpc" : rawValue }
+
+    /// The format a QEMU driver name stands for, as qcow2 headers record backing formats;
+    /// nil for anything else (protocol drivers such as "file" or "nbd" included).
+    public init?(qemuDriverName: String) {
+        switch qemuDriverName {
+        case "vpc": self = .vhd
+        case "vhd": return nil
+        default:
+            guard let format = ImageFormat(rawValue: qemuDriverName) else { return nil }
+            self = format
+        }
+    }
 }

@@ -16,9 +16,10 @@ struct ImageCheckCommand: AsyncParsableCommand {
     @Argument(help: "The image file.") var image: String
     @Flag(name: [.short, .customLong("repair")], help: "Repair refcounts (leaks and too-low counts).") var repair = false
     @Flag(name: .long, help: "Print JSON instead of text.") var json = false
+    @OptionGroup var backing: BackingOptions
 
     func run() async throws {
-        let report = try Qcow2Checker.check(path: image, repair: repair)
+        let report = try Qcow2Checker.check(path: image, repair: repair, policy: backing.policy)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -13,6 +13,9 @@ struct ImageConvertCommand: AsyncParsableCommand {
             Examples:
               wisp image convert -O raw disk.qcow2 disk.raw
               wisp image convert -O qcow2 -c --compression zstd disk.raw disk.qcow2
+              wisp image convert -O raw --allow-backing ../bases overlay.qcow2 flat.raw
+            The backing chain may use files in the input's own directory; --allow-backing \
+            adds others. With -f the input is read as that format, never probed.
             """)
 
     @Option(name: .short, help: "Input format (probed when omitted).") var format: String?
@@ -25,6 +28,7 @@ struct ImageConvertCommand: AsyncParsableCommand {
     @Flag(name: .short, help: "Show progress (shown anyway when stderr is a terminal).") var progress = false
     @Argument(help: "The input image.") var input: String
     @Argument(help: "The output file.") var output: String
+    @OptionGroup var backing: BackingOptions
 
     func run() async throws {
         var opts = ConvertOptions(format: try parseImageFormat(outputFormat))
@@ -45,7 +49,7 @@ struct ImageConvertCommand: AsyncParsableCommand {
             case let other: throw ValidationError("unknown compression '\(other)' (expected deflate or zstd)")
             }
         }
-        let source = try DiskImageFile.open(input, format: try format.map(parseImageFormat))
+        let source = try DiskImageFile.open(input, format: try format.map(parseImageFormat), policy: backing.policy)
         let display = TerminalProgress("converting")
         opts.progress = { display.update($0, $1) }
         defer { display.finish() }

@@ -11,7 +11,8 @@ struct ImageCreateCommand: AsyncParsableCommand {
             Examples:
               wisp image create -f qcow2 disk.qcow2 20G
               wisp image create -f qcow2 -b base.qcow2 -F qcow2 overlay.qcow2      (size of the base)
-            A relative backing name is resolved against the new image's directory, as in QEMU.
+            A relative backing name is resolved against the new image's directory, as in QEMU. \
+            The backing image's own chain may use files in its directory; --allow-backing adds others.
             """)
 
     @Option(name: .short, help: "Format of the new image: raw or qcow2.") var format: String = "qcow2"
@@ -21,6 +22,7 @@ struct ImageCreateCommand: AsyncParsableCommand {
     var options: String?
     @Argument(help: "The image file to create.") var file: String
     @Argument(help: "Virtual size (10G, 512M, ...); defaults to the backing image's size.") var size: String?
+    @OptionGroup var backingOptions: BackingOptions
 
     func run() async throws {
         let fmt = try parseImageFormat(format)
@@ -45,7 +47,8 @@ struct ImageCreateCommand: AsyncParsableCommand {
         } else if let backing {
             let overlayDir = (file as NSString).deletingLastPathComponent
             let resolved = backing.hasPrefix("/") || overlayDir.isEmpty ? backing : overlayDir + "/" + backing
-            virtualSize = try DiskImageFile.open(resolved, format: try backingFormat.map(parseImageFormat)).size
+            virtualSize = try BackingChain.resolve(path: resolved, format: try backingFormat.map(parseImageFormat),
+                                                   policy: backingOptions.policy).top.virtualSize
         } else {
             throw ValidationError("give a size (for example 10G) or a backing image with -b")
         }
@@ -58,7 +61,7 @@ struct ImageCreateCommand: AsyncParsableCommand {
         case .qcow2:
             try Qcow2Image.create(path: file, virtualSize: virtualSize, clusterSize: clusterSize, backingFile: backing,
                                   backingFormat: try backingFormat.map(parseImageFormat), extendedL2: extendedL2,
-                                  compressionType: compression)
+                                  compressionType: compression, backingPolicy: backingOptions.policy)
         default:
             throw ValidationError("wisp creates raw and qcow2 images")
         }

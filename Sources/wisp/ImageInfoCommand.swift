@@ -18,9 +18,10 @@ struct ImageInfoCommand: AsyncParsableCommand {
     @Flag(name: .customLong("partitions"), inversion: .prefixedNo,
           help: "Also read the partition table and filesystems inside the image.")
     var partitions = true
+    @OptionGroup var backing: BackingOptions
 
     func run() async throws {
-        let info = try ImageInfo.read(path: image)
+        let info = try ImageInfo.read(path: image, policy: backing.policy)
         let guest = partitions ? GuestDiskInfo(path: image) : nil
         if json {
             let encoder = JSONEncoder()

@@ -11,9 +11,10 @@ struct ImageResizeCommand: AsyncParsableCommand {
 
     @Argument(help: "The image file.") var image: String
     @Argument(help: "New size (20G) or growth (+5G).") var size: String
+    @OptionGroup var backing: BackingOptions
 
     func run() async throws {
-        let current = try DiskImageFile.open(image).size
+        let current = try BackingChain.resolve(path: image, policy: backing.policy).top.virtualSize
         let newSize: UInt64
         if size.hasPrefix("+") {
             let (sum, overflow) = current.addingReportingOverflow(try ByteSize.parse(String(size.dropFirst())))
@@ -24,7 +25,7 @@ struct ImageResizeCommand: AsyncParsableCommand {
         } else {
             newSize = try ByteSize.parse(size)
         }
-        try DiskImageFile.resize(path: image, newSize: newSize)
+        try DiskImageFile.resize(path: image, newSize: newSize, policy: backing.policy)
         print("Image resized.")
     }
 }

@@ -18,9 +18,10 @@ struct InspectCommand: AsyncParsableCommand {
 
     @Argument(help: "The disk image (qcow2 or raw).") var image: String
     @Flag(help: "Print the report as JSON.") var json = false
+    @OptionGroup var backing: BackingOptions
 
     func run() async throws {
-        let disk = try DiskImageFile.open(image)
+        let disk = try DiskImageFile.open(image, policy: backing.policy)
         let report = try GuestInspector(disk: disk).inspect()
         if json {
             let encoder = JSONEncoder()

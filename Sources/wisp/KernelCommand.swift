@@ -32,6 +32,7 @@ struct KernelExtract: AsyncParsableCommand {
     @Flag(help: "Print what was written (or the list) as JSON.") var json = false
     @Flag(help: "Write an EFI zboot kernel (arm64) as the Image it wraps, which QEMU -kernel boots whatever its compression.")
     var unwrapZboot = false
+    @OptionGroup var backing: BackingOptions
 
     func validate() throws {
         if !list && output == nil { throw ValidationError("Missing -o DIR (or use --list).") }
@@ -41,7 +42,7 @@ struct KernelExtract: AsyncParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         if list {
-            let report = try GuestInspector(disk: try DiskImageFile.open(image)).inspect()
+            let report = try GuestInspector(disk: try DiskImageFile.open(image, policy: backing.policy)).inspect()
             if json {
                 struct Listing: Encodable { var entries: [BootEntry]; var defaultEntry: Int?; var defaultReason: String }
                 print(String(decoding: try encoder.encode(Listing(entries: report.bootEntries, defaultEntry: report.defaultEntry,
@@ -55,7 +56,8 @@ struct KernelExtract: AsyncParsableCommand {
             return
         }
         guard let output else { throw ValidationError("Missing -o DIR.") }
-        let result = try KernelExtraction.extract(imagePath: image, to: output, entry: entry, unwrapZboot: unwrapZboot)
+        let inspector = try GuestInspector(disk: try DiskImageFile.open(image, policy: backing.policy))
+        let result = try KernelExtraction.extract(from: inspector, to: output, entry: entry, unwrapZboot: unwrapZboot)
         if json {
             print(String(decoding: try encoder.encode(result), as: UTF8.self))
         } else {

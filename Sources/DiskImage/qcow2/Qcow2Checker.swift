@@ -41,15 +41,22 @@ public struct CheckReport: Codable, Sendable, Equatable {
 public enum Qcow2Checker {
     static let maxClusters: UInt64 = 1 << 28
 
-    public static func check(path: String, repair: Bool = false) throws -> CheckReport {
-        let format = try DiskImageFile.probe(path)
+    /// The image's chain is resolved under `policy` first (as `qemu-img check` opens it),
+    /// so a chain the policy refuses is an error, not a report.
+    public static func check(path: String, repair: Bool = false,
+                             policy: ExternalReferencePolicy = .confinedToImageDirectory) throws -> CheckReport {
+        let chain = try BackingChain.resolve(path: path, policy: policy, writable: repair)
+        let format = chain.top.format
         guard format == .qcow2 else {
-            _ = try DiskImageFile.open(path, format: format)
+            _ = try DiskImageFile.open(chain)
             return CheckReport(filename: path, format: format)
         }
-        let file = try PosixFile(path: path, mode: repair ? .readWrite : .readOnly)
+        let file = try chain.openFile(of: chain.top)
         let device = try FileBlockDevice(file: file)
         let header = try Qcow2Header.parse(device, name: path)
+        guard !header.hasExternalDataFile else {
+            throw WispError.unsupported(path, "checking qcow2 images with an external data file is not supported")
+        }
         guard header.snapshotCount == 0 else {
             throw WispError.unsupported(path, "checking qcow2 images with internal snapshots is not supported")
         }

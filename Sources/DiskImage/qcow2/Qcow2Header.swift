@@ -29,6 +29,9 @@ public struct Qcow2Header: Sendable, Equatable {
     static let knownIncompatible: UInt64 = 0x1F
     // Compatible feature bits.
     public static let lazyRefcountsBit: UInt64 = 1 << 0
+    // Autoclear feature bits.
+    /// The external data file is a valid raw image by itself (guest offset = host offset).
+    public static let dataFileRawBit: UInt64 = 1 << 1
 
     // Header extension types.
     static let extEnd: UInt32 = 0
@@ -62,11 +65,17 @@ public struct Qcow2Header: Sendable, Equatable {
     public var backingFormat: String?
     public var featureNames: [String] = []
     public var hasBitmaps = false
+    /// The external data file's name from its header extension, exactly as recorded.
+    /// QEMU only uses it when `hasExternalDataFile` is set.
+    public var dataFile: String?
 
     public var clusterSize: Int { 1 << Int(clusterBits) }
     public var isDirty: Bool { incompatibleFeatures & Self.dirtyBit != 0 }
     public var isCorrupt: Bool { incompatibleFeatures & Self.corruptBit != 0 }
     public var hasExtendedL2: Bool { incompatibleFeatures & Self.extendedL2Bit != 0 }
+    /// Guest data lives in another file (incompatible bit 2); the L2 entries point into it.
+    public var hasExternalDataFile: Bool { incompatibleFeatures & Self.externalDataBit != 0 }
+    public var dataFileIsRaw: Bool { autoclearFeatures & Self.dataFileRawBit != 0 }
     public var lazyRefcounts: Bool { compatibleFeatures & Self.lazyRefcountsBit != 0 }
     public var refcountBits: Int { 1 << Int(refcountOrder) }
     /// Bytes per L2 entry: 16 with extended L2 (descriptor + subcluster bitmap), else 8.
@@ -128,9 +137,6 @@ public struct Qcow2Header: Sendable, Equatable {
         let unknown = h.incompatibleFeatures & ~knownIncompatible
         if unknown != 0 {
             throw WispError.unsupported(name, "qcow2 incompatible feature bits 0x\(String(unknown, radix: 16)) are unknown")
-        }
-        if h.incompatibleFeatures & externalDataBit != 0 {
-            throw WispError.unsupported(name, "qcow2 images with an external data file are not supported (the data lives in another file; convert it with qemu-img first)")
         }
         if h.hasExtendedL2 && h.clusterBits < 14 {
             throw r.error(at: 20, "extended L2 entries need clusters of at least 16 KiB, cluster_bits is \(h.clusterBits)")
@@ -215,7 +221,13 @@ public struct Qcow2Header: Sendable, Equatable {
             case extEncryption:
                 throw WispError.unsupported(name, "encrypted qcow2 images are not supported")
             case extDataFile:
-                throw WispError.unsupported(name, "qcow2 images with an external data file are not supported")
+                // Whether the image may name another file is `BackingChain.resolve`'s
+                // decision; here the name only has to be one.
+                let bytes = try er.slice(body, length)
+                guard !bytes.isEmpty, !bytes.contains(0), let s = String(validating: bytes, as: UTF8.self) else {
+                    throw er.error(at: body, "external data file name is empty, holds a NUL byte or is not UTF-8")
+                }
+                h.dataFile = s
             default:
                 break  // Unknown extensions may be ignored (spec).
             }

@@ -6,22 +6,29 @@ extension Qcow2Image {
     /// atomically: the file appears complete or not at all, and an existing file is replaced.
     /// With `backingFile`, the image is an overlay: unwritten clusters read from it. A
     /// relative backing name is stored as given and resolved against `path`'s directory.
+    /// The caller chose the backing file; `backingPolicy` governs the files *it* refers to
+    /// (`.selfContained` for a base image from outside Wisp).
     public static func create(path: String, virtualSize: UInt64, clusterSize: Int = 65536,
-                              backingFile: String? = nil, backingFormat: ImageFormat? = nil) throws {
+                              backingFile: String? = nil, backingFormat: ImageFormat? = nil,
+                              backingPolicy: ExternalReferencePolicy = .confinedToImageDirectory) throws {
         try create(path: path, virtualSize: virtualSize, clusterSize: clusterSize, backingFile: backingFile,
-                   backingFormat: backingFormat, extendedL2: false, compressionType: .deflate)
+                   backingFormat: backingFormat, extendedL2: false, compressionType: .deflate,
+                   backingPolicy: backingPolicy)
     }
 
     public static func create(path: String, virtualSize: UInt64, clusterSize: Int, backingFile: String?,
                               backingFormat: ImageFormat?, extendedL2: Bool,
-                              compressionType: Qcow2CompressionType) throws {
+                              compressionType: Qcow2CompressionType,
+                              backingPolicy: ExternalReferencePolicy = .confinedToImageDirectory) throws {
         let layout = try Qcow2Layout(virtualSize: virtualSize, clusterSize: clusterSize, extendedL2: extendedL2)
         var format = backingFormat
         if let backingFile {
             // Validate the backing chain now rather than when the VM first reads it.
+            try ChainResolver.refuseNonFileName(backingFile, field: "qcow2 backing file", referrer: path)
             let resolved = resolveBacking(backingFile, relativeTo: path)
-            let backing = try DiskImageFile.open(resolved, format: backingFormat, writable: false)
-            if format == nil { format = backing is Qcow2Image ? .qcow2 : .raw }
+            let chain = try BackingChain.resolve(path: resolved, format: backingFormat, policy: backingPolicy)
+            _ = try DiskImageFile.open(chain)
+            format = chain.top.format
         }
         let output = try AtomicOutput(path: path)
         do {

@@ -10,13 +10,17 @@ import WispCore
 /// `qemu-img check` finds nothing even without lazy refcounts.
 public final class Qcow2Image: BlockDevice, @unchecked Sendable {
     public let name: String
+    /// The canonical path of the image file.
     public let path: String
     public let isReadOnly: Bool
     /// The image this one falls back to for clusters it does not hold.
     public let backing: (any BlockDevice)?
-    public let backingPath: String?
+    /// What `BackingChain.resolve` found and checked for this image.
+    public let chainMember: BackingChain.Member
 
     let file: PosixFile
+    /// The external data file guest data lives in, when the image has one (else `file`).
+    let dataFile: PosixFile?
     let clusterBits: Int
     let clusterSize: Int
     let l2Entries: Int
@@ -44,21 +48,46 @@ public final class Qcow2Image: BlockDevice, @unchecked Sendable {
     public var size: UInt64 { lock.withLock { header.size } }
     public var headerSnapshot: Qcow2Header { lock.withLock { header } }
 
-    /// Opens `path`. Writable opens refuse corrupt or dirty images and images with
-    /// internal snapshots; the backing chain is always opened read-only.
-    public convenience init(path: String, writable: Bool = false) throws {
-        var chain = BackingChainState()
-        try self.init(path: path, writable: writable, chain: &chain)
+    /// Opens `path` with its backing chain, resolved under `policy` (by default confined
+    /// to the image's directory). Writable opens refuse corrupt or dirty images, images
+    /// with internal snapshots or an external data file; backing files are read-only.
+    public convenience init(path: String, writable: Bool = false,
+                            policy: ExternalReferencePolicy = .confinedToImageDirectory) throws {
+        let chain = try BackingChain.resolve(path: path, format: .qcow2, policy: policy, writable: writable)
+        let backing = chain.members.count > 1 ? try chain.openMembers(from: 1) : nil
+        try self.init(chain: chain, index: 0, backing: backing)
     }
 
-    init(path: String, writable: Bool, chain: inout BackingChainState) throws {
-        try chain.enter(path)
-        self.path = path
-        name = path
-        file = try PosixFile(path: path, mode: writable ? .readWrite : .readOnly)
+    /// Opens member `index` of a resolved chain over `backing` (the members below it,
+    /// already open). Never follows a name from the header: the chain says what to open.
+    init(chain: BackingChain, index: Int, backing: (any BlockDevice)?) throws {
+        let member = chain.members[index]
+        let writable = !member.isReadOnly
+        chainMember = member
+        path = member.path
+        name = member.name
+        file = try chain.openFile(of: member)
         isReadOnly = !writable
         let device = try FileBlockDevice(file: file)
-        header = try Qcow2Header.parse(device, name: path)
+        header = try Qcow2Header.parse(device, name: name)
+        // The references must be those that were checked.
+        let checked = member.qcow2Header
+        guard header.backingFile == checked?.backingFile, header.backingFormat == checked?.backingFormat,
+              header.hasExternalDataFile == checked?.hasExternalDataFile, header.dataFile == checked?.dataFile else {
+            throw WispError(.failed, "\(name): the image's backing or data file changed since its chain was checked")
+        }
+        if header.hasExternalDataFile {
+            guard let checkedDataFile = member.dataFile else {
+                throw WispError(.failed, "\(name): the image's external data file was not checked")
+            }
+            if writable {
+                throw WispError.unsupported(name, "writing to qcow2 images with an external data file is not supported")
+            }
+            dataFile = try chain.openDataFile(checkedDataFile)
+        } else {
+            dataFile = nil
+        }
+        self.backing = backing
         clusterBits = Int(header.clusterBits)
         clusterSize = header.clusterSize
         l2Entries = header.l2Entries
@@ -76,36 +105,17 @@ public final class Qcow2Image: BlockDevice, @unchecked Sendable {
 
         if writable {
             if header.isCorrupt {
-                throw WispError(.corrupt, "\(path): the image is marked corrupt; it can only be opened read-only (repair it with qemu-img check -r all)")
+                throw WispError(.corrupt, "\(name): the image is marked corrupt; it can only be opened read-only (repair it with qemu-img check -r all)")
             }
             if header.isDirty {
-                throw WispError(.failed, "\(path): the image is marked dirty (lazy refcounts were not flushed); run 'wisp image check --repair' or 'qemu-img check -r all' before writing")
+                throw WispError(.failed, "\(name): the image is marked dirty (lazy refcounts were not flushed); run 'wisp image check --repair' or 'qemu-img check -r all' before writing")
             }
             if header.snapshotCount > 0 {
-                throw WispError.unsupported(path, "writing to qcow2 images with internal snapshots is not supported")
+                throw WispError.unsupported(name, "writing to qcow2 images with internal snapshots is not supported")
             }
             if header.refcountOrder > 6 {
-                throw WispError.unsupported(path, "refcount order \(header.refcountOrder)")
+                throw WispError.unsupported(name, "refcount order \(header.refcountOrder)")
             }
-        }
-
-        if let backingName = header.backingFile {
-            if backingName.hasPrefix("json:") {
-                throw WispError.unsupported(path, "json: backing file specifications are not supported")
-            }
-            let resolved = Self.resolveBacking(backingName, relativeTo: path)
-            var format: ImageFormat?
-            if let f = header.backingFormat {
-                guard let known = ImageFormat(rawValue: f) else {
-                    throw WispError.unsupported(path, "backing file format '\(f)' is not supported")
-                }
-                format = known
-            }
-            backingPath = resolved
-            backing = try DiskImageFile.open(resolved, format: format, writable: false, chain: &chain)
-        } else {
-            backingPath = nil
-            backing = nil
         }
 
         if writable && header.autoclearFeatures != 0 {
@@ -118,7 +128,7 @@ public final class Qcow2Image: BlockDevice, @unchecked Sendable {
         }
     }
 
-    /// Relative backing names are relative to the overlay's directory (as in QEMU).
+    /// Relative backing names are relative to the overlay's directory as named (as in QEMU).
     static func resolveBacking(_ backing: String, relativeTo overlay: String) -> String {
         if backing.hasPrefix("/") { return backing }
         let dir = (overlay as NSString).deletingLastPathComponent
@@ -187,6 +197,10 @@ public final class Qcow2Image: BlockDevice, @unchecked Sendable {
 
     func decode(entry: UInt64, bitmap: UInt64, cluster: UInt64, l2Offset: UInt64) throws -> Mapping {
         if entry & Self.compressedFlag != 0 {
+            guard dataFile == nil else {
+                throw WispError.corrupt(name, "L2 entry for cluster \(cluster)", at: entryLocation(cluster, l2Offset),
+                                        "a compressed cluster in an image with an external data file")
+            }
             let shift = 62 - (clusterBits - 8)
             let offsetMask: UInt64 = (1 << UInt64(shift)) - 1
             let sizeMask: UInt64 = (1 << UInt64(clusterBits - 8)) - 1
@@ -202,21 +216,26 @@ public final class Qcow2Image: BlockDevice, @unchecked Sendable {
             return .compressed(host: host, length: length)
         }
         let host = entry & Self.offsetMask
+        // Offsets into an external data file are not bounded by this file's length (what
+        // lies past the data file's end reads as zeros).
         if host != 0 {
-            guard host % UInt64(clusterSize) == 0, host < fileEnd else {
+            guard host % UInt64(clusterSize) == 0, dataFile != nil || host < fileEnd else {
                 throw WispError.corrupt(name, "L2 entry for cluster \(cluster)", at: entryLocation(cluster, l2Offset),
                                         "data cluster offset \(host) is unaligned or past the end of the file (\(fileEnd) bytes)")
             }
         }
+        // In an external data file 0 is a valid offset: the COPIED flag (every data file
+        // cluster has refcount 1) tells an allocated cluster there from an unallocated one.
+        let hasHost = host != 0 || (dataFile != nil && entry & Self.copiedFlag != 0)
         if extendedL2 {
-            if bitmap & 0xFFFF_FFFF != 0 && host == 0 {
+            if bitmap & 0xFFFF_FFFF != 0 && !hasHost {
                 throw WispError.corrupt(name, "L2 entry for cluster \(cluster)", at: entryLocation(cluster, l2Offset),
                                         "subclusters are marked allocated but the cluster has no host offset")
             }
             return .subclusters(host: host, bitmap: bitmap)
         }
         if header.version >= 3 && entry & Self.zeroFlag != 0 { return .zero }
-        return host == 0 ? .unallocated : .data(host: host)
+        return hasHost ? .data(host: host) : .unallocated
     }
 
     func entryLocation(_ cluster: UInt64, _ l2Offset: UInt64) -> UInt64 {
@@ -275,7 +294,7 @@ public final class Qcow2Image: BlockDevice, @unchecked Sendable {
         case .zero:
             dest.initializeMemory(as: UInt8.self, repeating: 0)
         case .data(let host):
-            try file.read(into: dest, at: host + UInt64(inCluster))
+            try (dataFile ?? file).read(into: dest, at: host + UInt64(inCluster))
         case .compressed(let host, let length) where inCluster == 0 && dest.count == clusterSize:
             // A whole cluster (convert, large reads): decompress in place, no cache.
             var compressed = [UInt8](repeating: 0, count: length)
@@ -300,7 +319,7 @@ public final class Qcow2Image: BlockDevice, @unchecked Sendable {
                 let n = min(subclusterSize - pos % subclusterSize, dest.count - done)
                 let part = UnsafeMutableRawBufferPointer(rebasing: dest[done..<(done + n)])
                 if bitmap & (1 << UInt64(sub)) != 0 {
-                    try file.read(into: part, at: host + UInt64(pos))
+                    try (dataFile ?? file).read(into: part, at: host + UInt64(pos))
                 } else if bitmap & (1 << UInt64(32 + sub)) != 0 {
                     part.initializeMemory(as: UInt8.self, repeating: 0)
                 } else {
