@@ -72,7 +72,7 @@ let package = Package(
                 swiftSettings: swiftSettings),
         .target(name: "ImageSources", dependencies: ["WispCore", "CLinux", "DiskImage"],
                 swiftSettings: swiftSettings),
-        .target(name: "Machine", dependencies: ["WispCore"], swiftSettings: swiftSettings),
+        .target(name: "Machine", dependencies: ["WispCore", "CLinux"], swiftSettings: swiftSettings),
         .target(name: "MetadataService",
                 dependencies: ["WispCore", "CloudInit", "Machine"],
                 swiftSettings: swiftSettings),

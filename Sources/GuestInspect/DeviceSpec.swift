@@ -57,16 +57,16 @@ public enum DeviceSpec: Sendable, Hashable, CustomStringConvertible {
     /// label, UUID, PARTUUID or PARTLABEL. `KEY=` prefixes are case-insensitive here.
     public init(selector text: String) throws {
         let usage = "--partition takes a partition number, a filesystem label or UUID, a PARTUUID or a PARTLABEL (optionally as LABEL=, UUID=, PARTUUID=, PARTLABEL=), /dev/disk/by-{uuid,label,partuuid,partlabel}/NAME or /dev/vdaN (sdaN, xvdaN, nvme0n1pN, mmcblk0pN)"
-        guard !text.isEmpty else { throw WispError.invalidArgument("an empty name selects nothing; \(usage)") }
+        guard !text.isEmpty else { throw WispError.usage("an empty name selects nothing; \(usage)") }
         if let equals = text.firstIndex(of: "="), let tag = Tag.allCases.first(where: { $0.key == text[..<equals].uppercased() }) {
             let value = Self.unquote(String(text[text.index(after: equals)...]))
-            guard !value.isEmpty else { throw WispError.invalidArgument("\"\(text)\" names nothing; \(usage)") }
+            guard !value.isEmpty else { throw WispError.usage("\"\(text)\" names nothing; \(usage)") }
             self = tag.spec(value)
             return
         }
         if text.hasPrefix("/dev/") {
             guard let spec = Self.parseNamed(text) else {
-                throw WispError.invalidArgument("\"\(text)\" is not a partition of the first disk; \(usage)")
+                throw WispError.usage("\"\(text)\" is not a partition of the first disk; \(usage)")
             }
             self = spec
             return

@@ -17,7 +17,7 @@ extension GuestDisk {
             throw WispError.notFound("\(name): no readable filesystem found"
                 + (problems.isEmpty ? "" : " (" + problems.joined(separator: "; ") + ")"))
         }
-        throw WispError.invalidArgument("\(name): \(readable.count) filesystems and none holds an OS root; choose one with --partition: "
+        throw WispError.usage("\(name): \(readable.count) filesystems and none holds an OS root; choose one with --partition: "
             + readable.map(\.displayName).joined(separator: ", "))
     }
 }

@@ -17,7 +17,7 @@ public struct HTTPImageSource: ImageSource {
 
     public init(reference: String) throws {
         guard let url = URL(string: reference), url.host != nil else {
-            throw WispError.invalidArgument("\(reference) is not a valid URL")
+            throw WispError.usage("\(reference) is not a valid URL")
         }
         self.reference = reference
         self.url = url

@@ -9,9 +9,9 @@ public enum ImageReference {
         if let colon = text.firstIndex(of: ":"), !text.hasPrefix("/"), !text.hasPrefix("."),
            text[text.index(after: colon)...].hasPrefix("//") {
             let scheme = text[..<colon]
-            throw WispError.invalidArgument("\(text): \(scheme):// images are not fetched by Wisp (use a file path or an http(s) URL)")
+            throw WispError.usage("\(text): \(scheme):// images are not fetched by Wisp (use a file path or an http(s) URL)")
         }
-        guard !text.isEmpty else { throw WispError.invalidArgument("the image name is empty") }
+        guard !text.isEmpty else { throw WispError.usage("the image name is empty") }
         return LocalFileSource(reference: text)
     }
 
@@ -20,7 +20,7 @@ public enum ImageReference {
         let parts = text.split(separator: ":", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "sha256", parts[1].count == 64,
               parts[1].allSatisfy({ $0.isHexDigit }) else {
-            throw WispError.invalidArgument("--digest \(text): expected sha256: followed by 64 hex digits")
+            throw WispError.usage("--digest \(text): expected sha256: followed by 64 hex digits")
         }
         return parts[1].lowercased()
     }

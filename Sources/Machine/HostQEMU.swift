@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import WispCore
 
@@ -22,6 +25,25 @@ public enum HostQEMU {
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
         throw WispError.notFound("\(board.qemuBinary) is not installed: install it (Debian: apt-get install \(board.qemuPackage), or run scripts/setup)")
+    }
+
+    /// Whether `executable` was built with seccomp: `-sandbox` is parsed (and refused by a
+    /// build without it) before `-version` prints and exits.
+    public static func supportsSandbox(_ executable: String) -> Bool {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for fd: Int32 in [0, 1, 2] {
+            posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
+        }
+        let words: [String] = [executable, "-sandbox", "on", "-version"]
+        let argv = words.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, executable, &actions, nil, argv, environ) == 0 else { return false }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return status == 0
     }
 
     /// The board's first firmware build whose code and vars template both exist. `root`

@@ -51,11 +51,46 @@ public struct DiskAttachment: Sendable, Codable, Equatable {
     /// Told to QEMU, never probed by it (probing raw images is unsafe).
     public var format: DiskFormat
     public var readOnly: Bool
+    /// The backing chain below `path` as Wisp resolved and checked it, nearest first; QEMU is
+    /// given exactly these files, node by node, and the last one gets `backing: null`. Empty
+    /// means the disk has no backing file (a qcow2 naming one anyway is not followed). Not
+    /// stored in instance.json: it is resolved again, under the same policy, at every start.
+    public var backing: [DiskLayer]
+    /// The top file's qcow2 external data file, resolved like `backing` (runtime only).
+    public var dataFile: String?
 
-    public init(path: String, format: DiskFormat, readOnly: Bool = false) {
+    public init(path: String, format: DiskFormat, readOnly: Bool = false, backing: [DiskLayer] = [], dataFile: String? = nil) {
         self.path = path
         self.format = format
         self.readOnly = readOnly
+        self.backing = backing
+        self.dataFile = dataFile
+    }
+
+    enum CodingKeys: String, CodingKey { case path, format, readOnly }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        path = try c.decode(String.self, forKey: .path)
+        format = try c.decode(DiskFormat.self, forKey: .format)
+        readOnly = try c.decode(Bool.self, forKey: .readOnly)
+        backing = []
+        dataFile = nil
+    }
+}
+
+/// One read-only file of a backing chain, or an external data file, as QEMU will open it.
+public struct DiskLayer: Sendable, Codable, Equatable {
+    /// Canonical (symlink-free) path: QEMU opens exactly the file Wisp checked.
+    public var path: String
+    public var format: DiskFormat
+    /// A qcow2 external data file (its own path, opened raw).
+    public var dataFile: String?
+
+    public init(path: String, format: DiskFormat, dataFile: String? = nil) {
+        self.path = path
+        self.format = format
+        self.dataFile = dataFile
     }
 }
 

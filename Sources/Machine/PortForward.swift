@@ -19,7 +19,7 @@ public struct PortForward: Sendable, Codable, Equatable, CustomStringConvertible
         let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         func port(_ s: String, _ role: String) throws -> UInt16 {
             guard let value = UInt16(s), value > 0 else {
-                throw WispError.invalidArgument("-p \(text): \(role) port '\(s)' is not a number from 1 to 65535")
+                throw WispError.usage("-p \(text): \(role) port '\(s)' is not a number from 1 to 65535")
             }
             return value
         }
@@ -30,12 +30,12 @@ public struct PortForward: Sendable, Codable, Equatable, CustomStringConvertible
             let address = parts[0]
             let octets = address.split(separator: ".", omittingEmptySubsequences: false)
             guard octets.count == 4, octets.allSatisfy({ UInt8($0) != nil }) else {
-                throw WispError.invalidArgument("-p \(text): host address '\(address)' is not an IPv4 address")
+                throw WispError.usage("-p \(text): host address '\(address)' is not an IPv4 address")
             }
             return PortForward(hostAddress: address, hostPort: try port(parts[1], "host"),
                                guestPort: try port(parts[2], "guest"))
         default:
-            throw WispError.invalidArgument("-p \(text): expected [HOST_IP:]HOST_PORT:GUEST_PORT, e.g. 8080:80")
+            throw WispError.usage("-p \(text): expected [HOST_IP:]HOST_PORT:GUEST_PORT, e.g. 8080:80")
         }
     }
 

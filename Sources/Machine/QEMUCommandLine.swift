@@ -1,3 +1,4 @@
+import Foundation
 import WispCore
 
 /// Builds QEMU's argv for a `MachineSpec` on the board of its architecture. Pure: no files
@@ -10,12 +11,19 @@ public struct QEMUCommandLine: Sendable {
         public var consoleSocket: String
         public var serialLog: String
         public var pidFile: String
+        /// The SMBIOS type 1 table file (`-smbios file=`), written owner-only by the launcher
+        /// when the spec has a serial: secrets in it never reach QEMU's argv.
+        public var smbiosTable: String
+        /// QEMU's own stdout and stderr when it is not daemonized (owner-only).
+        public var qemuLog: String
 
-        public init(qmpSocket: String, consoleSocket: String, serialLog: String, pidFile: String) {
+        public init(qmpSocket: String, consoleSocket: String, serialLog: String, pidFile: String, smbiosTable: String, qemuLog: String) {
             self.qmpSocket = qmpSocket
             self.consoleSocket = consoleSocket
             self.serialLog = serialLog
             self.pidFile = pidFile
+            self.smbiosTable = smbiosTable
+            self.qemuLog = qemuLog
         }
     }
 
@@ -27,12 +35,17 @@ public struct QEMUCommandLine: Sendable {
     /// Fork into the background once the machine is set up (QEMU's own `-daemonize`:
     /// setup errors such as a port in use still reach our stderr and exit status).
     public var daemonize: Bool
+    /// QEMU's seccomp filter (`-sandbox on` with obsolete system calls, privilege changes,
+    /// spawning and resource control denied). It cannot be combined with `-daemonize`
+    /// (daemonizing needs fork and setsid), so a sandboxed QEMU is put in the background
+    /// by `QEMULauncher` instead.
+    public var sandbox: Bool
 
     /// `executable` nil means the board's binary name (a path from `HostQEMU.executable(for:)`
     /// is what `QEMULauncher` needs). Throws when `spec` asks for what its board lacks: an
     /// architecture without a board, an SMBIOS serial on a board without SMBIOS.
     public init(executable: String? = nil, spec: MachineSpec, paths: RuntimePaths,
-                name: String, daemonize: Bool = true) throws {
+                name: String, daemonize: Bool = false, sandbox: Bool = true) throws {
         let board = try Boards.for(spec.architecture)
         if spec.smbiosSerial != nil && !board.capabilities.supportsSMBIOS {
             throw WispError(.unsupported, "the \(spec.architecture.rawValue) board has no SMBIOS to carry the seed URL (use --cloud-init disk)")
@@ -43,6 +56,7 @@ public struct QEMUCommandLine: Sendable {
         self.paths = paths
         self.name = name
         self.daemonize = daemonize
+        self.sandbox = sandbox && !daemonize
     }
 
     /// QEMU option values are comma-separated; a literal comma is written twice.
@@ -79,18 +93,16 @@ public struct QEMUCommandLine: Sendable {
             args += ["-drive", "if=pflash,format=raw,unit=0,readonly=on,file=\(e(firmware.code))",
                      "-drive", "if=pflash,format=raw,unit=1,file=\(e(firmware.vars))"]
         }
-        if let serial = spec.smbiosSerial {
-            args += ["-smbios", "type=1,serial=\(e(serial))"]
+        if spec.smbiosSerial != nil {
+            args += ["-smbios", "file=\(e(paths.smbiosTable))"]
         }
 
         // Firmware boots the first disk; with -kernel QEMU owns boot index 0 itself.
         let firmwareBoot: Bool
         if case .firmware = spec.boot { firmwareBoot = true } else { firmwareBoot = false }
         for (index, disk) in spec.disks.enumerated() {
-            var drive = "file=\(e(disk.path)),format=\(disk.format.rawValue),if=none,id=disk\(index),cache=writeback,discard=unmap"
-            if disk.readOnly { drive += ",readonly=on" }
-            args += ["-drive", drive, "-device", "\(board.devices.block),drive=disk\(index)"
-                     + (index == 0 && firmwareBoot ? ",bootindex=0" : "")]
+            args += Self.blockdevArguments(disk, id: "disk\(index)")
+            args += ["-device", "\(board.devices.block),drive=disk\(index)" + (index == 0 && firmwareBoot ? ",bootindex=0" : "")]
         }
 
         var netdev = "user,id=net0"
@@ -111,8 +123,51 @@ public struct QEMUCommandLine: Sendable {
         args += ["-chardev", "socket,id=qmp0,path=\(e(paths.qmpSocket)),server=on,wait=off",
                  "-mon", "chardev=qmp0,mode=control"]
         args += ["-pidfile", paths.pidFile]
+        if sandbox {
+            args += ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]
+        }
         if daemonize { args.append("-daemonize") }
         return args
+    }
+
+    /// One disk as a `-blockdev` graph: a `file` node and a format node per layer, the top
+    /// named `id`, each format node's `backing` naming the next layer's node and the last
+    /// one's `null`, so QEMU opens exactly the files Wisp resolved and checked, with the
+    /// format Wisp read (never probed, never the names recorded inside the images).
+    static func blockdevArguments(_ disk: DiskAttachment, id: String) -> [String] {
+        let layers = [DiskLayer(path: disk.path, format: disk.format, dataFile: disk.dataFile)] + disk.backing
+        var args: [String] = []
+        // Bottom up: a node must exist before a node above names it.
+        for (depth, layer) in layers.enumerated().reversed() {
+            let isTop = depth == 0
+            let node = isTop ? id : "\(id)-backing\(depth)"
+            let readOnly = !isTop || disk.readOnly
+            var file: [String: Any] = ["driver": "file", "filename": layer.path, "node-name": "\(node)-file",
+                                       "read-only": readOnly]
+            if !readOnly { file["discard"] = "unmap" }
+            args += ["-blockdev", json(file)]
+            var format: [String: Any] = ["driver": layer.format.rawValue, "node-name": node, "file": "\(node)-file",
+                                         "read-only": readOnly]
+            if !readOnly { format["discard"] = "unmap" }
+            if layer.format == .qcow2 {
+                format["backing"] = depth + 1 < layers.count ? "\(id)-backing\(depth + 1)" as Any : NSNull()
+                if let dataFile = layer.dataFile {
+                    args += ["-blockdev", json(["driver": "file", "filename": dataFile, "node-name": "\(node)-data",
+                                                "read-only": readOnly])]
+                    format["data-file"] = "\(node)-data"
+                }
+            }
+            args += ["-blockdev", json(format)]
+        }
+        return args
+    }
+
+    /// QEMU's JSON option syntax, keys sorted so the command line is stable.
+    static func json(_ object: [String: Any]) -> String {
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+            return "{}"
+        }
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// The command as a shell would show it (for messages and logs).

@@ -1,15 +1,26 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 import Foundation
 import WispCore
 
-/// Starts QEMU in the background (its own `-daemonize`: the parent exits once devices,
-/// sockets and port forwards are set up, so a port in use or a bad image is reported here
-/// with QEMU's stderr) and tracks the daemon through its pid file.
+/// Starts QEMU in the background and tracks it through its pid file.
+///
+/// A sandboxed QEMU cannot `-daemonize` (its seccomp filter denies the fork and setsid that
+/// takes), so Wisp starts it in a session of its own with stdin on /dev/null and its
+/// output in an owner-only log, and counts it started once its QMP monitor answers (QEMU
+/// serves QMP only after every device, socket and port forward is set up). If QEMU exits
+/// first, its log is the error: a port in use or a bad image is reported as with
+/// `-daemonize`. Without the sandbox, QEMU's own `-daemonize` is used.
 public enum QEMULauncher {
-    public static func launch(_ commandLine: QEMUCommandLine) throws -> Int32 {
+    public static func launch(_ commandLine: QEMUCommandLine, startTimeout: Double = 60) throws -> Int32 {
         try? FileManager.default.removeItem(atPath: commandLine.paths.pidFile)
+        if let serial = commandLine.spec.smbiosSerial {
+            let table = SMBIOSSystemTable(serialNumber: serial, uuid: systemUUID(for: commandLine.name))
+            try AtomicOutput.write(try table.encoded(), to: commandLine.paths.smbiosTable, permissions: 0o600)
+        }
+        guard commandLine.daemonize else { return try launchInSession(commandLine, timeout: startTimeout) }
         let (status, stderrText) = try spawnAndWait(commandLine.executable, commandLine.arguments)
         guard status == 0 else {
             throw WispError.processFailed("QEMU failed to start (exit \(status)): \(explain(stderrText))", status: status)
@@ -18,6 +29,63 @@ public enum QEMULauncher {
             throw WispError(.engineFailed, "QEMU started but wrote no pid file at \(commandLine.paths.pidFile): \(stderrText)")
         }
         return pid
+    }
+
+    /// A stable, never-zero UUID for a machine name (version 4 and variant bits set): systemd
+    /// may derive the guest's machine id from it.
+    static func systemUUID(for name: String) -> [UInt8] {
+        var hasher = SHA256()
+        hasher.update(Array("wisp-smbios-uuid:\(name)".utf8))
+        var bytes = Array(hasher.finalize().prefix(16))
+        bytes[6] = (bytes[6] & 0x0F) | 0x40
+        bytes[8] = (bytes[8] & 0x3F) | 0x80
+        return bytes
+    }
+
+    static func launchInSession(_ commandLine: QEMUCommandLine, timeout: Double) throws -> Int32 {
+        let logPath = commandLine.paths.qemuLog
+        let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard logFD >= 0 else { throw WispError.posix("open", logPath, errno: errno) }
+        defer { close(logFD) }
+        _ = fchmod(logFD, 0o600)
+        markInheritedDescriptorsCloseOnExec()
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, logFD, 1)
+        posix_spawn_file_actions_adddup2(&actions, logFD, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // A session of its own: a terminal's Ctrl-C or hang-up never reaches the VM.
+        posix_spawnattr_setflags(&attributes, wisp_posix_spawn_setsid())
+        let argv = ([commandLine.executable] + commandLine.arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, commandLine.executable, &actions, &attributes, argv, environ)
+        guard rc == 0 else {
+            throw WispError(.io, "could not start \(commandLine.executable): \(String(cString: strerror(rc)))", errno: rc)
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                let exitCode: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+                throw WispError.processFailed("QEMU failed to start (exit \(exitCode)): \(explain(log.trimmingCharacters(in: .whitespacesAndNewlines)))",
+                                              status: exitCode)
+            }
+            if let qmp = try? QMPClient(socketPath: commandLine.paths.qmpSocket, timeout: 2), (try? qmp.status()) != nil {
+                return pid
+            }
+            guard Date() < deadline else {
+                _ = kill(pid, SIGKILL)
+                _ = waitpid(pid, nil, 0)
+                throw WispError.timedOut("QEMU did not answer on its QMP socket within \(Int(timeout)) s (log: \(logPath))")
+            }
+            usleep(20_000)
+        }
     }
 
     /// posix_spawn + waitpid rather than Foundation's Process: the daemon QEMU forks keeps
@@ -100,6 +168,9 @@ public enum QEMULauncher {
 
     /// True when `pid` is alive and is a QEMU (a recycled pid after a host reboot is not ours).
     public static func isQEMU(pid: Int32) -> Bool {
+        // A QEMU this process started (no -daemonize) is its child: reap it if it exited, so
+        // no zombie stays behind while a long-lived caller (a test run) goes on.
+        _ = waitpid(pid, nil, WNOHANG)
         guard kill(pid, 0) == 0 || errno == EPERM else { return false }
         guard let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
         let first = cmdline.split(separator: 0).first.map { String(decoding: $0, as: UTF8.self) } ?? ""

@@ -3,7 +3,7 @@
 public enum ByteSize {
     public static func parse(_ text: String) throws -> UInt64 {
         var s = text.trimmingWhitespace()
-        guard !s.isEmpty else { throw WispError.invalidArgument("empty size") }
+        guard !s.isEmpty else { throw WispError.usage("empty size") }
         let upper = s.uppercased()
         if upper.hasSuffix("IB") { s.removeLast(2) } else if upper.hasSuffix("B") && s.count > 1 { s.removeLast() }
         var multiplier: UInt64 = 1
@@ -15,20 +15,20 @@ public enum ByteSize {
             case "T": multiplier = 1 << 40
             case "P": multiplier = 1 << 50
             case "E": multiplier = 1 << 60
-            default: throw WispError.invalidArgument("'\(text)': unknown size suffix '\(last)' (use K, M, G, T, P or E)")
+            default: throw WispError.usage("'\(text)': unknown size suffix '\(last)' (use K, M, G, T, P or E)")
             }
             s.removeLast()
         }
         if let whole = UInt64(s) {
             let (value, overflow) = whole.multipliedReportingOverflow(by: multiplier)
-            guard !overflow else { throw WispError.invalidArgument("'\(text)': size is too large") }
+            guard !overflow else { throw WispError.usage("'\(text)': size is too large") }
             return value
         }
         guard let fractional = Double(s), fractional >= 0, fractional.isFinite else {
-            throw WispError.invalidArgument("'\(text)': not a size (examples: 10G, 512M, 4096)")
+            throw WispError.usage("'\(text)': not a size (examples: 10G, 512M, 4096)")
         }
         let value = fractional * Double(multiplier)
-        guard value < 1.8e19 else { throw WispError.invalidArgument("'\(text)': size is too large") }
+        guard value < 1.8e19 else { throw WispError.usage("'\(text)': size is too large") }
         return UInt64(value.rounded())
     }
 

@@ -22,7 +22,11 @@ public struct WispError: Error, CustomStringConvertible, Sendable, Equatable {
         case unsupported
         /// An operating system call failed (`errno` says which way).
         case io
-        /// The user asked for something that makes no sense: a usage error (exit status 64).
+        /// A value the user typed on the command line is malformed or out of range (a size, a
+        /// port, a digest, a name): a usage error, exit status 64.
+        case usage
+        /// The request does not fit the input it names (reading a directory as a file, a
+        /// limit exceeded): exit status 1, like any failure.
         case invalidArgument
         /// A file, path, instance or entry does not exist.
         case notFound
@@ -98,6 +102,10 @@ public struct WispError: Error, CustomStringConvertible, Sendable, Equatable {
 
     public static func invalidArgument(_ detail: String) -> WispError {
         WispError(.invalidArgument, detail)
+    }
+
+    public static func usage(_ detail: String) -> WispError {
+        WispError(.usage, detail)
     }
 
     public static func notFound(_ detail: String) -> WispError {

@@ -85,12 +85,14 @@ public struct InstanceBooter: Sendable {
 
     private func start(_ record: InstanceRecord, files: InstanceFiles) throws -> Int32 {
         let board = try Boards.for(record.spec.architecture)
-        let commandLine = try QEMUCommandLine(executable: try HostQEMU.executable(for: board), spec: record.spec,
-                                              paths: files.runtimePaths, name: "wisp-\(record.name)")
+        let executable = try HostQEMU.executable(for: board)
+        let spec = try InstanceDiskChains.resolve(record, files: files)
+        let commandLine = try QEMUCommandLine(executable: executable, spec: spec, paths: files.runtimePaths,
+                                              name: "wisp-\(record.name)", sandbox: HostQEMU.supportsSandbox(executable))
         try? AtomicOutput.write(Array((commandLine.shellCommand + "\n").utf8), to: files.qemuCommand, permissions: 0o600)
         // Mark where this boot starts in the (appended) serial log.
         let offset = (try? FileManager.default.attributesOfItem(atPath: files.serialLog)[.size] as? UInt64) ?? 0
-        try? AtomicOutput.write(Array(String(offset ?? 0).utf8), to: files.directory + "/serial.offset", permissions: 0o600)
+        try? AtomicOutput.write(Array(String(offset).utf8), to: files.directory + "/serial.offset", permissions: 0o600)
         return try QEMULauncher.launch(commandLine)
     }
 

@@ -36,13 +36,15 @@ public struct InstanceCreator: Sendable {
         _ = try HostQEMU.executable(for: board)
         _ = try HostCommands.sshKeygen()
         _ = try HostCommands.ssh()
-        guard options.cpus >= 1, options.cpus <= 256 else { throw WispError.invalidArgument("--cpus \(options.cpus): expected 1 to 256") }
-        guard options.memoryBytes >= 128 << 20 else { throw WispError.invalidArgument("--memory: at least 128M is needed to boot a cloud image") }
+        guard options.cpus >= 1, options.cpus <= 256 else { throw WispError.usage("--cpus \(options.cpus): expected 1 to 256") }
+        guard options.memoryBytes >= 128 << 20 else { throw WispError.usage("--memory: at least 128M is needed to boot a cloud image") }
         if let requested = options.name { try InstanceStore.validate(name: requested) }
+        let allowed = try options.allowBacking.map(Self.allowedDirectory)
         let extraDisks = try options.extraDisks.map { disk -> DiskAttachment in
             let path = URL(fileURLWithPath: disk.path).standardizedFileURL.path
             guard FileManager.default.fileExists(atPath: path) else { throw WispError.notFound("--disk \(disk.path): no such file") }
-            return DiskAttachment(path: path, format: DiskFormat(try RunIntegration.probeFormat(path)), readOnly: disk.readOnly)
+            let chain = try BackingChain.resolve(path: path, policy: .confined(allowedDirectories: allowed))
+            return InstanceDiskChains.attachment(chain, readOnly: disk.readOnly)
         }
         let userData = try options.userData.map { path -> String in
             guard let data = FileManager.default.contents(atPath: path) else { throw WispError.notFound("--user-data \(path): no such file") }
@@ -60,10 +62,11 @@ public struct InstanceCreator: Sendable {
             progress: { done, total in progress("downloading: \(ByteSize.format(done))" + (total.map { " of \(ByteSize.format($0))" } ?? "")) },
             announce: progress)
         let resolved = try await source.resolve(context)
+        try RunIntegration.validateQEMUFormat(resolved.format, resolved.path)
+        let baseChain = try RunIntegration.baseChain(resolved, allowedDirectories: allowed)
+        progress("image: " + RunIntegration.describe(baseChain))
         let base = resolved.path
-        let baseFormat = resolved.format
-        try RunIntegration.validateQEMUFormat(baseFormat, base)
-        let baseSize = try RunIntegration.virtualSize(base)
+        let baseSize = baseChain.top.virtualSize
 
         // Kernel extraction happens before the name is claimed (the name comes from the OS).
         try FileManager.default.createDirectory(atPath: store.root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -75,7 +78,7 @@ public struct InstanceCreator: Sendable {
         if options.boot != .uefi {
             progress("reading the boot plan of \(base)")
             do {
-                bootFacts = try RunIntegration.extractBoot(image: base, into: staging)
+                bootFacts = try RunIntegration.extractBoot(image: baseChain, into: staging)
             } catch where options.boot == .auto {
                 progress("no direct boot (\(error)); booting through UEFI firmware")
                 bootFacts = nil
@@ -92,7 +95,8 @@ public struct InstanceCreator: Sendable {
         onClaimed?(name)
         let files = store.files(name)
         do {
-            return try build(name: name, files: files, board: board, options: options, resolved: resolved, baseSize: baseSize,
+            return try build(name: name, files: files, board: board, options: options, resolved: resolved, baseChain: baseChain,
+                             baseSize: baseSize, allowedBacking: allowed,
                              staging: staging, bootFacts: bootFacts, firmware: firmware, extraDisks: extraDisks, userData: userData, extraKeys: hostKeys)
         } catch {
             try? FileManager.default.removeItem(atPath: files.directory)
@@ -100,14 +104,15 @@ public struct InstanceCreator: Sendable {
         }
     }
 
-    private func build(name: String, files: InstanceFiles, board: any Board, options: RunOptions, resolved: ResolvedImage, baseSize: UInt64,
+    private func build(name: String, files: InstanceFiles, board: any Board, options: RunOptions, resolved: ResolvedImage,
+                       baseChain: BackingChain, baseSize: UInt64, allowedBacking: [String],
                        staging: String, bootFacts: RunIntegration.BootFacts?, firmware: UEFIFirmwareFiles?,
                        extraDisks: [DiskAttachment], userData: String?, extraKeys: [String]) throws -> Created {
         let fm = FileManager.default
-        let base = resolved.path, baseFormat = resolved.format
+        let base = resolved.path
         let size = max(baseSize, options.diskSize ?? 0)
         progress("\(name): creating the overlay")
-        try RunIntegration.createOverlay(base: base, baseFormat: baseFormat, overlay: files.overlay, size: size)
+        try RunIntegration.createOverlay(base: baseChain, overlay: files.overlay, size: size)
 
         // Phone home from the init stage when nothing asked for later stages' work.
         let earlyModules = userData == nil && !options.waitForFinalStage ? bootFacts?.initStageModules : nil
@@ -162,26 +167,38 @@ public struct InstanceCreator: Sendable {
             metadata.stop()
             server = try MetadataServer(seed: seed, port: metadata.port, token: metadata.token)
             try RunIntegration.storeSeed(seed, in: files)
-            let seedFrom = "ds=nocloud;dsmode=net;s=\(server.guestSeedURL)"
-            switch bootMethod {
-            case .direct(var direct):
-                direct.commandLine = Self.guestCommandLine(bootFacts?.commandLine ?? "", board: board, cloudInit: .http, seedURL: server.guestSeedURL,
+            // The seed URL carries the listener's token: it goes in the SMBIOS serial, which
+            // QEMU reads from an owner-only file, never on the kernel command line (QEMU's
+            // argv, readable by every local user in /proc). NoCloud merges the serial's
+            // `s=` with the command line's `ds=nocloud;dsmode=net`.
+            spec.smbiosSerial = "ds=nocloud;dsmode=net;s=\(server.guestSeedURL)"
+            if case .direct(var direct) = bootMethod {
+                direct.commandLine = Self.guestCommandLine(bootFacts?.commandLine ?? "", board: board, cloudInit: .http, seedURL: nil,
                                                            networkStage: true)
                 spec.boot = .direct(direct)
-            case .firmware:
-                spec.smbiosSerial = seedFrom
             }
         }
         spec.disks = disks + extraDisks
         spec.forwards = [PortForward(hostPort: sshPort, guestPort: 22)] + options.forwards
-        let record = InstanceRecord(name: name, image: options.image, baseImagePath: base, baseImage: resolved, spec: spec,
+        var record = InstanceRecord(name: name, image: options.image, baseImagePath: base, baseImage: resolved, spec: spec,
                                     bootMode: bootFacts == nil ? .uefi : .direct, user: user, hostname: name,
                                     sshPort: sshPort, cloudInit: options.cloudInit,
                                     metadataPort: options.cloudInit == .http ? server.port : nil,
                                     metadataToken: options.cloudInit == .http ? server.token : nil,
                                     osName: bootFacts.flatMap { f in f.osID.map { "\($0) \(f.osVersionID ?? "")".trimmingCharacters(in: .whitespaces) } })
+        record.allowedBackingDirectories = allowedBacking
         try store.save(record)
         return Created(record: record, metadata: server)
+    }
+
+    /// An `--allow-backing` directory as an absolute, existing path.
+    static func allowedDirectory(_ path: String) throws -> String {
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: absolute, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw WispError.usage("--allow-backing \(path): no such directory")
+        }
+        return absolute
     }
 
     /// Removes staging directories whose `wisp run` died (kill -9, power loss, an interrupt

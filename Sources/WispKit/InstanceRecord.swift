@@ -34,6 +34,9 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
     public var metadataToken: String?
     /// OS facts from the image, for naming and display ("debian 12").
     public var osName: String?
+    /// Directories beyond the base image's own that disks' backing chains may reach
+    /// (`--allow-backing`).
+    public var allowedBackingDirectories: [String] = []
 
     public init(name: String, image: String, baseImagePath: String, baseImage: ResolvedImage? = nil, createdAt: Date = Date(),
                 spec: MachineSpec, bootMode: BootMode, user: String, hostname: String, sshPort: UInt16,
@@ -57,7 +60,7 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case formatVersion, name, image, baseImagePath, baseImage, createdAt, spec, bootMode, user, hostname, sshPort,
-             cloudInit, metadataPort, metadataToken, osName
+             cloudInit, metadataPort, metadataToken, osName, allowedBackingDirectories
     }
 
     public init(from decoder: any Decoder) throws {
@@ -80,6 +83,7 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
         metadataPort = try c.decodeIfPresent(UInt16.self, forKey: .metadataPort)
         metadataToken = try c.decodeIfPresent(String.self, forKey: .metadataToken)
         osName = try c.decodeIfPresent(String.self, forKey: .osName)
+        allowedBackingDirectories = try c.decodeIfPresent([String].self, forKey: .allowedBackingDirectories) ?? []
         if metadataPort == nil && cloudInit == .http { metadataPort = Self.legacySeedPort(spec) }
         // Version-1 guests fetch their NoCloud-net seed from the listener's root.
         if formatVersion == 1 && cloudInit == .http && metadataToken == nil { metadataToken = "" }
@@ -121,8 +125,11 @@ public struct InstanceFiles: Sendable {
     public var uefiVars: String { "\(directory)/OVMF_VARS.fd" }
     public var lock: String { "\(directory)/lock" }
     public var qemuCommand: String { "\(directory)/qemu.cmdline" }
+    public var smbiosTable: String { "\(directory)/smbios-type1.bin" }
+    public var qemuLog: String { "\(directory)/qemu.log" }
 
     public var runtimePaths: QEMUCommandLine.RuntimePaths {
-        .init(qmpSocket: qmpSocket, consoleSocket: consoleSocket, serialLog: serialLog, pidFile: pidFile)
+        .init(qmpSocket: qmpSocket, consoleSocket: consoleSocket, serialLog: serialLog, pidFile: pidFile,
+              smbiosTable: smbiosTable, qemuLog: qemuLog)
     }
 }

@@ -19,7 +19,7 @@ public struct InstanceStore: Sendable {
         let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789-")
         guard !name.isEmpty, name.count <= 48, name.lowercased().allSatisfy({ allowed.contains($0) }),
               name.first != "-", name.last != "-" else {
-            throw WispError.invalidArgument("'\(name)' is not a valid instance name: use 1 to 48 letters, digits and '-', not starting or ending with '-'")
+            throw WispError.usage("'\(name)' is not a valid instance name: use 1 to 48 letters, digits and '-', not starting or ending with '-'")
         }
     }
 

@@ -6,6 +6,7 @@ import WispCore
 import DiskImage
 import CloudInit
 import GuestInspect
+import ImageSources
 import Machine
 
 /// The seam between `wisp run` and the image, inspection and seed layers: everything the
@@ -27,8 +28,21 @@ enum RunIntegration {
         return try ImageFormat.probe(device)
     }
 
-    static func virtualSize(_ path: String) throws -> UInt64 {
-        try DiskImageFile.open(path, format: nil, writable: false).size
+    /// The base image's backing chain, checked before anything is made from it: an image
+    /// from outside Wisp must be self-contained; a local one may refer to files in its own
+    /// directory and in `allowedDirectories` (`--allow-backing`) only.
+    static func baseChain(_ resolved: ResolvedImage, allowedDirectories: [String]) throws -> BackingChain {
+        let policy: ExternalReferencePolicy = resolved.origin.isFromOutside ? .selfContained : .confined(allowedDirectories: allowedDirectories)
+        return try BackingChain.resolve(path: resolved.path, format: resolved.format, policy: policy)
+    }
+
+    /// "base.qcow2 (qcow2) -> /images/debian.raw (raw)": the files a disk reads, top first.
+    static func describe(_ chain: BackingChain) -> String {
+        chain.members.map { member in
+            var text = "\(member.path) (\(member.format.rawValue))"
+            if let data = member.dataFile { text += " with data file \(data.path)" }
+            return text
+        }.joined(separator: " -> ")
     }
 
     static func validateQEMUFormat(_ format: ImageFormat, _ path: String) throws {
@@ -39,14 +53,15 @@ enum RunIntegration {
 
     /// A qcow2 overlay backed by `base`, at least `size` bytes (the guest's growpart grows
     /// its root partition into the rest).
-    static func createOverlay(base: String, baseFormat: ImageFormat, overlay: String, size: UInt64) throws {
-        try Qcow2Image.create(path: overlay, virtualSize: size, backingFile: base, backingFormat: baseFormat)
+    static func createOverlay(base: BackingChain, overlay: String, size: UInt64) throws {
+        try Qcow2Image.create(path: overlay, virtualSize: size, backingFile: base.top.path, backingFormat: base.top.format,
+                              backingPolicy: base.policy)
         chmod(overlay, 0o600)
     }
 
     /// Kernel, initrd and command line from the image's own boot entries, copied into
     /// `directory`; nil when the image has no plan Wisp can follow (boot UEFI instead).
-    static func extractBoot(image: String, into directory: String) throws -> BootFacts? {
+    static func extractBoot(image: BackingChain, into directory: String) throws -> BootFacts? {
         let inspector = try GuestInspector(disk: try DiskImageFile.open(image))
         let extracted = try KernelExtraction.extract(from: inspector, to: directory)
         return BootFacts(kernel: extracted.kernelPath, initrd: extracted.initrdPath, commandLine: extracted.commandLine,

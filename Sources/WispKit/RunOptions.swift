@@ -14,6 +14,8 @@ public struct RunOptions: Sendable {
     public var boot: BootMode = .auto
     public var accelerator: AcceleratorChoice = .auto
     public var userData: String? = nil
+    /// Directories a local image's backing chain may reach besides its own (`--allow-backing`).
+    public var allowBacking: [String] = []
     public var cloudInit: CloudInitTransport = .disk
     public var timeout: Double = 900
     public var waitForReady: Bool = true

@@ -11,7 +11,10 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
         IMAGE is a qcow2 or raw disk image file (vmdk, vhd and vhdx are not read yet: convert them with qemu-img) or an http(s) URL, downloaded \
         once into $XDG_CACHE_HOME/wisp/images. The image is never written: the instance gets a \
-        qcow2 overlay backed by it. The distribution's own kernel is booted directly when Wisp \
+        qcow2 overlay backed by it. An image from a URL must be self-contained (a backing or \
+        external data file is refused); a local image's backing chain may use files in its own \
+        directory and in --allow-backing directories only, and QEMU is handed exactly the files \
+        Wisp checked. The distribution's own kernel is booted directly when Wisp \
         finds its boot entry (UEFI firmware otherwise). Returns when cloud-init has phoned home \
         and SSH answers; then use `wisp ssh NAME`. Without --user-data or -- CMD (and with \
         cloud-init 22.4 or later in the image) the guest phones home at the end of \
@@ -45,6 +48,7 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Remove the instance when done (with -- CMD: after CMD ran).") var rm = false
     @Option(help: "Seconds to wait for the guest to be ready.") var timeout: Double = 900
     @Flag(name: .customLong("wait-final"), help: "Count the guest ready only after cloud-init's final stage, not its init stage.") var waitFinal = false
+    @OptionGroup var backing: BackingOptions
     @Argument(parsing: .postTerminator, help: "Command to run over SSH once ready.") var command: [String] = []
 
     func validate() throws {
@@ -65,6 +69,7 @@ struct RunCommand: AsyncParsableCommand {
         options.boot = boot
         options.accelerator = accel
         options.userData = userData
+        options.allowBacking = backing.allowBacking
         options.cloudInit = cloudInit
         options.timeout = timeout
         options.waitForReady = !detach && !console

@@ -179,7 +179,7 @@ struct SeedCommand: AsyncParsableCommand {
         defer { for i in buffer.indices { buffer[i] = 0 } }
         guard length < buffer.count else { throw WispError.invalidArgument("the password on stdin is longer than 4095 bytes") }
         while length > 0, buffer[length - 1] == 0x0A || buffer[length - 1] == 0x0D { length -= 1 }
-        guard length > 0 else { throw WispError.invalidArgument("--password-stdin read an empty password") }
+        guard length > 0 else { throw WispError.usage("--password-stdin read an empty password") }
         var clear = Array(buffer[0..<length])
         defer { for i in clear.indices { clear[i] = 0 } }
         return try PasswordHasher.hash(bytes: clear, method: method)

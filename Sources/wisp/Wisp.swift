@@ -56,6 +56,6 @@ enum ExitStatus {
     static let usage: Int32 = 64
 
     static func of(_ error: WispError) -> Int32 {
-        error.kind == .invalidArgument ? usage : failure
+        error.kind == .usage ? usage : failure
     }
 }

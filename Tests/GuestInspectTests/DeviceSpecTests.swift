@@ -41,7 +41,7 @@ import WispCore
         #expect(try DeviceSpec(selector: "a=b") == .anyIdentifier("a=b"))
         #expect(try DeviceSpec(selector: "/dev/xvda2") == .partitionNumber(2))
         for bad in ["", "LABEL=", "/dev/vdb1", "/dev/mapper/x", "/dev/disk/by-id/ata-foo"] {
-            #expect { try DeviceSpec(selector: bad) } throws: { ($0 as? WispError)?.kind == .invalidArgument }
+            #expect { try DeviceSpec(selector: bad) } throws: { ($0 as? WispError)?.kind == .usage }
         }
     }
 

@@ -61,7 +61,7 @@ import WispTestSupport
         #expect {
             _ = try disk.guestTree()
         } throws: { error in
-            (error as? WispError)?.kind == .invalidArgument
+            (error as? WispError)?.kind == .usage
                 && "\(error)".contains("--partition") && "\(error)".contains("ESPLABEL") && "\(error)".contains("ROOTFS")
         }
     }

@@ -36,7 +36,7 @@ import WispTestSupport
                 _ = try ImageReference.parse(bad)
                 Issue.record("\(bad) was accepted")
             } catch let error as WispError {
-                #expect(error.kind == .invalidArgument, "\(bad): \(error)")
+                #expect(error.kind == .usage, "\(bad): \(error)")
             }
         }
         #expect(try ImageReference.parseDigest("SHA256:" + String(repeating: "AB", count: 32)) == String(repeating: "ab", count: 32))

@@ -58,7 +58,8 @@ import WispTestSupport
         let spec = MachineSpec(cpus: 1, memoryBytes: 128 << 20,
                                disks: [DiskAttachment(path: dir.file("missing.qcow2"), format: .qcow2)],
                                boot: .direct(DirectBoot(kernel: dir.file("vmlinuz"), initrd: nil, commandLine: "")), accelerator: .tcg)
-        let paths = QEMUCommandLine.RuntimePaths(qmpSocket: dir.file("q"), consoleSocket: dir.file("c"), serialLog: dir.file("s"), pidFile: dir.file("p"))
+        let paths = QEMUCommandLine.RuntimePaths(qmpSocket: dir.file("q"), consoleSocket: dir.file("c"), serialLog: dir.file("s"), pidFile: dir.file("p"),
+                                                 smbiosTable: dir.file("smbios"), qemuLog: dir.file("log"))
         let line = try QEMUCommandLine(executable: try HostQEMU.executable(for: X86_64Board()), spec: spec, paths: paths, name: "t")
         do {
             _ = try QEMULauncher.launch(line)
@@ -76,7 +77,8 @@ import WispTestSupport
         try FileManager.default.createFile(atPath: dir.file("k"), contents: Data([0]))
         let spec = MachineSpec(cpus: 1, memoryBytes: 128 << 20, forwards: [PortForward(hostPort: holder.port, guestPort: 22)],
                                boot: .direct(DirectBoot(kernel: dir.file("k"), initrd: nil, commandLine: "")), accelerator: .tcg)
-        let paths = QEMUCommandLine.RuntimePaths(qmpSocket: dir.file("q"), consoleSocket: dir.file("c"), serialLog: dir.file("s"), pidFile: dir.file("p"))
+        let paths = QEMUCommandLine.RuntimePaths(qmpSocket: dir.file("q"), consoleSocket: dir.file("c"), serialLog: dir.file("s"), pidFile: dir.file("p"),
+                                                 smbiosTable: dir.file("smbios"), qemuLog: dir.file("log"))
         do {
             let pid = try QEMULauncher.launch(try QEMUCommandLine(executable: try HostQEMU.executable(for: X86_64Board()), spec: spec, paths: paths, name: "t"))
             QEMULauncher.terminate(pid: pid)

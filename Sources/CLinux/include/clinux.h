@@ -8,4 +8,6 @@
 int wisp_punch_hole(int fd, off_t offset, off_t length);
 /// fallocate(2) mode 0 (allocate). 0 on success, else errno.
 int wisp_allocate(int fd, off_t offset, off_t length);
+/// POSIX_SPAWN_SETSID, which <spawn.h> defines only under _GNU_SOURCE.
+short wisp_posix_spawn_setsid(void);
 #endif

@@ -1,0 +1,50 @@
+import DiskImage
+import Foundation
+import ImageSources
+import Machine
+import WispCore
+
+/// Resolves, at every start, the backing chain of each disk an instance hands to QEMU, under
+/// the policy its origin calls for, and spells it out in the machine spec so QEMU opens
+/// exactly the checked files (`QEMUCommandLine.blockdevArguments`).
+///
+/// The overlay's chain may reach its base image's directory (the cache or where the user's
+/// image is) and the directories the user allowed with `--allow-backing`; a base that came
+/// from outside (a URL) must be self-contained. Extra `--disk` images follow the local
+/// rules. A chain that breaks those rules, or changed since the instance was made, stops the
+/// start with the sentence naming the field.
+enum InstanceDiskChains {
+    static func resolve(_ record: InstanceRecord, files: InstanceFiles) throws -> MachineSpec {
+        var spec = record.spec
+        let baseDirectory = (record.baseImagePath as NSString).deletingLastPathComponent
+        for index in spec.disks.indices {
+            let disk = spec.disks[index]
+            // The seed is Wisp's own raw file: nothing to follow.
+            if disk.path == files.seed && disk.format == .raw { continue }
+            var allowed = record.allowedBackingDirectories
+            if disk.path == files.overlay {
+                allowed.append(baseDirectory)
+                if record.baseImage?.origin.isFromOutside == true {
+                    try checkSelfContained(record.baseImagePath, format: record.baseImage?.format)
+                }
+            }
+            let chain = try BackingChain.resolve(path: disk.path, format: ImageFormat(qemuDriverName: disk.format.rawValue),
+                                                 policy: .confined(allowedDirectories: allowed))
+            spec.disks[index] = attachment(chain, readOnly: disk.readOnly)
+        }
+        return spec
+    }
+
+    /// A base from outside Wisp may refer to no other file at all.
+    static func checkSelfContained(_ path: String, format: ImageFormat?) throws {
+        _ = try BackingChain.resolve(path: path, format: format, policy: .selfContained)
+    }
+
+    static func attachment(_ chain: BackingChain, readOnly: Bool) -> DiskAttachment {
+        let layers = chain.members.dropFirst().map { member in
+            DiskLayer(path: member.path, format: DiskFormat(member.format), dataFile: member.dataFile?.path)
+        }
+        return DiskAttachment(path: chain.top.path, format: DiskFormat(chain.top.format), readOnly: readOnly,
+                              backing: Array(layers), dataFile: chain.top.dataFile?.path)
+    }
+}
