@@ -46,13 +46,14 @@ public struct OCIBlobStore: Sendable, Equatable {
     /// and digest or nothing is kept. With no expectation (docker-archive layers, which have
     /// no descriptor) the blob is stored under the digest its bytes have. Returns the digest.
     @discardableResult
-    public func ingest(expected: OCIDescriptor?, source: String,
-                       _ produce: (OCIBlobWriter) async throws -> Void) async throws -> OCIDigest {
+    func ingest(expected: OCIDescriptor?, source: String, diffID: DiffIDCheck? = nil,
+                _ produce: (OCIBlobWriter) async throws -> Void) async throws -> OCIDigest {
         if let expected, contains(expected.digest, size: expected.size) { return expected.digest }
         try create()
         let target = expected.map { path(of: $0.digest) } ?? "\(blobDirectory)/incoming"
         let output = try AtomicOutput(path: target, permissions: 0o444)
         let writer = OCIBlobWriter(file: output.file, limit: expected.map { UInt64(max(0, $0.size)) }, source: source)
+        writer.diffID = diffID
         do {
             try await produce(writer)
             let digest = writer.digester.finalize()
@@ -63,8 +64,10 @@ public struct OCIBlobStore: Sendable, Equatable {
                 guard digest == expected.digest else {
                     throw WispError(.digestMismatch, "\(source): blob expected \(expected.digest), got \(digest) (nothing was cached)")
                 }
+                try diffID?.finish()
                 try output.commit()
             } else {
+                try diffID?.finish()
                 // Named by its content only now: moved to its digest's name by hand, as
                 // AtomicOutput renames to the name it was made with.
                 if contains(digest) {
@@ -117,6 +120,7 @@ public final class OCIBlobWriter: @unchecked Sendable {
     let limit: UInt64?
     let source: String
     private(set) var digester = SHA256Digester()
+    var diffID: DiffIDCheck?
     public private(set) var written: UInt64 = 0
 
     init(file: PosixFile, limit: UInt64?, source: String) {
@@ -132,6 +136,7 @@ public final class OCIBlobWriter: @unchecked Sendable {
         }
         try file.write(bytes, at: written)
         digester.update(bytes)
+        try diffID?.observe(bytes)
         written = end.partialValue
     }
 
@@ -139,6 +144,7 @@ public final class OCIBlobWriter: @unchecked Sendable {
     public func restart() throws {
         try file.truncate(to: 0)
         digester = SHA256Digester()
+        diffID?.restart()
         written = 0
     }
 }
