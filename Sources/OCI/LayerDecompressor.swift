@@ -98,7 +98,9 @@ final class LayerDecompressor {
                 let name = String(cString: ZSTD_getErrorName(rc))
                 throw WispError.corrupt(source, "zstd stream", "\(name) after \(produced) uncompressed bytes")
             }
-            zstdFrameOpen = rc != 0
+            // rc is 0 exactly when a frame has been decoded and flushed; a call that moved
+            // nothing says nothing (after a frame, it asks for the next frame's header).
+            if inBuffer.pos != consumed || outBuffer.pos > 0 { zstdFrameOpen = rc != 0 }
             made = outBuffer.pos
             consumed = inBuffer.pos
         }

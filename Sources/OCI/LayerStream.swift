@@ -14,6 +14,8 @@ final class LayerStream {
     private var decompressor: LayerDecompressor
     private let digester = SHA256Digester()
     private var ended = false
+    /// Zeros served after the real end, never hashed: see `read(into:)`.
+    private var trailer: UInt64?
 
     init(path: String, compression: LayerCompression, limit: UInt64, source: String) throws {
         self.source = source
@@ -54,7 +56,19 @@ final class LayerStream {
                 ended = true
             }
         }
-        return 0
+        // umoci 0.4.7 writes layers that stop right after the last file's data, without
+        // the padding to 512 bytes and the two zero blocks that end a tar; umoci and Go's
+        // tar reader accept them, so they are completed here for libarchive. A well-formed
+        // tar ends before this is reached; the diff_id covers only the real bytes.
+        if trailer == nil {
+            let produced = decompressor.produced
+            trailer = (512 - produced % 512) % 512 + 1024
+        }
+        guard let remaining = trailer, remaining > 0, !buffer.isEmpty else { return 0 }
+        let n = Int(min(UInt64(buffer.count), remaining))
+        buffer.baseAddress?.initializeMemory(as: UInt8.self, repeating: 0, count: n)
+        trailer = remaining - UInt64(n)
+        return n
     }
 
     /// Reads whatever is left (a tar's trailing blocks count towards the diff_id) and

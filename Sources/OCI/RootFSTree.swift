@@ -51,6 +51,8 @@ struct RootFSTree {
     /// Splits a tar name into components: `./` and empty parts dropped; absolute names
     /// and `..` refused (they would land outside the root).
     static func components(_ name: [UInt8], source: String, what: String) throws -> [[UInt8]] {
+        // umoci names the root entry "/"; that one absolute name means the root itself.
+        if !name.isEmpty, name.allSatisfy({ $0 == UInt8(ascii: "/") }) { return [] }
         guard name.first != UInt8(ascii: "/") else {
             throw WispError.corrupt(source, what, "absolute name \(String(decoding: name, as: UTF8.self)) is refused (it would land outside the root)")
         }

@@ -12,6 +12,9 @@ struct TarArchiveIndex: Sendable {
 
     let source: String
     private(set) var members: [String: Member] = [:]
+    /// Symbolic links between members (skopeo's docker archives name `<id>/layer.tar` as a
+    /// link to `<digest>.tar`), resolved on lookup.
+    private(set) var links: [String: String] = [:]
 
     static let maxMembers = 200_000
     static let maxExtendedHeader = 1 << 20
@@ -23,6 +26,8 @@ struct TarArchiveIndex: Sendable {
         var longName: String? = nil
         var paxPath: String? = nil
         var paxSize: UInt64? = nil
+        var paxLink: String? = nil
+        var longLink: String? = nil
         var block = [UInt8](repeating: 0, count: 512)
         var zeroBlocks = 0
         var count = 0
@@ -46,7 +51,7 @@ struct TarArchiveIndex: Sendable {
             }
             let next = dataOffset + padded.partialValue / 512 * 512
             switch type {
-            case UInt8(ascii: "x"), UInt8(ascii: "L"):
+            case UInt8(ascii: "x"), UInt8(ascii: "L"), UInt8(ascii: "K"):
                 guard size <= UInt64(Self.maxExtendedHeader) else {
                     throw WispError.corrupt(source, "tar extended header", at: offset, "\(size) bytes is more than the \(Self.maxExtendedHeader)-byte limit")
                 }
@@ -54,9 +59,12 @@ struct TarArchiveIndex: Sendable {
                 try data.withUnsafeMutableBytes { try file.read(into: $0, at: dataOffset) }
                 if type == UInt8(ascii: "L") {
                     longName = String(decoding: data.prefix { $0 != 0 }, as: UTF8.self)
+                } else if type == UInt8(ascii: "K") {
+                    longLink = String(decoding: data.prefix { $0 != 0 }, as: UTF8.self)
                 } else {
                     let records = try Self.paxRecords(data, source: source, at: offset)
                     if let path = records["path"] { paxPath = path }
+                    if let link = records["linkpath"] { paxLink = link }
                     if let text = records["size"] {
                         guard let value = UInt64(text) else {
                             throw WispError.corrupt(source, "tar PAX header", at: offset, "size \(OCIDigest.clip(text)) is not a number")
@@ -74,7 +82,18 @@ struct TarArchiveIndex: Sendable {
                         throw WispError.corrupt(source, "tar archive", at: offset, "more than \(Self.maxMembers) files")
                     }
                     members[Self.normalise(name)] = Member(offset: dataOffset, size: size)
+                } else if type == UInt8(ascii: "2") {
+                    count += 1
+                    guard count <= Self.maxMembers else {
+                        throw WispError.corrupt(source, "tar archive", at: offset, "more than \(Self.maxMembers) files")
+                    }
+                    let target = paxLink ?? longLink ?? String(decoding: block[157..<257].prefix { $0 != 0 }, as: UTF8.self)
+                    let normalised = Self.normalise(name)
+                    let directory = normalised.split(separator: "/").dropLast().joined(separator: "/")
+                    links[normalised] = Self.normalise(target.hasPrefix("/") ? target : "\(directory)/\(target)")
                 }
+                paxLink = nil
+                longLink = nil
                 paxPath = nil
                 paxSize = nil
                 longName = nil
@@ -86,7 +105,15 @@ struct TarArchiveIndex: Sendable {
         }
     }
 
-    func member(_ name: String) -> Member? { members[Self.normalise(name)] }
+    func member(_ name: String) -> Member? {
+        var current = Self.normalise(name)
+        for _ in 0..<8 {
+            if let member = members[current] { return member }
+            guard let next = links[current] else { return nil }
+            current = next
+        }
+        return nil
+    }
 
     /// `./a//b` and `a/b` are the same member.
     static func normalise(_ name: String) -> String {
