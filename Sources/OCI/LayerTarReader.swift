@@ -48,7 +48,7 @@ final class LayerTarReader {
             return reader.fill(bufferOut)
         }, nil)
         guard rc == ARCHIVE_OK else {
-            defer { archive_read_free(archive) }
+            // deinit frees the archive: every stored property is set by now.
             throw failure ?? WispError.corrupt(source, "layer tar", archive_error_string(archive).map { String(cString: $0) } ?? "cannot be opened")
         }
     }
