@@ -64,9 +64,11 @@ public struct OCIBlobStore: Sendable, Equatable {
                 guard digest == expected.digest else {
                     throw WispError(.digestMismatch, "\(source): blob expected \(expected.digest), got \(digest) (nothing was cached)")
                 }
+                if let failure = writer.diffIDFailure { throw failure }
                 try diffID?.finish()
                 try output.commit()
             } else {
+                if let failure = writer.diffIDFailure { throw failure }
                 try diffID?.finish()
                 // Named by its content only now: moved to its digest's name by hand, as
                 // AtomicOutput renames to the name it was made with.
@@ -121,6 +123,7 @@ public final class OCIBlobWriter: @unchecked Sendable {
     let source: String
     private(set) var digester = SHA256Digester()
     var diffID: DiffIDCheck?
+    var diffIDFailure: Error?
     public private(set) var written: UInt64 = 0
 
     init(file: PosixFile, limit: UInt64?, source: String) {
@@ -136,7 +139,11 @@ public final class OCIBlobWriter: @unchecked Sendable {
         }
         try file.write(bytes, at: written)
         digester.update(bytes)
-        try diffID?.observe(bytes)
+        // A decompression error is kept, not thrown: when the blob's own digest is wrong
+        // too, that is the failure to report (checked first, at the end).
+        if diffIDFailure == nil {
+            do { try diffID?.observe(bytes) } catch { diffIDFailure = error }
+        }
         written = end.partialValue
     }
 
@@ -145,6 +152,7 @@ public final class OCIBlobWriter: @unchecked Sendable {
         try file.truncate(to: 0)
         digester = SHA256Digester()
         diffID?.restart()
+        diffIDFailure = nil
         written = 0
     }
 }
