@@ -55,20 +55,27 @@ final class RegistryClient: @unchecked Sendable {
         return found
     }
 
-    /// https, or http for a registry that may speak it and does not answer TLS.
+    /// https, or http where it is allowed and the registry speaks it. A loopback registry
+    /// is asked over plain HTTP first (a registry answers /v2/ with 200 or 401; a TLS
+    /// server answers plain HTTP with 400 at once), so a plain one never waits on a TLS
+    /// handshake it will not answer. Elsewhere (tlsVerify false) https comes first, as
+    /// skopeo does, and plain HTTP only when TLS fails.
     private func scheme() async throws -> String {
         if let known = state.withLock({ $0.scheme }) { return known }
         guard plainHTTPAllowed else { return "https" }
-        var probe = HTTPExchange(url: "https://\(reference.apiHost)/v2/")
-        probe.verifyTLS = tlsVerify ?? true
-        probe.stallTimeoutSeconds = stallTimeoutSeconds
-        probe.totalTimeoutSeconds = 30
+        func answers(_ scheme: String) async -> Int? {
+            var probe = HTTPExchange(url: "\(scheme)://\(reference.apiHost)/v2/")
+            probe.verifyTLS = tlsVerify ?? true
+            probe.stallTimeoutSeconds = min(stallTimeoutSeconds, 10)
+            probe.totalTimeoutSeconds = 10
+            return try? await probe.perform { _, _ in }.status
+        }
         let chosen: String
-        do {
-            _ = try await probe.perform { _, _ in }
-            chosen = "https"
-        } catch let error as WispError where error.kind == .io || error.kind == .connectionClosed {
-            chosen = "http"
+        if Self.isLoopback(reference.apiHost) {
+            let status = await answers("http")
+            chosen = status == 200 || status == 401 ? "http" : "https"
+        } else {
+            chosen = await answers("https") == nil ? "http" : "https"
         }
         state.withLock { $0.scheme = chosen }
         return chosen
