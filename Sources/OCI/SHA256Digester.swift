@@ -5,9 +5,10 @@ import WispCore
 /// every blob is hashed while it streams in, and every layer again uncompressed for its
 /// diff_id, so a pull of an N-byte image hashes roughly 3N bytes.
 ///
-/// Measured on this project's 2-core build machine, 1 GiB in 1 MiB pieces, release build
-/// (bench/oci-sha256): libcrypto 1.60 s (≈ 670 MB/s, SHA-NI not available here), WispCore's
-/// portable `SHA256` 9.9 s (≈ 108 MB/s) — see the report in docs/PERFORMANCE.md.
+/// Measured with bench/oci-sha256 (1 GiB in 1 MiB pieces, both -O, the 2-core AMD EPYC
+/// build machine, which has SHA-NI): libcrypto 0.75-0.77 s (1.40-1.44 GB/s), WispCore's
+/// portable `SHA256` 9.2-10.9 s (99-116 MB/s): 12-14x. Without libcrypto a 1 GiB image
+/// would spend half a minute hashing alone.
 public final class SHA256Digester: @unchecked Sendable {
     private let context: OpaquePointer
     private var finished = false
