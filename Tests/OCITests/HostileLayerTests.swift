@@ -142,6 +142,26 @@ import WispTestSupport
         }
     }
 
+    /// GNU tar's own sparse format ('S' entries, which umoci cannot read): holes read as
+    /// zeros, the data where it was.
+    @Test func gnuSparseFilesKeepTheirData() throws {
+        let work = try TemporaryDirectory("wisp-oci-sparse")
+        try ToolRunner.check("bash", ["-c", """
+        set -e
+        mkdir -p \(work.path)/src
+        truncate -s 16M \(work.path)/src/holes
+        printf start | dd of=\(work.path)/src/holes conv=notrunc 2>/dev/null
+        printf middle | dd of=\(work.path)/src/holes bs=1 seek=8388608 conv=notrunc 2>/dev/null
+        tar --format=gnu --sparse -cf \(work.path)/sparse.tar -C \(work.path)/src holes
+        """])
+        let tar = work.file("sparse.tar")
+        #expect(try FileManager.default.attributesOfItem(atPath: tar)[.size] as? Int ?? 0 < 1 << 20, "tar kept the file sparse")
+        let layer = try Self.layerFile(tar, compression: .uncompressed, diffID: try OCIDigest("sha256:" + ImageHash.sha256(tar)))
+        let records = try Self.build([layer])
+        #expect(records["holes"]?.size == 16 << 20)
+        #expect(records["holes"]?.sha256 == (try ImageHash.sha256(work.file("src/holes"))))
+    }
+
     /// Bombs stop at the bound (ratio x compressed size, with a floor), not at memory's end.
     @Test func decompressionBombsAreCut() async throws {
         let work = try TemporaryDirectory("wisp-oci-bomb")

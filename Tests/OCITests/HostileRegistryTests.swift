@@ -126,6 +126,43 @@ import WispTestSupport
         #expect(BlobStoreTests.storedFiles(other).isEmpty)
     }
 
+    /// A registry that asks for Basic credentials (taken from the auth file) and serves
+    /// blobs slowly: layers arrive two at a time, never more.
+    @Test func basicCredentialsAndTwoDownloadsAtATime() async throws {
+        let layout = try SharedFixture.get().layout
+        let index = try JSONDecoder().decode(OCIIndex.self, from: Data(contentsOf: URL(fileURLWithPath: "\(layout)/index.json")))
+        let manifestDigest = try #require(index.manifests.first?.digest)
+        let expected = "Basic " + Data("me:pa55".utf8).base64EncodedString()
+        let inFlight = LockedValue((now: 0, most: 0))
+        let registry = try ScriptedServer { request in
+            guard request.headers["authorization"] == expected else {
+                return .respond(status: 401, headers: [("WWW-Authenticate", #"Basic realm="scripted""#)], body: [])
+            }
+            let digest = request.path.split(separator: "/").last.map(String.init) ?? ""
+            let hex = digest.hasPrefix("sha256:") ? String(digest.dropFirst(7)) : manifestDigest.hex
+            guard let bytes = try? [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(layout)/blobs/sha256/\(hex)"))) else {
+                return .respond(status: request.path == "/v2/" ? 200 : 404, headers: [], body: [])
+            }
+            if request.path.contains("/blobs/") {
+                inFlight.withLock { $0.now += 1; $0.most = max($0.most, $0.now) }
+                usleep(300_000)
+                inFlight.withLock { $0.now -= 1 }
+            }
+            return .respond(status: 200, headers: request.path.contains("/manifests/") ? Self.manifestType : [], body: bytes)
+        }
+        let work = try TemporaryDirectory("wisp-oci-basic")
+        let authFile = work.file("config.json")
+        try #"{"auths": {"127.0.0.1:\#(registry.port)": {"auth": "\#(Data("me:pa55".utf8).base64EncodedString())"}}}"#.write(toFile: authFile, atomically: true, encoding: .utf8)
+        let image = try await OCIPuller(store: OCIBlobStore(root: work.file("store")), options: OCIPullOptions(authFiles: [authFile]))
+            .pull(try OCIReference.parse("docker://127.0.0.1:\(registry.port)/wisp/x:latest"))
+        #expect(image.layers.count == 6)
+        #expect(inFlight.withLock { $0.most } == 2)
+        await expectError(.permissionDenied, ["user name and password"]) {
+            _ = try await OCIPuller(store: OCIBlobStore(root: work.file("other")), options: OCIPullOptions(authFiles: []))
+                .pull(try OCIReference.parse("docker://127.0.0.1:\(registry.port)/wisp/x:latest"))
+        }
+    }
+
     @Test func authChallengesParse() {
         let bearer = RegistryAuthChallenge(#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/debian:pull,push""#)
         #expect(bearer?.scheme == "bearer")
