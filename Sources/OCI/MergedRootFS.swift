@@ -7,7 +7,8 @@ import WispCore
 ///     let merged = try MergedRootFS.build(layers: image.layers)   // pass 1: headers, diff_ids
 ///     print(merged.summary.fileBytes)                              // size the filesystem
 ///     try merged.emit(into: &writer)                               // pass 2: contents
-public final class MergedRootFS {
+/// Immutable once built (pass 2 only reads the tree), so it may cross tasks.
+public final class MergedRootFS: @unchecked Sendable {
     public let layers: [OCILayer]
     public let summary: RootFSSummary
     let limits: OCILayerLimits
@@ -65,6 +66,9 @@ public final class MergedRootFS {
                 continue
             }
             entries.append((entry, components))
+            guard entries.count + whiteouts.count + opaques.count <= RootFSTree.maxNames else {
+                throw WispError.corrupt(source, "layer tar", "more than \(RootFSTree.maxNames) entries")
+            }
         }
         let seen = try stream.finishDigest()
         guard seen == layer.diffID else {
@@ -159,6 +163,8 @@ public final class MergedRootFS {
         }
         // The first name of each inode in the walk is its primary; later ones are links.
         var primary: [ObjectIdentifier: RootFSPath] = [:]
+        var names: [ObjectIdentifier: Int] = [:]
+        for (_, node) in walk.others { names[ObjectIdentifier(node.inode), default: 0] += 1 }
         var links: [(RootFSPath, RootFSPath)] = []
         var sources: [[Int: (RootFSPath, RootFSInode)]] = Array(repeating: [:], count: layers.count)
         var rest: [(RootFSPath, RootFSInode)] = []
@@ -176,12 +182,14 @@ public final class MergedRootFS {
             }
         }
         for (number, wanted) in sources.enumerated() where !wanted.isEmpty {
-            try emitFiles(of: number, wanted, into: &sink)
+            try emitFiles(of: number, wanted, names: names, into: &sink)
         }
         for (path, inode) in rest {
             switch inode.kind {
-            case .symlink(let target): try sink.symlink(path, target: target, metadata: inode.metadata)
-            case .special(let kind): try sink.special(path, kind: kind, metadata: inode.metadata)
+            case .symlink(let target):
+                try sink.symlink(path, target: target, metadata: inode.metadata, links: names[ObjectIdentifier(inode)] ?? 1)
+            case .special(let kind):
+                try sink.special(path, kind: kind, metadata: inode.metadata, links: names[ObjectIdentifier(inode)] ?? 1)
             case .regular, .directory: break
             }
         }
@@ -190,7 +198,8 @@ public final class MergedRootFS {
         }
     }
 
-    private func emitFiles<Sink: RootFSSink>(of number: Int, _ wanted: [Int: (RootFSPath, RootFSInode)], into sink: inout Sink) throws {
+    private func emitFiles<Sink: RootFSSink>(of number: Int, _ wanted: [Int: (RootFSPath, RootFSInode)],
+                                             names: [ObjectIdentifier: Int], into sink: inout Sink) throws {
         let layer = layers[number]
         let stream = try LayerStream(path: layer.path, compression: layer.compression,
                                      limit: limits.limit(compressedSize: UInt64(max(0, layer.descriptor.size))),
@@ -201,7 +210,7 @@ public final class MergedRootFS {
             guard let (path, inode) = wanted[entry.index], case .regular(let size) = inode.kind else { continue }
             let contents = RootFSFileContents(reader: reader, size: size)
             defer { contents.valid = false }
-            try sink.file(path, metadata: inode.metadata, size: size, contents: contents)
+            try sink.file(path, metadata: inode.metadata, size: size, links: names[ObjectIdentifier(inode)] ?? 1, contents: contents)
             remaining -= 1
         }
         guard remaining == 0 else {

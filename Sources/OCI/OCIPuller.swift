@@ -193,7 +193,7 @@ public struct OCIPuller: Sendable {
         case .dockerArchive(let file, let image):
             return DockerArchiveTransport(storage: try Self.archive(file, reference), image: image, name: reference.description)
         case .registry(let registry):
-            return try RegistryTransport(reference: registry, options: options)
+            return RegistryTransport(reference: registry, options: options)
         }
     }
 

@@ -24,7 +24,7 @@ final class RegistryClient: @unchecked Sendable {
     }
     private let state = LockedValue(State())
 
-    init(reference: RegistryReference, tlsVerify: Bool?, authFiles: [String], stallTimeoutSeconds: Int) throws {
+    init(reference: RegistryReference, tlsVerify: Bool?, authFiles: [String], stallTimeoutSeconds: Int) {
         self.reference = reference
         self.tlsVerify = tlsVerify
         self.authFiles = authFiles

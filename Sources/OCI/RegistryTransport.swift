@@ -11,9 +11,9 @@ struct RegistryTransport: OCIImageTransport {
     /// A cut transfer is resumed this many times (with Range) while it makes progress.
     static let maxResumes = 5
 
-    init(reference: RegistryReference, options: OCIPullOptions) throws {
+    init(reference: RegistryReference, options: OCIPullOptions) {
         self.reference = reference
-        client = try RegistryClient(reference: reference, tlsVerify: options.tlsVerify,
+        client = RegistryClient(reference: reference, tlsVerify: options.tlsVerify,
                                     authFiles: options.authFiles ?? RegistryCredentials.defaultAuthFiles,
                                     stallTimeoutSeconds: options.stallTimeoutSeconds)
     }

@@ -7,13 +7,15 @@
 /// 3. symlinks and special files;
 /// 4. hard links: extra names of a file, symlink or special file emitted before.
 ///
-/// A sink that throws stops the emission; the error is passed on unchanged.
+/// A sink that throws stops the emission; the error is passed on unchanged. `links` is the
+/// number of names the inode has (1, or more when `hardLink` calls for it follow), so a
+/// writer can fill in its link count when it writes the inode.
 public protocol RootFSSink {
     mutating func directory(_ path: RootFSPath, metadata: RootFSMetadata) throws
     /// `contents` is valid only during this call; whatever the sink does not read is skipped.
-    mutating func file(_ path: RootFSPath, metadata: RootFSMetadata, size: UInt64, contents: RootFSFileContents) throws
-    mutating func symlink(_ path: RootFSPath, target: [UInt8], metadata: RootFSMetadata) throws
-    mutating func special(_ path: RootFSPath, kind: RootFSSpecialFile, metadata: RootFSMetadata) throws
+    mutating func file(_ path: RootFSPath, metadata: RootFSMetadata, size: UInt64, links: Int, contents: RootFSFileContents) throws
+    mutating func symlink(_ path: RootFSPath, target: [UInt8], metadata: RootFSMetadata, links: Int) throws
+    mutating func special(_ path: RootFSPath, kind: RootFSSpecialFile, metadata: RootFSMetadata, links: Int) throws
     /// `path` is another name of the inode first emitted at `target`.
     mutating func hardLink(_ path: RootFSPath, target: RootFSPath) throws
 }

@@ -157,7 +157,7 @@ struct TarArchiveIndex: Sendable {
         for byte in field {
             if byte == 0 || byte == 32 { if seenDigit { break } else { continue } }
             guard (48...55).contains(byte), value >> 60 == 0 else {
-                throw WispError.corrupt(source, "tar header", at: offset, "\(name) field is not an octal number")
+                throw WispError.corrupt(source, "tar header", at: offset, "\(name) field is not an octal number (not a tar archive, or a damaged one)")
             }
             value = value * 8 + UInt64(byte - 48)
             seenDigit = true
@@ -172,7 +172,7 @@ struct TarArchiveIndex: Sendable {
         while i < data.count {
             guard let space = data[i...].firstIndex(of: 32) else { break }
             guard let length = Int(String(decoding: data[i..<space], as: UTF8.self)), length > space - i + 1,
-                  i + length <= data.count, data[i + length - 1] == 10 else {
+                  length <= data.count - i, data[i + length - 1] == 10 else {
                 throw WispError.corrupt(source, "tar PAX header", at: offset, "malformed record at byte \(i)")
             }
             let record = data[(space + 1)..<(i + length - 1)]

@@ -139,6 +139,36 @@ import WispTestSupport
     }
 }
 
+extension OCIReferenceTests {
+    /// A docker archive with two images must be told which one.
+    @Test func dockerArchivesWithSeveralImagesNeedAName() async throws {
+        let work = try TemporaryDirectory("wisp-oci-docker-multi")
+        let tree = work.file("tree")
+        try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: true)
+        try #"[{"Config":"a.json","RepoTags":["one:v1"],"Layers":[]},{"Config":"b.json","RepoTags":["quay.io/two:v2"],"Layers":[]}]"#
+            .write(toFile: "\(tree)/manifest.json", atomically: true, encoding: .utf8)
+        try ToolRunner.check("tar", ["-cf", work.file("multi.tar"), "-C", tree, "manifest.json"])
+        let store = OCIBlobStore(root: work.file("store"))
+        await expectError(.invalidArgument, ["holds 2 images", "one:v1, quay.io/two:v2"]) {
+            _ = try await OCIPuller(store: store).pull(try OCIReference.parse("docker-archive:\(work.file("multi.tar"))"))
+        }
+        await expectError(.notFound, ["no image three:v3", "one:v1, quay.io/two:v2"]) {
+            _ = try await OCIPuller(store: store).pull(try OCIReference.parse("docker-archive:\(work.file("multi.tar")):three:v3"))
+        }
+        // A name that is there, normalised like docker: its config is missing from this archive.
+        await expectError(.corrupt, ["names a.json, which is not in the archive"]) {
+            _ = try await OCIPuller(store: store).pull(try OCIReference.parse("docker-archive:\(work.file("multi.tar")):docker.io/library/one:v1"))
+        }
+        await expectError(.notFound, ["no such file"]) {
+            _ = try await OCIPuller(store: store).pull(try OCIReference.parse("oci-archive:\(work.file("absent.tar"))"))
+        }
+        await expectError(.corrupt, ["not a tar archive"]) {
+            try Data(repeating: 7, count: 4096).write(to: URL(fileURLWithPath: work.file("junk.tar")))
+            _ = try await OCIPuller(store: store).pull(try OCIReference.parse("oci-archive:\(work.file("junk.tar"))"))
+        }
+    }
+}
+
 /// Runs `body` and checks it throws a `WispError` of `kind` whose message holds every
 /// one of `needles` (and not `excluding`).
 func expectError(_ kind: WispError.Kind, _ needles: [String], excluding: String? = nil,

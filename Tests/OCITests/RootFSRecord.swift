@@ -30,6 +30,8 @@ struct RootFSRecord: Equatable, CustomStringConvertible {
 struct RecordingSink: RootFSSink {
     var records: [String: RootFSRecord] = [:]
     var order: [String] = []
+    /// The link count each inode was announced with, by its first name.
+    var announcedLinks: [String: Int] = [:]
     private var groups: [String: [String]] = [:]
 
     mutating func directory(_ path: RootFSPath, metadata: RootFSMetadata) throws {
@@ -38,8 +40,9 @@ struct RecordingSink: RootFSSink {
         order.append(path.description)
     }
 
-    mutating func file(_ path: RootFSPath, metadata: RootFSMetadata, size: UInt64, contents: RootFSFileContents) throws {
+    mutating func file(_ path: RootFSPath, metadata: RootFSMetadata, size: UInt64, links: Int, contents: RootFSFileContents) throws {
         try expectParent(path)
+        announcedLinks[path.description] = links
         let digester = SHA256Digester()
         var position: UInt64 = 0
         let zeros = [UInt8](repeating: 0, count: 1 << 16)
@@ -64,16 +67,18 @@ struct RecordingSink: RootFSSink {
         order.append(path.description)
     }
 
-    mutating func symlink(_ path: RootFSPath, target: [UInt8], metadata: RootFSMetadata) throws {
+    mutating func symlink(_ path: RootFSPath, target: [UInt8], metadata: RootFSMetadata, links: Int) throws {
         try expectParent(path)
+        announcedLinks[path.description] = links
         var entry = record("symlink -> \(String(decoding: target, as: UTF8.self))", metadata)
         entry.permissions = 0  // symlink modes mean nothing on Linux
         records[path.description] = entry
         order.append(path.description)
     }
 
-    mutating func special(_ path: RootFSPath, kind: RootFSSpecialFile, metadata: RootFSMetadata) throws {
+    mutating func special(_ path: RootFSPath, kind: RootFSSpecialFile, metadata: RootFSMetadata, links: Int) throws {
         try expectParent(path)
+        announcedLinks[path.description] = links
         let name = switch kind {
         case .characterDevice(let major, let minor): "char \(major),\(minor)"
         case .blockDevice(let major, let minor): "block \(major),\(minor)"
@@ -103,8 +108,11 @@ struct RecordingSink: RootFSSink {
                      xattrs: Dictionary(uniqueKeysWithValues: metadata.xattrs.map { ($0.name, $0.value) }))
     }
 
-    /// Records with their hard-link groups filled in.
+    /// Records with their hard-link groups filled in (the announced link counts checked).
     func finished() -> [String: RootFSRecord] {
+        for (first, count) in announcedLinks {
+            precondition(count == (groups[first]?.count ?? 1), "\(first) announced \(count) links, got \(groups[first]?.count ?? 1)")
+        }
         var result = records
         for members in groups.values {
             for member in members { result[member]?.links = members.sorted() }
