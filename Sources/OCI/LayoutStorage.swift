@@ -11,6 +11,8 @@ protocol LayoutStorage: Sendable {
     func size(_ file: String) throws -> UInt64?
     /// Reads `length` bytes at `offset` of a file into `buffer`.
     func read(_ file: String, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws
+    /// Streams a file in 1 MiB pieces.
+    func stream(_ file: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
 }
 
 extension LayoutStorage {
@@ -25,14 +27,18 @@ extension LayoutStorage {
         return bytes
     }
 
-    /// Streams a file in 1 MiB pieces.
     func stream(_ file: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         guard let size = try size(file) else { throw WispError.notFound("\(name): \(file) is missing") }
+        try streamPieces(size: size, read: { try read(file, at: $0, into: $1) }, body)
+    }
+
+    func streamPieces(size: UInt64, read: (UInt64, UnsafeMutableRawBufferPointer) throws -> Void,
+                      _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var offset: UInt64 = 0
         while offset < size {
             let n = Int(min(UInt64(buffer.count), size - offset))
-            try buffer.withUnsafeMutableBytes { try read(file, at: offset, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n])) }
+            try buffer.withUnsafeMutableBytes { try read(offset, UnsafeMutableRawBufferPointer(rebasing: $0[0..<n])) }
             try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             offset += UInt64(n)
         }
@@ -55,6 +61,14 @@ struct DirectoryStorage: LayoutStorage {
         let handle = try PosixFile(path: "\(directory)/\(file)", mode: .readOnly)
         defer { handle.close() }
         try handle.read(into: buffer, at: offset)
+    }
+
+    /// One open for the whole file (not one per piece), and the size it had when opened.
+    func stream(_ file: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        guard try size(file) != nil else { throw WispError.notFound("\(name): \(file) is missing") }
+        let handle = try PosixFile(path: "\(directory)/\(file)", mode: .readOnly)
+        defer { handle.close() }
+        try streamPieces(size: try handle.size(), read: { try handle.read(into: $1, at: $0) }, body)
     }
 }
 
