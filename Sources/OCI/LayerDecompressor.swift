@@ -126,14 +126,4 @@ final class LayerDecompressor {
             }
         }
     }
-
-    /// Whether everything produced so far was drained: callers loop `step` until it
-    /// returns 0 with the input consumed.
-    var mayHaveMoreOutput: Bool {
-        switch codec {
-        case .none: false
-        case .gzip: !zlibMemberEnded
-        case .zstd: zstdFrameOpen
-        }
-    }
 }

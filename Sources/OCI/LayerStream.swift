@@ -78,6 +78,4 @@ final class LayerStream {
         while try scratch.withUnsafeMutableBytes({ try read(into: $0) }) > 0 {}
         return digester.finalize()
     }
-
-    var uncompressedBytes: UInt64 { decompressor.produced }
 }

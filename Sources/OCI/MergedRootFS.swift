@@ -94,7 +94,7 @@ public final class MergedRootFS: @unchecked Sendable {
             case .special(let special): kind = .special(special)
             }
             let inode = RootFSInode(kind: kind, metadata: entry.metadata,
-                                    contentSource: entry.kind == .regular ? (number, entry.index) : nil, origin: number)
+                                    contentSource: entry.kind == .regular ? (number, entry.index) : nil)
             try tree.put(components, inode: inode, source: source, what: what)
         }
     }

@@ -14,14 +14,11 @@ final class RootFSInode {
     var metadata: RootFSMetadata
     /// (layer, entry index) of the tar entry whose data this file has.
     var contentSource: (layer: Int, entry: Int)?
-    /// Where the inode came from, for messages.
-    var origin: Int
 
-    init(kind: Kind, metadata: RootFSMetadata, contentSource: (layer: Int, entry: Int)?, origin: Int) {
+    init(kind: Kind, metadata: RootFSMetadata, contentSource: (layer: Int, entry: Int)?) {
         self.kind = kind
         self.metadata = metadata
         self.contentSource = contentSource
-        self.origin = origin
     }
 
     var isDirectory: Bool { if case .directory = kind { true } else { false } }
@@ -45,7 +42,7 @@ struct RootFSTree {
     static let maxDepth = 512
 
     init() {
-        root = RootFSNode(inode: RootFSInode(kind: .directory, metadata: .implicitDirectory, contentSource: nil, origin: -1))
+        root = RootFSNode(inode: RootFSInode(kind: .directory, metadata: .implicitDirectory, contentSource: nil))
     }
 
     /// Splits a tar name into components: `./` and empty parts dropped; absolute names
@@ -87,7 +84,7 @@ struct RootFSTree {
                 node = child
             } else {
                 guard create else { return nil }
-                let made = RootFSNode(inode: RootFSInode(kind: .directory, metadata: .implicitDirectory, contentSource: nil, origin: -1))
+                let made = RootFSNode(inode: RootFSInode(kind: .directory, metadata: .implicitDirectory, contentSource: nil))
                 node.children[name] = made
                 node = made
             }
@@ -142,7 +139,6 @@ struct RootFSTree {
         if let existing = parent.children[name] {
             if existing.inode.isDirectory && inode.isDirectory {
                 existing.inode.metadata = inode.metadata
-                existing.inode.origin = inode.origin
                 return
             }
             nameCount -= Self.count(existing)
