@@ -117,14 +117,14 @@ public struct OCIBlobStore: Sendable, Equatable {
 
 /// Where a blob's bytes go while they arrive: the temporary file, hashed on the way, and
 /// never more than the descriptor's size (a server sending more is cut off at once).
-public final class OCIBlobWriter: @unchecked Sendable {
+final class OCIBlobWriter: @unchecked Sendable {
     let file: PosixFile
     let limit: UInt64?
     let source: String
     private(set) var digester = SHA256Digester()
     var diffID: DiffIDCheck?
     var diffIDFailure: Error?
-    public private(set) var written: UInt64 = 0
+    private(set) var written: UInt64 = 0
 
     init(file: PosixFile, limit: UInt64?, source: String) {
         self.file = file
@@ -132,7 +132,7 @@ public final class OCIBlobWriter: @unchecked Sendable {
         self.source = source
     }
 
-    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
         let end = written.addingReportingOverflow(UInt64(bytes.count))
         if let limit, end.overflow || end.partialValue > limit {
             throw WispError(.digestMismatch, "\(source): the blob is longer than the \(limit) bytes its descriptor says (nothing was cached)")
@@ -148,7 +148,7 @@ public final class OCIBlobWriter: @unchecked Sendable {
     }
 
     /// Starts over from byte 0 (a server that ignored a Range request sends everything).
-    public func restart() throws {
+    func restart() throws {
         try file.truncate(to: 0)
         digester = SHA256Digester()
         diffID?.restart()
