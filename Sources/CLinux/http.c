@@ -15,6 +15,8 @@ struct curl_api {
     CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
     void (*easy_cleanup)(CURL *);
     const char *(*easy_strerror)(CURLcode);
+    struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+    void (*slist_free_all)(struct curl_slist *);
     char load_error[256];
     int loaded;
 };
@@ -48,6 +50,8 @@ static void load_api(void) {
     LOAD(easy_getinfo, "curl_easy_getinfo");
     LOAD(easy_cleanup, "curl_easy_cleanup");
     LOAD(easy_strerror, "curl_easy_strerror");
+    LOAD(slist_append, "curl_slist_append");
+    LOAD(slist_free_all, "curl_slist_free_all");
 #undef LOAD
     if (api.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         snprintf(api.load_error, sizeof api.load_error, "libcurl failed to initialise");
@@ -121,6 +125,97 @@ int wisp_http_get(const char *url, void *context, wisp_http_write_fn write,
     if (code != CURLE_OK) {
         snprintf(error, error_size, "%s", curl_error[0] ? curl_error : api.easy_strerror(code));
     }
+    api.easy_cleanup(curl);
+    return code == CURLE_OK ? 0 : (int)code;
+}
+
+struct request_transfer {
+    void *context;
+    wisp_http_header_fn header;
+    wisp_http_write_fn write;
+    wisp_http_progress_fn progress;
+};
+
+static size_t on_request_header(char *data, size_t size, size_t count, void *user) {
+    struct request_transfer *t = user;
+    size_t bytes = size * count;
+    if (t->header == NULL) return bytes;
+    return t->header(t->context, data, bytes) == 0 ? bytes : 0;
+}
+
+static size_t on_request_body(char *data, size_t size, size_t count, void *user) {
+    struct request_transfer *t = user;
+    size_t bytes = size * count;
+    return t->write(t->context, data, bytes) == 0 ? bytes : 0;
+}
+
+static int on_request_progress(void *user, curl_off_t total, curl_off_t done, curl_off_t up_total, curl_off_t up_done) {
+    (void)up_total;
+    (void)up_done;
+    struct request_transfer *t = user;
+    if (t->progress == NULL) return 0;
+    return t->progress(t->context, done > 0 ? (uint64_t)done : 0, total > 0 ? (uint64_t)total : 0);
+}
+
+int wisp_http_request(const struct wisp_http_request *request, void *context,
+                      wisp_http_header_fn header, wisp_http_write_fn write,
+                      wisp_http_progress_fn progress, long *http_status,
+                      char *error, size_t error_size) {
+    *http_status = 0;
+    if (error_size > 0) error[0] = '\0';
+    pthread_once(&api_once, load_api);
+    if (!api.loaded) {
+        snprintf(error, error_size, "%s", api.load_error);
+        return -1;
+    }
+    CURL *curl = api.easy_init();
+    if (curl == NULL) {
+        snprintf(error, error_size, "libcurl could not start a transfer");
+        return -1;
+    }
+    struct curl_slist *headers = NULL;
+    for (size_t i = 0; i < request->header_count; i++) {
+        struct curl_slist *grown = api.slist_append(headers, request->headers[i]);
+        if (grown == NULL) {
+            api.slist_free_all(headers);
+            api.easy_cleanup(curl);
+            snprintf(error, error_size, "out of memory for request headers");
+            return -1;
+        }
+        headers = grown;
+    }
+    char curl_error[CURL_ERROR_SIZE] = {0};
+    struct request_transfer t = {context, header, write, progress};
+    api.easy_setopt(curl, CURLOPT_URL, request->url);
+    api.easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
+    if (api.easy_setopt(curl, (CURLoption)10318 /* CURLOPT_PROTOCOLS_STR */, "http,https") != CURLE_OK) {
+        api.easy_setopt(curl, (CURLoption)181 /* CURLOPT_PROTOCOLS */, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    }
+    // Redirects are the caller's: it decides per hop whether credentials may follow.
+    api.easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    if (request->method != NULL && strcmp(request->method, "HEAD") == 0) api.easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    if (headers != NULL) api.easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    api.easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, request->verify_tls ? 1L : 0L);
+    api.easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, request->verify_tls ? 2L : 0L);
+    api.easy_setopt(curl, CURLOPT_USERAGENT, "wisp");
+    api.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, request->connect_timeout > 0 ? request->connect_timeout : 30L);
+    api.easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    api.easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, request->stall_timeout > 0 ? request->stall_timeout : 60L);
+    if (request->total_timeout > 0) api.easy_setopt(curl, CURLOPT_TIMEOUT, request->total_timeout);
+    api.easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    api.easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_request_header);
+    api.easy_setopt(curl, CURLOPT_HEADERDATA, &t);
+    api.easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_request_body);
+    api.easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+    api.easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    api.easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_request_progress);
+    api.easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
+    CURLcode code = api.easy_perform(curl);
+    api.easy_getinfo(curl, CURLINFO_RESPONSE_CODE, http_status);
+    if (code != CURLE_OK) {
+        snprintf(error, error_size, "%s", curl_error[0] ? curl_error : api.easy_strerror(code));
+    }
+    api.slist_free_all(headers);
     api.easy_cleanup(curl);
     return code == CURLE_OK ? 0 : (int)code;
 }

@@ -19,4 +19,36 @@ int wisp_http_get(const char *url, void *context, wisp_http_write_fn write,
                   wisp_http_progress_fn progress, long *http_status,
                   char *error, size_t error_size);
 
+/// Receives each response header line as sent (status lines included, with CRLF);
+/// return 0 to go on, anything else aborts the transfer.
+typedef int (*wisp_http_header_fn)(void *context, const char *line, size_t size);
+
+/// One request as `wisp_http_request` sends it.
+struct wisp_http_request {
+    const char *url;
+    /// "GET" (or NULL) or "HEAD".
+    const char *method;
+    /// Extra request headers, each "Name: value".
+    const char *const *headers;
+    size_t header_count;
+    /// 0 skips certificate and host name checks (the user's explicit choice).
+    int verify_tls;
+    /// Seconds to connect (0: 30).
+    long connect_timeout;
+    /// Seconds under 1 byte/s before the transfer fails (0: 60).
+    long stall_timeout;
+    /// Seconds for the whole transfer (0: no limit).
+    long total_timeout;
+};
+
+/// One HTTP(S) request with the caller's headers; redirects are NOT followed (the caller
+/// sees the 3xx and its Location header, so it can decide what credentials go where).
+/// Response headers go to `header`, the body to `write`. Any status is a success at this
+/// level: `http_status` says which. Returns 0, or -1 / libcurl's code with a sentence in
+/// `error` when no complete response arrived (connection refused, timeout, aborted).
+int wisp_http_request(const struct wisp_http_request *request, void *context,
+                      wisp_http_header_fn header, wisp_http_write_fn write,
+                      wisp_http_progress_fn progress, long *http_status,
+                      char *error, size_t error_size);
+
 #endif
