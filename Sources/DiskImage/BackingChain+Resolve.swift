@@ -174,7 +174,7 @@ struct ChainResolver {
             throw WispError(.permissionDenied, "\(referrer): \(quoted) refers to another file; images from outside Wisp must be self-contained")
         }
         guard roots.contains(where: { Self.isInside(canonical, $0) }) else {
-            throw WispError(.permissionDenied, "\(referrer): \(quoted) resolves to \(canonical), outside the directories this image may refer to (\(roots.joined(separator: ", "))); allow \(ChainResolver.directory(of: canonical)) explicitly to use it")
+            throw WispError(.permissionDenied, "\(referrer): \(quoted) resolves to \(canonical), outside the directories this image may refer to (\(roots.joined(separator: ", "))); to use it, allow its directory (--allow-backing \(ChainResolver.directory(of: canonical)))")
         }
         return (joined, canonical, BackingChain.FileIdentity(st))
     }

@@ -63,7 +63,11 @@ public enum QEMULauncher {
         let argv = ([commandLine.executable] + commandLine.arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
+        // Everything QEMU creates (QMP and console sockets, the serial log) is owner-only:
+        // posix_spawn has no umask attribute, so the child inherits this one.
+        let savedMask = umask(0o077)
         let rc = posix_spawn(&pid, commandLine.executable, &actions, &attributes, argv, environ)
+        umask(savedMask)
         guard rc == 0 else {
             throw WispError(.io, "could not start \(commandLine.executable): \(String(cString: strerror(rc)))", errno: rc)
         }

@@ -85,6 +85,19 @@ import WispTestSupport
         // The hostname resolves (manage_etc_hosts), so sudo does not complain.
         #expect(!(try box.check(["ssh", "e2e", "--", "sudo", "-n", "true"]).stderrText.contains("unable to resolve host")))
 
+        // What another local user could reach: nothing in the instance directory, no
+        // secret on QEMU's command line (world-readable in /proc), a sandboxed QEMU.
+        let instanceDir = box.dir.file("data") + "/wisp/instances/e2e"
+        for leaf in ["", "/qmp.sock", "/console.sock", "/serial.log", "/qemu.log", "/instance.json", "/ssh_host_ed25519_key", "/seed.iso"] {
+            let mode = (try FileManager.default.attributesOfItem(atPath: instanceDir + leaf)[.posixPermissions] as? Int) ?? 0o777
+            #expect(mode & 0o077 == 0, "\(leaf.isEmpty ? "instance directory" : leaf) is mode \(String(mode, radix: 8))")
+        }
+        let pid = try String(contentsOfFile: instanceDir + "/qemu.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let argv = try #require(FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")).split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        #expect(argv.contains("-sandbox"), "\(argv)")
+        #expect(!argv.contains { $0.contains("PRIVATE KEY") || $0.contains("ds=nocloud;s=") }, "\(argv)")
+        #expect(argv.contains { $0.hasPrefix("{") && $0.contains(#""backing":"#) }, "disks are -blockdev graphs: \(argv)")
+
         let list = try box.check(["list", "--json"]).stdoutText
         let entries = try JSONSerialization.jsonObject(with: Data(list.utf8)) as? [[String: Any]]
         #expect(entries?.first?["state"] as? String == "running")
@@ -108,11 +121,19 @@ import WispTestSupport
         #expect(!FileManager.default.fileExists(atPath: box.dir.file("data") + "/wisp/instances/e2e"))
     }
 
+    /// Also a legitimate local chain: an overlay made by `qemu-img create -b` beside its base
+    /// boots, and `wisp run` names the files it will read on its first line.
     @Test(.timeLimit(.minutes(20))) func runRemoveExitsWithTheCommandsCode() throws {
         let box = try Sandbox()
         defer { box.cleanUp() }
-        let result = try box.run(["run", "--rm", "--accel", Self.accel, "--memory", "1536M", "--timeout", "900", box.image, "--", "sh", "-c", "exit 3"])
+        let base = box.dir.file("debian-base.qcow2")
+        try FileManager.default.copyItem(atPath: box.image, toPath: base)
+        let overlay = box.dir.file("debian-overlay.qcow2")
+        try ToolRunner.check("qemu-img", ["create", "-q", "-f", "qcow2", "-b", "debian-base.qcow2", "-F", "qcow2", overlay],
+                             currentDirectory: box.dir.path)
+        let result = try box.run(["run", "--rm", "--accel", Self.accel, "--memory", "1536M", "--timeout", "900", overlay, "--", "sh", "-c", "exit 3"])
         #expect(result.status == 3, "\(result.stderrText)")
+        #expect(result.stderrText.contains("image: \(overlay) (qcow2) -> \(base) (qcow2)"), "\(result.stderrText)")
         let left = (try? FileManager.default.contentsOfDirectory(atPath: box.dir.file("data") + "/wisp/instances")) ?? []
         #expect(left.isEmpty, "\(left)")
     }
