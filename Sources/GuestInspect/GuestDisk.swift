@@ -16,8 +16,10 @@ public final class GuestDisk: Sendable {
     public var name: String { device.name }
 
     /// Opens any image format Wisp reads (raw, qcow2, vmdk, vhd, vhdx, ...).
-    public convenience init(path: String) throws {
-        try self.init(device: try DiskImageFile.open(path))
+    /// Opens the image at `path` with its backing chain, which `policy` confines (by
+    /// default to the image's own directory).
+    public convenience init(path: String, policy: ExternalReferencePolicy = .confinedToImageDirectory) throws {
+        try self.init(device: try DiskImageFile.open(path, policy: policy))
     }
 
     public init(device: any BlockDevice) throws {

@@ -45,9 +45,11 @@ struct FSImageOptions: ParsableArguments {
         valueName: "N|LABEL|UUID"))
     var partition: PartitionSelector?
 
+    @OptionGroup var backing: BackingOptions
+
     /// The guest's tree, or the selected filesystem raw.
     func openFileSystem() throws -> any FileSystem {
-        let disk = try GuestDisk(path: image)
+        let disk = try GuestDisk(path: image, policy: backing.policy)
         if let partition { return try disk.fileSystem(selectedBy: partition.spec) }
         return try disk.guestTree()
     }

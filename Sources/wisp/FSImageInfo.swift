@@ -1,3 +1,4 @@
+import DiskImage
 import Foundation
 import GuestInspect
 import WispCore
@@ -8,9 +9,9 @@ struct GuestDiskInfo: Encodable {
     var report: GuestDiskReport?
     var error: String?
 
-    init(path: String) {
+    init(path: String, policy: ExternalReferencePolicy) {
         do {
-            report = try GuestDisk(path: path).report
+            report = try GuestDisk(path: path, policy: policy).report
         } catch {
             self.error = "\(error)"
         }

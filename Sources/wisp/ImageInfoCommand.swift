@@ -22,7 +22,7 @@ struct ImageInfoCommand: AsyncParsableCommand {
 
     func run() async throws {
         let info = try ImageInfo.read(path: image, policy: backing.policy)
-        let guest = partitions ? GuestDiskInfo(path: image) : nil
+        let guest = partitions ? GuestDiskInfo(path: image, policy: backing.policy) : nil
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
