@@ -97,7 +97,7 @@ let package = Package(
         // Shared by test targets only: runs the real tools that make fixtures and judge.
         .target(name: "WispTestSupport", dependencies: ["WispCore"], swiftSettings: swiftSettings),
         .executableTarget(name: "wisp",
-                          dependencies: ["WispKit", "WispCore", "DiskImage", "Partitions", "FileSystems", "GuestInspect", "CloudInit", "Machine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["WispKit", "WispCore", "DiskImage", "Partitions", "FileSystems", "GuestInspect", "CloudInit", "Machine", "OCI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: swiftSettings),
     ] + testFolders.map { testTarget(folder: $0) },
     swiftLanguageModes: [.v6]

@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import OCI
+import WispCore
+
+struct ImagePullCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pull",
+        abstract: "Pull and verify a container image into Wisp's cache (like skopeo copy).",
+        discussion: """
+        REFERENCE is oci:DIR[:TAG] (an OCI image layout), oci-archive:FILE[:TAG], \
+        docker-archive:FILE[:REPO:TAG] (docker save, Docker 25+ archives included) or \
+        docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST]. Every blob's size and sha256 is checked \
+        while it streams and every layer's uncompressed digest against the config before \
+        anything is kept; blobs are stored once in $XDG_CACHE_HOME/wisp/oci, shared between \
+        images. Registries: anonymous bearer tokens, or credentials from $REGISTRY_AUTH_FILE, \
+        $XDG_RUNTIME_DIR/containers/auth.json or ~/.docker/config.json; plain HTTP only for \
+        loopback registries or with --tls-verify=false. Prints the manifest digest.
+
+        Examples:
+          wisp image pull oci-archive:fedora-bootc.tar
+          wisp image pull docker://127.0.0.1:5000/debian:12 --platform linux/arm64
+        """)
+
+    @Argument(help: "The image reference.") var reference: String
+    @Option(help: "os/arch[/variant] to pick from a multi-platform index (default: this host's).") var platform: String?
+    @Option(name: .customLong("tls-verify"), help: "Verify the registry's TLS certificate (false also allows plain HTTP).") var tlsVerify: Bool?
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        let parsed = try OCIReference.parse(reference)
+        var options = OCIPullOptions(platform: try platform.map { try OCIPlatform(parsing: $0) }, tlsVerify: tlsVerify)
+        let progress = TerminalProgress("pulling")
+        options.progress = { progress.update($0.bytesDone, $0.bytesTotal) }
+        let image = try await OCIPuller(options: options).pull(parsed)
+        progress.finish()
+        let digest = (image.manifestDigest ?? image.configDigest).description
+        let bytes = image.layers.reduce(UInt64(0)) { $0 + UInt64(max(0, $1.descriptor.size)) }
+        if json {
+            let object: [String: Any] = ["reference": reference, "digest": digest, "config": image.configDigest.description,
+                                         "platform": image.platform.description, "layers": image.layers.count, "size": bytes]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            FileHandle.standardError.write(Data("pulled \(reference): \(image.platform), \(image.layers.count) layers, \(ByteSize.format(bytes))\n".utf8))
+            print(digest)
+        }
+    }
+}
