@@ -57,6 +57,25 @@ struct Ext4WriterAllocator: Sendable {
         return runs
     }
 
+    /// Where the cursor stands, to give back everything allocated after it.
+    struct Mark {
+        fileprivate let rangeIndex: Int
+        fileprivate let next: UInt64
+        fileprivate let records: Int
+        fileprivate let freeBlocks: UInt64
+    }
+
+    var mark: Mark { Mark(rangeIndex: rangeIndex, next: next, records: records.count, freeBlocks: freeBlocks) }
+
+    /// Frees every block allocated since `mark` (a file whose contents failed). Records
+    /// never merge across owners, so the ones made since belong to the failed owner alone.
+    mutating func rollBack(to mark: Mark) {
+        rangeIndex = mark.rangeIndex
+        next = mark.next
+        freeBlocks = mark.freeBlocks
+        records.removeLast(records.count - mark.records)
+    }
+
     static func full(_ what: String, needed: UInt64, free: UInt64) -> WispError {
         WispError.invalidArgument("\(what): the ext4 image is full (\(needed) more blocks of \(Ext4WriterGeometry.blockSize) bytes needed, \(free) free); make it larger")
     }

@@ -17,6 +17,7 @@ extension Ext4Writer {
     public func addDirectory(_ path: String, metadata: Ext4EntryMetadata) throws {
         try checkOpen(path)
         try check(metadata, path: path)
+        _ = try Ext4WriterXattrs.split(try Ext4WriterXattrs.entries(metadata.xattrs, path: path), path: path)
         let components = try Self.components(path)
         guard let last = components.last else {
             try updateImplicitDirectory(Self.rootInode, metadata: metadata, path: path)
@@ -25,7 +26,7 @@ extension Ext4Writer {
         let parent = try parentDirectory(components, path: path)
         if let existing = directories[parent]?.children[last] {
             guard existing.fileType == Self.directoryFileType else {
-                throw WispError(.alreadyExists, "\(path): already exists and is not a directory")
+                throw WispError.invalidArgument("\(path): already exists and is not a directory")
             }
             try updateImplicitDirectory(existing.inode, metadata: metadata, path: path)
             return
@@ -50,13 +51,18 @@ extension Ext4Writer {
         let attributes = try Ext4WriterXattrs.split(try Ext4WriterXattrs.entries(metadata.xattrs, path: path), path: path)
         let (parent, name) = try newEntry(path)
         let number = try allocateInode(for: path)
+        let mark = allocator.mark
         state = .writingFile
         let sink = Ext4FileSink(writer: self, path: path, inode: number, size: size)
         do {
             try writeContents(sink)
             try sink.close()
         } catch {
+            // Nothing else was allocated meanwhile: give the blocks and the inode number
+            // back (its slot is still the zero placeholder).
             sink.abandon()
+            allocator.rollBack(to: mark)
+            if number == nextInode - 1 { nextInode = number }
             if state == .writingFile { state = .open }
             throw error
         }
@@ -238,7 +244,7 @@ extension Ext4Writer {
     private func updateImplicitDirectory(_ number: UInt32, metadata: Ext4EntryMetadata, path: String) throws {
         guard let directory = directories[number] else { return }
         guard !directory.explicit else {
-            throw WispError(.alreadyExists, "\(path): the directory was already added")
+            throw WispError.invalidArgument("\(path): the directory was already added")
         }
         _ = try Ext4WriterXattrs.split(try Ext4WriterXattrs.entries(metadata.xattrs, path: path), path: path)
         directories[number]?.metadata = metadata
@@ -250,11 +256,11 @@ extension Ext4Writer {
     private func newEntry(_ path: String) throws -> (parent: UInt32, name: String) {
         let components = try Self.components(path)
         guard let last = components.last else {
-            throw WispError(.alreadyExists, "\(path): names the root directory, which already exists")
+            throw WispError.invalidArgument("\(path): names the root directory, which already exists")
         }
         let parent = try parentDirectory(components, path: path)
         guard directories[parent]?.children[last] == nil else {
-            throw WispError(.alreadyExists, "\(path): already exists in the image")
+            throw WispError.invalidArgument("\(path): already exists in the image")
         }
         return (parent, last)
     }

@@ -152,6 +152,17 @@ extension Ext4Writer {
                 }
             }
             Self.setBits(&bitmap, perGroup..<(blockSize * 8))
+            if !targetIsZeroed {
+                // The rest of the last inode-table block in use: a target that was not
+                // zeroed must not show old bytes there to whoever reads the block whole.
+                let usedBytes = UInt64(highest + 1) * UInt64(Ext4WriterInode.size)
+                let blockEnd = (usedBytes + UInt64(blockSize) - 1) / UInt64(blockSize) * UInt64(blockSize)
+                if blockEnd > usedBytes {
+                    try failing {
+                        try inodeTable.writeZeros(at: g.inodeTable[group] * UInt64(blockSize) + usedBytes, count: blockEnd - usedBytes)
+                    }
+                }
+            }
             var summary = summaries[group]
             summary.freeInodes = g.inodesPerGroup - used
             summary.usedDirectories = directoriesPerGroup[group]
@@ -163,6 +174,7 @@ extension Ext4Writer {
             totalFreeInodes += UInt64(g.inodesPerGroup - used)
             try failing { try data.write(bitmap, at: g.inodeBitmap[group] * UInt64(blockSize)) }
         }
+        try failing { try inodeTable.flush() }
         superblock.freeBlocks = totalFreeBlocks
         superblock.freeInodes = totalFreeInodes
         return summaries
