@@ -38,12 +38,12 @@ public final class Ext4Writer {
     }
 
     struct Directory {
-        var name: String
+        var name: Ext4WriterName
         var parent: UInt32
         var metadata: Ext4EntryMetadata
         /// Given by `addDirectory` rather than made for an entry below it.
         var explicit: Bool
-        var children: [String: Child] = [:]
+        var children: [Ext4WriterName: Child] = [:]
         var subdirectories: UInt32 = 0
     }
 

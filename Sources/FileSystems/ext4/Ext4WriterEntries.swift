@@ -213,20 +213,22 @@ extension Ext4Writer {
 
     /// Splits a path into names: empty and "." components are dropped; "..", NUL and
     /// names over 255 bytes are refused.
-    static func components(_ path: String) throws -> [String] {
-        var result: [String] = []
-        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
-            if part == "." { continue }
-            guard part != ".." else {
+    static func components(_ path: String) throws -> [Ext4WriterName] {
+        // Split on the byte, not on Characters: a combining mark after "/" would
+        // otherwise hide the separator inside a name.
+        var result: [Ext4WriterName] = []
+        for part in path.utf8.split(separator: 0x2F, omittingEmptySubsequences: true) {
+            if part.elementsEqual([0x2E]) { continue }
+            guard !part.elementsEqual([0x2E, 0x2E]) else {
                 throw WispError.invalidArgument("\(path): paths in an ext4 image may not contain \"..\"")
             }
-            guard !part.utf8.contains(0) else {
+            guard !part.contains(0) else {
                 throw WispError.invalidArgument("\(path): a name contains a NUL byte")
             }
-            guard part.utf8.count <= 255 else {
-                throw WispError.invalidArgument("\(path): the name \"\(part.prefix(40))...\" is \(part.utf8.count) bytes, more than ext4's 255")
+            guard part.count <= 255 else {
+                throw WispError.invalidArgument("\(path): a name of \(part.count) bytes is longer than ext4's 255")
             }
-            result.append(String(part))
+            result.append(Ext4WriterName(String(decoding: part, as: UTF8.self)))
         }
         return result
     }
@@ -253,7 +255,7 @@ extension Ext4Writer {
 
     /// The directory that will hold `path`'s last component (made, with its missing
     /// ancestors, if needed) and that name; refuses a name already there.
-    private func newEntry(_ path: String) throws -> (parent: UInt32, name: String) {
+    private func newEntry(_ path: String) throws -> (parent: UInt32, name: Ext4WriterName) {
         let components = try Self.components(path)
         guard let last = components.last else {
             throw WispError.invalidArgument("\(path): names the root directory, which already exists")
@@ -265,7 +267,7 @@ extension Ext4Writer {
         return (parent, last)
     }
 
-    private func parentDirectory(_ components: [String], path: String) throws -> UInt32 {
+    private func parentDirectory(_ components: [Ext4WriterName], path: String) throws -> UInt32 {
         var current = Self.rootInode
         for name in components.dropLast() {
             if let child = directories[current]?.children[name] {
@@ -286,7 +288,7 @@ extension Ext4Writer {
         return current
     }
 
-    private func existingDirectory(_ components: [String], path: String) throws -> UInt32 {
+    private func existingDirectory(_ components: [Ext4WriterName], path: String) throws -> UInt32 {
         var current = Self.rootInode
         for name in components {
             guard let child = directories[current]?.children[name] else {
@@ -300,7 +302,7 @@ extension Ext4Writer {
         return current
     }
 
-    func lookup(_ components: [String]) throws -> Child? {
+    func lookup(_ components: [Ext4WriterName]) throws -> Child? {
         guard let last = components.last else { return Child(inode: Self.rootInode, fileType: Self.directoryFileType) }
         var current = Self.rootInode
         for name in components.dropLast() {
@@ -312,14 +314,14 @@ extension Ext4Writer {
         return directories[current]?.children[last]
     }
 
-    private func link(_ number: UInt32, name: String, fileType: UInt8, in parent: UInt32) {
+    private func link(_ number: UInt32, name: Ext4WriterName, fileType: UInt8, in parent: UInt32) {
         directories[parent]?.children[name] = Child(inode: number, fileType: fileType)
         setLive(number, true)
     }
 
     /// Drops one name; an inode left with no names (and a directory's whole subtree,
     /// walked without recursion) stops being live.
-    private func unlink(name: String, child: Child, from parent: UInt32) {
+    private func unlink(name: Ext4WriterName, child: Child, from parent: UInt32) {
         directories[parent]?.children[name] = nil
         guard child.fileType == Self.directoryFileType else {
             let links = (linkCounts[child.inode] ?? 1) - 1

@@ -40,7 +40,7 @@ extension Ext4Writer {
         var current = number
         var steps = 0
         while current != Self.rootInode, let directory = directories[current], steps < 1 << 20 {
-            names.append(directory.name)
+            names.append(directory.name.string)
             current = directory.parent
             steps += 1
         }
@@ -52,7 +52,7 @@ extension Ext4Writer {
             guard let directory = directories[number] else { continue }
             let path = path(ofDirectory: number)
             let entries = directory.children.map { name, child in
-                Ext4WriterDirectoryEntry(name: Array(name.utf8), inode: child.inode, fileType: child.fileType)
+                Ext4WriterDirectoryEntry(name: name.bytes, inode: child.inode, fileType: child.fileType)
             }.sorted { $0.name.lexicographicallyPrecedes($1.name) }
             let seed = checksumSeed(inode: number)
             let contents = try Ext4WriterDirectoryBlocks(

@@ -34,20 +34,26 @@ struct Ext4TreeSnapshot {
     var entries: [String: Ext4EntrySnapshot] = [:]
     /// Sets of two or more paths naming one non-directory inode.
     var linkGroups: Set<[String]> = []
+    /// Regular files' inodes, for comparing contents directly.
+    var fileInodes: [String: UInt64] = [:]
 
-    static func read(_ fs: any FileSystem, skipping skipped: Set<String> = []) throws -> Ext4TreeSnapshot {
+    /// `digests: false` leaves sha256 out (a debug-built SHA-256 over a whole root
+    /// filesystem takes minutes); compare with `contentDifferences` instead.
+    static func read(_ fs: any FileSystem, skipping skipped: Set<String> = [], digests: Bool = true) throws -> Ext4TreeSnapshot {
         var snapshot = Ext4TreeSnapshot()
         var pathsByInode: [UInt64: [String]] = [:]
         var pending: [(path: String, inode: UInt64)] = [("/", fs.rootInode)]
         while let (path, inode) = pending.popLast() {
-            snapshot.entries[path] = try entry(fs, inode: inode)
+            snapshot.entries[path] = try entry(fs, inode: inode, digest: digests)
             for child in try fs.list(directory: inode) {
                 let childPath = path == "/" ? "/" + child.name : path + "/" + child.name
                 if skipped.contains(childPath) { continue }
                 if child.type == .directory {
                     pending.append((childPath, child.inode))
                 } else {
-                    snapshot.entries[childPath] = try entry(fs, inode: child.inode)
+                    let e = try entry(fs, inode: child.inode, digest: digests)
+                    snapshot.entries[childPath] = e
+                    if e.type == .regular { snapshot.fileInodes[childPath] = child.inode }
                     pathsByInode[child.inode, default: []].append(childPath)
                 }
             }
@@ -56,7 +62,7 @@ struct Ext4TreeSnapshot {
         return snapshot
     }
 
-    static func entry(_ fs: any FileSystem, inode: UInt64) throws -> Ext4EntrySnapshot {
+    static func entry(_ fs: any FileSystem, inode: UInt64, digest wantDigest: Bool = true) throws -> Ext4EntrySnapshot {
         let stat = try fs.stat(inode: inode)
         var entry = Ext4EntrySnapshot(type: stat.type, permissions: stat.permissions, uid: stat.uid, gid: stat.gid,
                                       size: nil, accessTime: stat.accessTime, modificationTime: stat.modificationTime,
@@ -64,7 +70,7 @@ struct Ext4TreeSnapshot {
         switch stat.type {
         case .regular:
             entry.size = stat.size
-            entry.sha256 = try digest(fs, inode: inode, size: stat.size)
+            if wantDigest { entry.sha256 = try digest(fs, inode: inode, size: stat.size) }
         case .symlink:
             entry.size = stat.size
             entry.target = try fs.readlink(inode: inode)
@@ -93,6 +99,33 @@ struct Ext4TreeSnapshot {
         var hasher = SHA256()
         hasher.update(bytes)
         return SHA256.hex(hasher.finalize())
+    }
+
+    /// Paths whose contents differ between this tree (in `fs`) and `other` (in
+    /// `otherFS`), compared 4 MiB at a time with memcmp.
+    func contentDifferences(in fs: any FileSystem, from other: Ext4TreeSnapshot, in otherFS: any FileSystem) throws -> [String] {
+        var out: [String] = []
+        for (path, inode) in fileInodes.sorted(by: { $0.key < $1.key }) {
+            guard let otherInode = other.fileInodes[path], let size = entries[path]?.size else { continue }
+            var offset: UInt64 = 0
+            while offset < size {
+                let count = Int(min(size - offset, 4 << 20))
+                let a = try fs.read(inode: inode, offset: offset, count: count)
+                let b = try otherFS.read(inode: otherInode, offset: offset, count: count)
+                let same = a.count == b.count && a.withUnsafeBytes { pa in
+                    b.withUnsafeBytes { pb in
+                        guard let x = pa.baseAddress, let y = pb.baseAddress else { return pa.count == pb.count }
+                        return memcmp(x, y, a.count) == 0
+                    }
+                }
+                if !same {
+                    out.append("\(path): contents differ in the 4 MiB at \(offset)")
+                    break
+                }
+                offset += UInt64(count)
+            }
+        }
+        return out
     }
 
     /// Human-readable differences, empty when the trees agree.
@@ -130,6 +163,7 @@ enum Ext4WriterCopy {
     /// Counts what `copy` would add (for `Ext4Writer.plan`).
     static func count(_ fs: any FileSystem) throws -> Totals {
         var totals = Totals()
+        var seen: Set<UInt64> = []
         var pending = [fs.rootInode]
         while let directory = pending.popLast() {
             totals.entries += 1
@@ -140,11 +174,36 @@ enum Ext4WriterCopy {
                 } else {
                     totals.entries += 1
                     let stat = try fs.stat(inode: child.inode)
-                    if stat.type == .regular { totals.fileBytes += stat.size }
+                    if stat.type == .regular, seen.insert(child.inode).inserted { totals.fileBytes += stat.size }
                 }
             }
         }
         return totals
+    }
+
+    /// Reads every regular file's contents once (the source's share of a copy).
+    static func readAll(_ fs: any FileSystem) throws -> UInt64 {
+        var total: UInt64 = 0
+        var seen: Set<UInt64> = []
+        var pending = [fs.rootInode]
+        while let directory = pending.popLast() {
+            for child in try fs.list(directory: directory) {
+                if child.type == .directory {
+                    pending.append(child.inode)
+                    continue
+                }
+                let stat = try fs.stat(inode: child.inode)
+                guard stat.type == .regular, seen.insert(child.inode).inserted else { continue }
+                var offset: UInt64 = 0
+                while offset < stat.size {
+                    let chunk = try fs.read(inode: child.inode, offset: offset, count: Int(min(stat.size - offset, 1 << 20)))
+                    guard !chunk.isEmpty else { break }
+                    offset += UInt64(chunk.count)
+                }
+                total += stat.size
+            }
+        }
+        return total
     }
 
     @discardableResult
@@ -223,9 +282,15 @@ enum Ext4Judge {
     }
 }
 
-/// Peak resident set size of this process, from getrusage.
+/// Peak resident set size (VmHWM) of this process since the last `resetPeakResident()`.
 func peakResidentBytes() -> UInt64 {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return UInt64(usage.ru_maxrss) * 1024
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kib = UInt64(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+    return kib * 1024
+}
+
+/// Starts a new peak-RSS measurement (Linux: writing 5 to clear_refs resets VmHWM).
+func resetPeakResident() {
+    try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
 }
