@@ -86,7 +86,8 @@ public final class Ext4Writer {
         do {
             try output.file.truncate(to: size)
             let device = try FileBlockDevice(file: output.file)
-            try self.init(device: device, geometry: geometry, options: options, output: output, name: path, zeroed: true)
+            try self.init(device: device, geometry: geometry, options: options, output: output, name: path, zeroed: true,
+                          writeback: (output.file, 0))
         } catch {
             output.discard()
             throw error
@@ -106,7 +107,8 @@ public final class Ext4Writer {
             throw WispError.invalidArgument("\(device.name): an ext4 image of \(size) bytes does not fit in the \(device.size)-byte device")
         }
         let geometry = try Ext4WriterGeometry(byteSize: size, requestedInodes: options.inodeCount, source: device.name)
-        try self.init(device: device, geometry: geometry, options: options, output: nil, name: device.name, zeroed: deviceIsZeroed)
+        try self.init(device: device, geometry: geometry, options: options, output: nil, name: device.name,
+                      zeroed: deviceIsZeroed, writeback: nil)
     }
 
     /// Writes into `[offset, offset + options.size)` of an open file (a raw disk whose
@@ -117,11 +119,16 @@ public final class Ext4Writer {
         }
         let whole = try FileBlockDevice(file: file)
         let region = try SliceBlockDevice(base: whole, start: offset, size: size, name: "\(file.path) at offset \(offset)")
-        try self.init(device: region, options: options, deviceIsZeroed: fileIsZeroed)
+        let geometry = try Ext4WriterGeometry(byteSize: size, requestedInodes: options.inodeCount, source: region.name)
+        try self.init(device: region, geometry: geometry, options: options, output: nil, name: region.name,
+                      zeroed: fileIsZeroed, writeback: (file, offset))
     }
 
     private init(device: any BlockDevice, geometry: Ext4WriterGeometry, options: Ext4WriterOptions,
-                 output: AtomicOutput?, name: String, zeroed: Bool) throws {
+                 output: AtomicOutput?, name: String, zeroed: Bool, writeback: (file: PosixFile, offset: UInt64)?) throws {
+        guard !device.isReadOnly else {
+            throw WispError.invalidArgument("\(name): the device is read-only; an ext4 image cannot be written to it")
+        }
         guard options.label.utf8.count <= 16 else {
             throw WispError.invalidArgument("\(name): ext4 label \"\(options.label)\" is longer than 16 bytes")
         }
@@ -137,7 +144,7 @@ public final class Ext4Writer {
         targetIsZeroed = zeroed
         superblock = Ext4WriterSuperblock(geometry: geometry, options: options)
         allocator = Ext4WriterAllocator(ranges: geometry.dataRanges)
-        data = Ext4WriteBatch(device: device, capacity: 8 << 20)
+        data = Ext4WriteBatch(device: device, capacity: 8 << 20, writeback: writeback)
         inodeTable = Ext4WriteBatch(device: device, capacity: 1 << 20)
         directoryHash = Ext4WriterDirectoryHash(version: options.hashVersion, seedBytes: superblock.hashSeed)
         try failing {

@@ -128,7 +128,10 @@ extension Ext4Writer {
             summaries[group].freeBlocks = UInt32(count) - UInt32(used)
             summaries[group].blockBitmapChecksum = Ext4Checksums.crc32c(filesystemSeed, bitmap)
             totalFreeBlocks += count - UInt64(used)
-            try failing { try data.write(bitmap, at: g.blockBitmap[group] * UInt64(blockSize)) }
+            // On a zeroed target an empty group's all-zero bitmap is already there.
+            if !(targetIsZeroed && used == 0 && count == UInt64(blockSize * 8)) {
+                try failing { try data.write(bitmap, at: g.blockBitmap[group] * UInt64(blockSize)) }
+            }
         }
 
         var directoriesPerGroup = [UInt32](repeating: 0, count: g.groupCount)
@@ -172,7 +175,11 @@ extension Ext4Writer {
             if targetIsZeroed { summary.flags |= Ext4WriterGroupSummary.inodeTableZeroed }
             summaries[group] = summary
             totalFreeInodes += UInt64(g.inodesPerGroup - used)
-            try failing { try data.write(bitmap, at: g.inodeBitmap[group] * UInt64(blockSize)) }
+            // Nobody reads the inode bitmap of an INODE_UNINIT group (the kernel and
+            // e2fsck take it as empty), so a zeroed target needs no copy of it.
+            if !(targetIsZeroed && used == 0) {
+                try failing { try data.write(bitmap, at: g.inodeBitmap[group] * UInt64(blockSize)) }
+            }
         }
         try failing { try inodeTable.flush() }
         superblock.freeBlocks = totalFreeBlocks
