@@ -144,7 +144,7 @@ public final class Ext4Writer {
         targetIsZeroed = zeroed
         superblock = Ext4WriterSuperblock(geometry: geometry, options: options)
         allocator = Ext4WriterAllocator(ranges: geometry.dataRanges)
-        data = Ext4WriteBatch(device: device, capacity: 8 << 20, writeback: writeback)
+        data = Ext4WriteBatch(device: device, capacity: 8 << 20, writeback: writeback, background: true)
         inodeTable = Ext4WriteBatch(device: device, capacity: 1 << 20)
         directoryHash = Ext4WriterDirectoryHash(version: options.hashVersion, seedBytes: superblock.hashSeed)
         try failing {
