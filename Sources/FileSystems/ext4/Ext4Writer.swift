@@ -129,8 +129,8 @@ public final class Ext4Writer {
         guard !device.isReadOnly else {
             throw WispError.invalidArgument("\(name): the device is read-only; an ext4 image cannot be written to it")
         }
-        guard options.label.utf8.count <= 16 else {
-            throw WispError.invalidArgument("\(name): ext4 label \"\(options.label)\" is longer than 16 bytes")
+        guard options.label.utf8.count <= 16, !options.label.utf8.contains(0) else {
+            throw WispError.invalidArgument("\(name): ext4 label \"\(options.label)\" is longer than 16 bytes or contains NUL")
         }
         guard (0...50).contains(options.reservedBlocksPercent) else {
             throw WispError.invalidArgument("\(name): reserved blocks percentage \(options.reservedBlocksPercent) is outside 0...50")

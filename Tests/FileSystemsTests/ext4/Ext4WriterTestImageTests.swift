@@ -42,6 +42,7 @@ import WispTestSupport
         #expect(copied.entries + 1 == totals.entries)
         print("ext4 writer: copied \(copied.entries) entries (\(copied.directories) directories, \(copied.fileBytes) bytes of files) into a \(plan.size)-byte image in \(String(format: "%.2f", seconds)) s (finish() with its fsync: \(String(format: "%.2f", finishSeconds)) s; reading the source alone: \(String(format: "%.2f", readSeconds)) s); resident \(residentBefore >> 20) MiB before the copy, peak during it \(peakResidentBytes() >> 20) MiB; \(summary.freeBlocks) of \(summary.blocksCount) blocks free")
 
+        Ext4Judge.keep(image, as: "debian-root.img")
         try Ext4Judge.fsck(image)
 
         let copy = try Ext4Reader(device: try FileBlockDevice(path: image))

@@ -261,6 +261,14 @@ enum Ext4WriterCopy {
 
 /// The real tools' verdicts on an image.
 enum Ext4Judge {
+    /// With WISP_EXT4W_KEEP=DIR set, a copy of `image` is left there to look at by hand
+    /// (mount it, debugfs it).
+    static func keep(_ image: String, as name: String) {
+        guard let dir = ProcessInfo.processInfo.environment["WISP_EXT4W_KEEP"], !dir.isEmpty else { return }
+        try? FileManager.default.removeItem(atPath: dir + "/" + name)
+        try? FileManager.default.copyItem(atPath: image, toPath: dir + "/" + name)
+    }
+
     /// `e2fsck -fn`: exit 0 and nothing to fix, or a failure that shows what it found.
     static func fsck(_ image: String) throws {
         let result = try ToolRunner.run("e2fsck", ["-fn", image])

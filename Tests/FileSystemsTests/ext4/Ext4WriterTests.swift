@@ -281,6 +281,7 @@ final class Ext4WriterRecorder {
 
         let summary = try writer.finish()
         #expect(summary.journalBlocks == 4096)
+        Ext4Judge.keep(image, as: "synthetic-\(hash.rawValue).img")
         try Ext4Judge.fsck(image)
 
         let fs = try Ext4Reader(device: try FileBlockDevice(path: image))
@@ -404,6 +405,36 @@ final class Ext4WriterRecorder {
         #expect(big.size > 3 << 30 && big.size < 5 << 30, "\(big)")
         let manyEmpty = try Ext4Writer.plan(fileBytes: 0, entryCount: 2_000_000, directoryCount: 1)
         #expect(manyEmpty.inodeCount >= 2_000_000)
+    }
+
+    /// Without a journal, and with zero blocks kept as data: both still clean, the
+    /// zeros stored rather than left as holes.
+    @Test func journalAndHolesAreOptional() throws {
+        let dir = try TemporaryDirectory("ext4w-options")
+        let image = dir.file("plain.img")
+        var options = Self.options(size: 24 << 20)
+        options.journal = false
+        options.zeroBlocksAsHoles = false
+        options.reservedBlocksPercent = 5
+        let writer = try Ext4Writer(path: image, options: options)
+        let zeros = [UInt8](repeating: 0, count: 3 * 4096)
+        try writer.addFile("/zeros", metadata: Self.meta(0o644), contents: zeros)
+        try writer.addFile("/gap", metadata: Self.meta(0o644), size: 3 * 4096 + 5) { sink in
+            try sink.writeHole(3 * 4096)
+            try sink.write([1, 2, 3, 4, 5])
+        }
+        let summary = try writer.finish()
+        #expect(summary.journalBlocks == 0)
+        try Ext4Judge.fsck(image)
+        let header = try Ext4Judge.dumpe2fsHeader(image)
+        #expect(!(header["Filesystem features"] ?? "").contains("has_journal"))
+        #expect(header["Reserved block count"] == "\(6144 * 5 / 100)")
+        #expect(try Ext4Judge.debugfs(image, "stat /zeros").contains("Blockcount: 24"))
+        // Holes asked for explicitly stay holes: one block for the five bytes.
+        #expect(try Ext4Judge.debugfs(image, "stat /gap").contains("Blockcount: 8"))
+        let fs = try Ext4Reader(device: try FileBlockDevice(path: image))
+        #expect(try fs.readFile("/zeros") == zeros)
+        #expect(try fs.readFile("/gap") == [UInt8](repeating: 0, count: 3 * 4096) + [1, 2, 3, 4, 5])
     }
 
     /// The directory hashes agree with debugfs's dx_hash for both algorithms, long names
