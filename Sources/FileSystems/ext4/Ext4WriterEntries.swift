@@ -38,6 +38,17 @@ extension Ext4Writer {
         setLive(number, true)
     }
 
+    /// New metadata for a directory already in the image (made explicitly or implicitly):
+    /// what a later layer's entry for the same directory does. Its entries stay.
+    public func setDirectoryMetadata(_ path: String, metadata: Ext4EntryMetadata) throws {
+        try checkOpen(path)
+        try check(metadata, path: path)
+        _ = try Ext4WriterXattrs.split(try Ext4WriterXattrs.entries(metadata.xattrs, path: path), path: path)
+        let directory = try existingDirectory(try Self.components(path), path: path)
+        directories[directory]?.metadata = metadata
+        directories[directory]?.explicit = true
+    }
+
     /// A regular file of `size` bytes whose contents `writeContents` streams into the sink
     /// it is given (in order, any chunk sizes, `writeHole` for gaps); it must write exactly
     /// `size` bytes. If it throws, the file is not added and its blocks are freed.

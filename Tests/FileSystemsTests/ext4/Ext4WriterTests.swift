@@ -46,6 +46,11 @@ final class Ext4WriterRecorder {
         expected.entries[path] = snapshot(.directory, m)
     }
 
+    func setDirectoryMetadata(_ path: String, _ m: Ext4EntryMetadata) throws {
+        try writer.setDirectoryMetadata(path, metadata: m)
+        expected.entries[path] = snapshot(.directory, m)
+    }
+
     func file(_ path: String, _ m: Ext4EntryMetadata, _ bytes: [UInt8]) throws {
         try writer.addFile(path, metadata: m, contents: bytes)
         record(path, m, size: UInt64(bytes.count), sha: Ext4TreeSnapshot.digest(bytes))
@@ -190,6 +195,9 @@ final class Ext4WriterRecorder {
         try r.directory("/deep/a", Self.meta(0o750, uid: 5, gid: 6, seconds: 1_500_000_000, nanoseconds: 42))
         try r.directory("/etc", Self.meta(0o755))
         try r.file("/etc/hostname", Self.meta(0o644, nanoseconds: 999_999_999), Array("wisp\n".utf8))
+        // A later layer's header for the same directory: new metadata, entries kept.
+        try r.setDirectoryMetadata("/etc", Self.meta(0o700, uid: 7, gid: 8, seconds: 1_690_000_000, nanoseconds: 77,
+                                                      xattrs: ["user.layer": [2]]))
         for size in [0, 1, 59, 60, 4095, 4096, 4097, 65536, 1_000_001] {
             try r.file("/files/size-\(size)", Self.meta(0o644), rng.bytes(size))
         }
