@@ -21,6 +21,16 @@ import WispCore
 /// as directories (0755, root, the image timestamp) that a later `addDirectory` for the
 /// same path gives its real metadata. `remove(_:)` takes an entry (and everything below
 /// it) back out, for whiteouts. Not Sendable: one caller drives it.
+///
+/// ```swift
+/// let plan = try Ext4Writer.plan(fileBytes: scan.bytes, entryCount: scan.entries, directoryCount: scan.directories)
+/// let writer = try Ext4Writer(path: "root.img", options: Ext4WriterOptions(
+///     size: plan.size, inodeCount: plan.inodeCount, uuid: id, label: "root"))
+/// try writer.addDirectory("/etc", metadata: m)
+/// try writer.addFile("/etc/hostname", metadata: m, size: 5) { sink in try sink.write(Array("wisp\n".utf8)) }
+/// try writer.addHardLink("/etc/hostname.bak", target: "/etc/hostname")
+/// try writer.finish()
+/// ```
 public final class Ext4Writer {
     static let rootInode: UInt32 = 2
     static let lostAndFoundInode: UInt32 = 11

@@ -4,6 +4,11 @@ import WispCore
 public struct Ext4ImagePlan: Sendable, Equatable {
     public var size: UInt64
     public var inodeCount: UInt32
+
+    public init(size: UInt64, inodeCount: UInt32) {
+        self.size = size
+        self.inodeCount = inodeCount
+    }
 }
 
 extension Ext4Writer {
