@@ -69,6 +69,7 @@ struct ChainResolver {
             var header: Qcow2Header?
             var dataFile: BackingChain.DataFile?
             var backing: (name: String, format: String?)?
+            var mappedSize: UInt64?
             switch memberFormat {
             case .raw:
                 break
@@ -80,12 +81,15 @@ struct ChainResolver {
                     dataFile = try resolveDataFile(h, of: current.name, readOnly: readOnly)
                 }
                 if let b = h.backingFile { backing = (b, h.backingFormat) }
+            case .vhd, .vhdx, .vdi:
+                // Differencing images are refused when opened; the size is what matters here.
+                mappedSize = try BlockMappedFormats.virtualSize(of: probe, format: memberFormat)
             default:
                 throw WispError.unsupported(current.name, "\(memberFormat.rawValue) images are not supported yet (Wisp cannot tell which files they refer to)")
             }
             members.append(BackingChain.Member(
                 name: current.name, path: current.path, format: memberFormat, formatSource: current.source,
-                virtualSize: header?.size ?? probe.size, isReadOnly: readOnly, recordedName: current.recorded,
+                virtualSize: header?.size ?? mappedSize ?? probe.size, isReadOnly: readOnly, recordedName: current.recorded,
                 qcow2Header: header, dataFile: dataFile, identity: probe.identity, fileType: probe.fileType))
 
             guard let (recorded, recordedFormat) = backing else { return members }
