@@ -38,10 +38,11 @@ enum Qemu {
     /// Expands `image` with qemu-img to a raw file and checks every byte Wisp reads
     /// (through `DiskImageFile.open`) matches it; also checks the allocation map claims
     /// zeros only where the reference is zero.
-    static func expectReadsIdentical(_ image: String, in dir: TemporaryDirectory,
+    static func expectReadsIdentical(_ image: String, in dir: TemporaryDirectory, qemuFormat: String? = nil,
                                      sourceLocation: SourceLocation = #_sourceLocation) throws {
         let reference = dir.file("reference-\(UUID().uuidString).raw")
-        try img("convert", "-O", "raw", image, reference)
+        // qemu probes a fixed VHD (footer only at the end) as raw: say the format.
+        try imgArgs(["convert"] + (qemuFormat.map { ["-f", $0] } ?? []) + ["-O", "raw", image, reference])
         defer { unlink(reference) }
         let device = try DiskImageFile.open(image)
         let raw = try FileBlockDevice(path: reference)
