@@ -23,5 +23,5 @@ public struct BlockMappedWriteOptions: Sendable, Equatable {
 
     /// The virtual size an Azure VHD gets for `size`: rounded up to a whole MiB (Azure
     /// refuses VHDs whose size is not a multiple of 1 MiB).
-    public static func azureSize(_ size: UInt64) -> UInt64 { (size + (1 << 20) - 1) >> 20 << 20 }
+    public static func azureSize(_ size: UInt64) -> UInt64 { (size + (1 << 20) - 1) / (1 << 20) * (1 << 20) }
 }

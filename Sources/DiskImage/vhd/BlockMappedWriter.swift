@@ -24,6 +24,9 @@ enum BlockMappedWriter {
 
     static func write(_ input: any BlockDevice, output: PosixFile, format: ImageFormat, options: BlockMappedWriteOptions,
                       workers: Int, progress: (@Sendable (UInt64, UInt64) -> Void)?) throws {
+        var options = options
+        // Azure takes fixed VHDs only.
+        if options.azure { options.preallocated = true }
         let plan: Plan
         switch format {
         case .vhd: plan = try VhdWriter.plan(size: input.size, options: options)

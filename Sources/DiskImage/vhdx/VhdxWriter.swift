@@ -17,7 +17,7 @@ enum VhdxWriter {
             throw WispError.invalidArgument("VHDX block_size must be a power of two from 1 MiB to 256 MiB (got \(blockSize))")
         }
         let logSize = options.logSize ?? mib
-        guard logSize >= mib, logSize % mib == 0, logSize <= 1 << 32 - mib else {
+        guard logSize >= mib, logSize % mib == 0, logSize <= (1 << 32) - mib else {
             throw WispError.invalidArgument("VHDX log_size must be a multiple of 1 MiB (got \(logSize))")
         }
         let logical: UInt64 = 512
