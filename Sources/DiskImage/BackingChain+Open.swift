@@ -47,6 +47,8 @@ extension BackingChain {
                 below = try FileBlockDevice(file: try openFile(of: member))
             case .qcow2:
                 below = try Qcow2Image(chain: self, index: i, backing: below)
+            case .vmdk:
+                below = try VmdkImage(chain: self, index: i, backing: below)
             default:
                 throw WispError.unsupported(member.name, "\(member.format.rawValue) images are not supported yet")
             }

@@ -8,6 +8,8 @@ public struct ConvertOptions: Sendable {
     /// Compress qcow2 clusters with this algorithm (qemu-img convert -c).
     public var compression: Qcow2CompressionType?
     public var clusterSize: Int = 65536
+    /// For `-O vmdk`: subformat, adapter type, hardware version.
+    public var vmdk = VmdkCreateOptions()
     /// Worker threads reading (and compressing). Twice the cores: reads block on I/O and
     /// decompression, so extra threads keep every core busy.
     public var workers: Int = max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)
@@ -31,7 +33,7 @@ public enum ImageConverter {
     static func batchSize(clusterSize: Int) -> Int { max(clusterSize, 2 << 20) }
 
     public static func convert(input: any BlockDevice, to path: String, options: ConvertOptions) throws {
-        guard options.format == .raw || options.format == .qcow2 else {
+        guard options.format == .raw || options.format == .qcow2 || options.format == .vmdk else {
             throw WispError.unsupported(path, "writing \(options.format.rawValue) images is not supported (use raw or qcow2)")
         }
         if options.compression != nil && options.format != .qcow2 {
@@ -41,6 +43,8 @@ public enum ImageConverter {
         do {
             switch options.format {
             case .raw: try convertToRaw(input, output: output.file, options: options)
+            case .vmdk: try VmdkWriter.write(input, to: output.file, fileName: String(path.split(separator: "/").last ?? "disk.vmdk"),
+                                             options: options.vmdk, workers: options.workers, progress: options.progress)
             default: try convertToQcow2(input, output: output.file, options: options)
             }
             try output.commit()

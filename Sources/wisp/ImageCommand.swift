@@ -45,7 +45,7 @@ final class TerminalProgress: @unchecked Sendable {
 /// Parses qemu-img's format names.
 func parseImageFormat(_ text: String) throws -> ImageFormat {
     guard let format = ImageFormat(rawValue: text.lowercased()) else {
-        throw ValidationError("unknown image format '\(text)' (expected raw or qcow2)")
+        throw ValidationError("unknown image format '\(text)' (expected raw, qcow2 or vmdk)")
     }
     return format
 }

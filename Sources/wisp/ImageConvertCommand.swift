@@ -6,7 +6,7 @@ import WispCore
 struct ImageConvertCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Convert an image (backing chain flattened) to raw or qcow2, optionally compressed.",
+        abstract: "Convert an image (backing chain flattened) to raw, qcow2 or vmdk, optionally compressed.",
         discussion: """
             The output is sparse (empty and zero ranges are skipped), written on all cores and \
             appears atomically: a failed convert leaves nothing behind.
@@ -14,12 +14,13 @@ struct ImageConvertCommand: AsyncParsableCommand {
               wisp image convert -O raw disk.qcow2 disk.raw
               wisp image convert -O qcow2 -c --compression zstd disk.raw disk.qcow2
               wisp image convert -O raw --allow-backing ../bases overlay.qcow2 flat.raw
+              wisp image convert -O vmdk -o subformat=streamOptimized disk.qcow2 disk.vmdk
             The backing chain may use files in the input's own directory; --allow-backing \
             adds others. With -f the input is read as that format, never probed.
             """)
 
     @Option(name: .short, help: "Input format (probed when omitted).") var format: String?
-    @Option(name: [.customShort("O")], help: "Output format: raw or qcow2.") var outputFormat: String = "raw"
+    @Option(name: [.customShort("O")], help: "Output format: raw, qcow2 or vmdk (-o subformat=monolithicSparse|streamOptimized).") var outputFormat: String = "raw"
     @Flag(name: .short, help: "Compress the qcow2 output (deflate unless --compression says otherwise).")
     var compress = false
     @Option(name: .long, help: "Compression algorithm for -c: deflate (zlib) or zstd.") var compression: String?
@@ -33,15 +34,21 @@ struct ImageConvertCommand: AsyncParsableCommand {
     func run() async throws {
         var opts = ConvertOptions(format: try parseImageFormat(outputFormat))
         var compressionName = compression
+        var vmdkOptions: [String] = []
         for option in (options ?? "").split(separator: ",") where !option.isEmpty {
             let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
             let value = parts.count == 2 ? parts[1] : ""
             switch parts[0] {
             case "cluster_size": opts.clusterSize = Int(try ByteSize.parse(value))
             case "compression_type": compressionName = compressionName ?? value
-            default: throw ValidationError("unknown option '\(parts[0])' (known: cluster_size, compression_type)")
+            default:
+                guard opts.format == .vmdk else {
+                    throw ValidationError("unknown option '\(parts[0])' (known: cluster_size, compression_type)")
+                }
+                vmdkOptions.append(String(option))
             }
         }
+        if opts.format == .vmdk { opts.vmdk = try VmdkCreateOptions(qemuOptions: vmdkOptions) }
         if compress || compression != nil {
             switch (compressionName ?? "deflate").lowercased() {
             case "deflate", "zlib": opts.compression = .deflate
