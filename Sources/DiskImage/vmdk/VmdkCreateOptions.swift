@@ -59,7 +59,7 @@ public struct VmdkCreateOptions: Sendable, Equatable {
         return """
         # Disk DescriptorFile
         version=1
-        CID=\(String(format8: cid))
+        CID=\(Self.hex8(cid))
         parentCID=ffffffff
         createType="\(subformat.rawValue)"
 
@@ -79,9 +79,9 @@ public struct VmdkCreateOptions: Sendable, Equatable {
     }
 }
 
-extension String {
-    init(format8 value: UInt32) {
+extension VmdkCreateOptions {
+    static func hex8(_ value: UInt32) -> String {
         let hex = String(value, radix: 16)
-        self = String(repeating: "0", count: max(0, 8 - hex.count)) + hex
+        return String(repeating: "0", count: max(0, 8 - hex.count)) + hex
     }
 }
