@@ -1,3 +1,4 @@
+import WispCore
 /// Consumes the merged root filesystem in pass 2 of `MergedRootFS.emit(into:)`, in this
 /// order, which a filesystem writer can follow without holding contents:
 ///
@@ -35,7 +36,9 @@ public final class RootFSFileContents {
 
     /// The next block of data, or nil at the end. The bytes are valid until the next call.
     public func nextBlock() throws -> (offset: UInt64, bytes: UnsafeRawBufferPointer)? {
-        precondition(valid, "RootFSFileContents used after its file() call returned")
+        guard valid else {
+            throw WispError(.invalidArgument, "a layer file's contents were read after its file() call returned; read them inside the sink's file()")
+        }
         return try reader.nextDataBlock(declaredSize: size)
     }
 

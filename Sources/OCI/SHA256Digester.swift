@@ -11,11 +11,13 @@ import WispCore
 /// would spend half a minute hashing alone.
 public final class SHA256Digester: @unchecked Sendable {
     private let context: OpaquePointer
-    private var finished = false
+    private var result: OCIDigest?
     public private(set) var byteCount: UInt64 = 0
 
     public init() {
-        // EVP_MD_CTX_new only fails when malloc does; so does every Swift allocation.
+        // EVP_MD_CTX_new fails only when malloc does, which no input can cause (bytes are
+        // fed later, in bounded pieces); Swift itself traps on the same condition, so this
+        // stays a trap rather than making every digest site throw.
         guard let context = EVP_MD_CTX_new() else { fatalError("libcrypto: EVP_MD_CTX_new failed (out of memory)") }
         self.context = context
         EVP_DigestInit_ex(context, EVP_sha256(), nil)
@@ -24,7 +26,7 @@ public final class SHA256Digester: @unchecked Sendable {
     deinit { EVP_MD_CTX_free(context) }
 
     public func update(_ bytes: UnsafeRawBufferPointer) {
-        guard !bytes.isEmpty, let base = bytes.baseAddress else { return }
+        guard result == nil, !bytes.isEmpty, let base = bytes.baseAddress else { return }
         EVP_DigestUpdate(context, base, bytes.count)
         byteCount &+= UInt64(bytes.count)
     }
@@ -33,14 +35,16 @@ public final class SHA256Digester: @unchecked Sendable {
         bytes.withUnsafeBytes { update($0) }
     }
 
-    /// The digest so far as `sha256:<hex>`; the digester may not be updated afterwards.
+    /// The digest as `sha256:<hex>`. Asking again returns the same digest (updates after
+    /// the first call are not counted).
     public func finalize() -> OCIDigest {
-        precondition(!finished, "SHA256Digester finalized twice")
-        finished = true
+        if let result { return result }
         var out = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         out.withUnsafeMutableBufferPointer { _ = EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
-        return OCIDigest(trustedHex: SHA256.hex(out))
+        let digest = OCIDigest(trustedHex: SHA256.hex(out))
+        result = digest
+        return digest
     }
 
     /// One-shot digest of an in-memory buffer (manifests, configs).
