@@ -22,12 +22,6 @@ enum RunIntegration {
         var initStageModules: CloudInitModuleList?
     }
 
-    /// The image's format, read from its magic (never guessed from the file name).
-    static func probeFormat(_ path: String) throws -> ImageFormat {
-        let device = try FileBlockDevice(path: path, writable: false)
-        return try ImageFormat.probe(device)
-    }
-
     /// The base image's backing chain, checked before anything is made from it: an image
     /// from outside Wisp must be self-contained; a local one may refer to files in its own
     /// directory and in `allowedDirectories` (`--allow-backing`) only.
