@@ -47,6 +47,11 @@ extension BackingChain {
                 below = try FileBlockDevice(file: try openFile(of: member))
             case .qcow2:
                 below = try Qcow2Image(chain: self, index: i, backing: below)
+            case .vmdk:
+                below = try VmdkImage(chain: self, index: i, backing: below)
+            case .vhd, .vhdx, .vdi:
+                let file = try FileBlockDevice(file: try openFile(of: member))
+                below = try BlockMappedFormats.open(file, format: member.format, name: member.name)
             default:
                 throw WispError.unsupported(member.name, "\(member.format.rawValue) images are not supported yet")
             }

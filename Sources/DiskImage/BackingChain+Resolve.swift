@@ -33,7 +33,7 @@ struct ChainResolver {
     let policy: ExternalReferencePolicy
     /// Canonical directories members may live in (confined policy only).
     private var roots: [String] = []
-    private var seen: [BackingChain.FileIdentity: String] = [:]
+    var seen: [BackingChain.FileIdentity: String] = [:]
 
     /// Canonical paths no image may refer to, whatever the policy allows.
     static let systemDirectories = ["/proc", "/sys", "/dev"]
@@ -69,6 +69,8 @@ struct ChainResolver {
             var header: Qcow2Header?
             var dataFile: BackingChain.DataFile?
             var backing: (name: String, format: String?)?
+            var vmdk: VmdkLayout?
+            var mappedSize: UInt64?
             switch memberFormat {
             case .raw:
                 break
@@ -80,16 +82,24 @@ struct ChainResolver {
                     dataFile = try resolveDataFile(h, of: current.name, readOnly: readOnly)
                 }
                 if let b = h.backingFile { backing = (b, h.backingFormat) }
+            case .vmdk:
+                let v = try resolveVmdk(probe, name: current.name)
+                vmdk = v.layout
+                if let p = v.parent { backing = (p, "vmdk") }
+            case .vhd, .vhdx, .vdi:
+                // Differencing images are refused when opened; the size is what matters here.
+                mappedSize = try BlockMappedFormats.virtualSize(of: probe, format: memberFormat)
             default:
                 throw WispError.unsupported(current.name, "\(memberFormat.rawValue) images are not supported yet (Wisp cannot tell which files they refer to)")
             }
             members.append(BackingChain.Member(
                 name: current.name, path: current.path, format: memberFormat, formatSource: current.source,
-                virtualSize: header?.size ?? probe.size, isReadOnly: readOnly, recordedName: current.recorded,
-                qcow2Header: header, dataFile: dataFile, identity: probe.identity, fileType: probe.fileType))
+                virtualSize: header?.size ?? vmdk?.virtualSize ?? mappedSize ?? probe.size, isReadOnly: readOnly, recordedName: current.recorded,
+                qcow2Header: header, dataFile: dataFile, identity: probe.identity, fileType: probe.fileType,
+                vmdk: vmdk))
 
             guard let (recorded, recordedFormat) = backing else { return members }
-            let field = "qcow2 backing file"
+            let field = vmdk == nil ? "qcow2 backing file" : "VMDK parentFileNameHint"
             let target = try check(recorded, field: field, referrer: current.name)
             if let loop = seen[target.identity] {
                 throw WispError.corrupt(current.name, field,
@@ -101,7 +111,7 @@ struct ChainResolver {
             }
             var nextFormat: ImageFormat?
             if let recordedFormat {
-                guard let known = ImageFormat(qemuDriverName: recordedFormat), known == .raw || known == .qcow2 else {
+                guard let known = ImageFormat(qemuDriverName: recordedFormat), known == .raw || known == .qcow2 || known == .vmdk else {
                     throw WispError.unsupported(current.name, "qcow2 backing file format \"\(recordedFormat)\" is not one Wisp reads (raw, qcow2)")
                 }
                 nextFormat = known
@@ -144,7 +154,7 @@ struct ChainResolver {
 
     /// The checks every name an image records must pass under a confined policy. Returns
     /// the joined name, the canonical path and the file's identity; opens nothing.
-    private func check(_ recorded: String, field: String, referrer: String) throws
+    func check(_ recorded: String, field: String, referrer: String) throws
         -> (name: String, path: String, identity: BackingChain.FileIdentity) {
         let quoted = "\(field) \"\(recorded)\""
         try Self.refuseNonFileName(recorded, field: field, referrer: referrer)

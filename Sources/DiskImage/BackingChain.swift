@@ -53,11 +53,13 @@ public struct BackingChain: Sendable, Equatable {
         /// The file the checks were made on; opening verifies it is still the same one.
         public let identity: FileIdentity
         public let fileType: FileType
+        /// A VMDK member's descriptor and checked extent files.
+        public var vmdk: VmdkLayout? = nil
 
         /// QEMU's block driver name for `format` (the `driver` of its format node).
         public var qemuDriver: String { format.qemuDriverName }
         /// The backing file name as recorded in this member's header.
-        public var backingFile: String? { qcow2Header?.backingFile }
+        public var backingFile: String? { qcow2Header?.backingFile ?? vmdk.flatMap { $0.descriptor.hasParent ? $0.descriptor.parentFileNameHint : nil } }
         /// The backing file format as recorded in this member's header.
         public var backingFormat: String? { qcow2Header?.backingFormat }
     }

@@ -12,7 +12,8 @@ public enum DiskImageFile {
     /// from outside Wisp take `.selfContained`.
     public static func open(_ path: String, format: ImageFormat? = nil, writable: Bool = false,
                             policy: ExternalReferencePolicy = .confinedToImageDirectory) throws -> any BlockDevice {
-        try open(try BackingChain.resolve(path: path, format: format, policy: policy, writable: writable))
+        if format == nil, let disk = try OvaArchive.openDiskIfOva(path) { return disk }
+        return try open(try BackingChain.resolve(path: path, format: format, policy: policy, writable: writable))
     }
 
     /// Opens exactly the files of a resolved chain (the top writable when it was resolved

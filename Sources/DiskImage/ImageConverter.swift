@@ -8,6 +8,10 @@ public struct ConvertOptions: Sendable {
     /// Compress qcow2 clusters with this algorithm (qemu-img convert -c).
     public var compression: Qcow2CompressionType?
     public var clusterSize: Int = 65536
+    /// For `-O vmdk`: subformat, adapter type, hardware version.
+    public var vmdk = VmdkCreateOptions()
+    /// Options for VHD, VHDX and VDI output.
+    public var blockMapped = BlockMappedWriteOptions()
     /// Worker threads reading (and compressing). Twice the cores: reads block on I/O and
     /// decompression, so extra threads keep every core busy.
     public var workers: Int = max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)
@@ -31,8 +35,9 @@ public enum ImageConverter {
     static func batchSize(clusterSize: Int) -> Int { max(clusterSize, 2 << 20) }
 
     public static func convert(input: any BlockDevice, to path: String, options: ConvertOptions) throws {
-        guard options.format == .raw || options.format == .qcow2 else {
-            throw WispError.unsupported(path, "writing \(options.format.rawValue) images is not supported (use raw or qcow2)")
+        let blockMapped: Set<ImageFormat> = [.vhd, .vhdx, .vdi]
+        guard options.format == .raw || options.format == .qcow2 || options.format == .vmdk || blockMapped.contains(options.format) else {
+            throw WispError.unsupported(path, "writing \(options.format.rawValue) images is not supported (use raw, qcow2, vmdk, vhd, vhdx or vdi)")
         }
         if options.compression != nil && options.format != .qcow2 {
             throw WispError.invalidArgument("compression needs qcow2 output (-O qcow2)")
@@ -41,6 +46,11 @@ public enum ImageConverter {
         do {
             switch options.format {
             case .raw: try convertToRaw(input, output: output.file, options: options)
+            case .vmdk: try VmdkWriter.write(input, to: output.file, fileName: String(path.split(separator: "/").last ?? "disk.vmdk"),
+                                             options: options.vmdk, workers: options.workers, progress: options.progress)
+            case .vhd, .vhdx, .vdi:
+                try BlockMappedWriter.write(input, output: output.file, format: options.format, options: options.blockMapped,
+                                            workers: options.workers, progress: options.progress)
             default: try convertToQcow2(input, output: output.file, options: options)
             }
             try output.commit()

@@ -2,7 +2,7 @@ import WispCore
 
 /// Disk image container formats Wisp knows by their magic.
 public enum ImageFormat: String, Sendable, Codable, CaseIterable {
-    case raw, qcow2, vhd, vhdx, vmdk
+    case raw, qcow2, vhd, vhdx, vmdk, vdi
 
     /// Identifies the format of `device` from its first bytes (and, for VHD, its footer).
     /// Anything unrecognised is raw, as with qemu-img.
@@ -18,6 +18,7 @@ public enum ImageFormat: String, Sendable, Codable, CaseIterable {
         if starts(with: "vhdxfile") { return .vhdx }
         if starts(with: "KDMV") || starts(with: "# Disk DescriptorFile") { return .vmdk }
         if starts(with: "conectix") { return .vhd }
+        if head.count >= 68, Array(head[64..<68]) == [0x7F, 0x10, 0xDA, 0xBE] { return .vdi }
         if device.size >= 512 {
             let footer = try device.read(at: device.size - 512, count: 8)
             if footer == Array("conectix".utf8) { return .vhd }

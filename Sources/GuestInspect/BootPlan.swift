@@ -1,3 +1,5 @@
+import WispCore
+
 /// How to boot a guest directly: the kernel, initrd and command line its own boot loader
 /// would have used, as paths inside the guest's assembled filesystem view.
 public struct BootPlan: Sendable, Codable, Equatable {
@@ -14,9 +16,13 @@ public struct BootPlan: Sendable, Codable, Equatable {
     public var unifiedKernelImage: Bool?
     /// The entry's id (BLS file stem, GRUB --id, extlinux LABEL), for --entry.
     public var entryID: String?
+    /// The guest's CPU (`GuestReport.architecture`), which picks the machine's board.
+    public var architecture: GuestArchitecture?
 
     public init(source: BootEntrySource, title: String? = nil, version: String? = nil, kernelPath: String,
-                initrdPaths: [String], commandLine: String, unifiedKernelImage: Bool? = nil, entryID: String? = nil) {
+                initrdPaths: [String], commandLine: String, unifiedKernelImage: Bool? = nil, entryID: String? = nil,
+                architecture: GuestArchitecture? = nil) {
+        self.architecture = architecture
         self.unifiedKernelImage = unifiedKernelImage
         self.entryID = entryID
         self.source = source

@@ -246,9 +246,9 @@ public final class GuestInspector: @unchecked Sendable {
             }
         }
         // Entries without a command line get the fallback (console by architecture).
-        let arch = kernelFacts?.architecture ?? "x86_64"
+        let architecture = kernelFacts?.guestArchitecture ?? initArchitecture()
         for i in entries.indices where entries[i].commandLine.trimmingWhitespace().isEmpty {
-            entries[i].commandLine = fallbackCommandLine(architecture: arch)
+            entries[i].commandLine = fallbackCommandLine(architecture: architecture == .aarch64 ? "arm64" : "x86_64")
             entries[i].commandLineIsFallback = true
         }
         let report = GuestReport(
@@ -259,7 +259,8 @@ public final class GuestInspector: @unchecked Sendable {
             },
             rootPartition: rootIndex.map { fileSystems[$0].partition.number },
             osRelease: osRelease, fstab: fstab, bootEntries: entries, defaultEntry: found.defaultIndex,
-            defaultReason: found.reason, kernel: kernelFacts, warnings: warnings + found.warnings + extraWarnings)
+            defaultReason: found.reason, kernel: kernelFacts, architecture: architecture,
+            warnings: warnings + found.warnings + extraWarnings)
         cachedReport = report
         return report
     }
@@ -288,7 +289,8 @@ public final class GuestInspector: @unchecked Sendable {
         let e = report.bootEntries[index]
         return BootPlan(source: e.source, title: e.title, version: e.version, kernelPath: e.kernel,
                         initrdPaths: e.initrds, commandLine: e.commandLine,
-                        unifiedKernelImage: e.isUnifiedKernelImage ? true : nil, entryID: e.id)
+                        unifiedKernelImage: e.isUnifiedKernelImage ? true : nil, entryID: e.id,
+                        architecture: report.architecture)
     }
 
     /// root=UUID of the root filesystem, ro, rootflags from fstab (btrfs subvol=), and the
@@ -308,6 +310,17 @@ public final class GuestInspector: @unchecked Sendable {
         }
         parts.append(architecture == "arm64" ? "console=ttyAMA0" : "console=ttyS0")
         return parts.joined(separator: " ")
+    }
+
+    /// The architecture of the guest's own programs: the ELF header of its init (systemd's
+    /// or another), for images whose kernel cannot be read or is not there (containers).
+    public func initArchitecture() -> GuestArchitecture? {
+        for path in ["/sbin/init", "/usr/lib/systemd/systemd", "/lib/systemd/systemd", "/usr/sbin/init", "/bin/sh"] {
+            guard let head = try? readGuestFile(path, offset: 0, count: ELFHeader.headLength),
+                  let header = try? ELFHeader(head, source: path) else { continue }
+            if let architecture = header.architecture { return architecture }
+        }
+        return nil
     }
 
     /// Reads just enough of an entry's kernel to describe it.

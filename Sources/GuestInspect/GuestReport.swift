@@ -1,4 +1,5 @@
 import Partitions
+import WispCore
 
 /// Everything `wisp inspect` reports about a guest image.
 public struct GuestReport: Codable, Sendable, Equatable {
@@ -17,6 +18,8 @@ public struct GuestReport: Codable, Sendable, Equatable {
     public var defaultReason: String
     /// Facts about the default entry's kernel.
     public var kernel: KernelFacts?
+    /// The CPU the guest runs: its kernel's, else that of its init's ELF header.
+    public var architecture: GuestArchitecture?
     public var warnings: [String]
 }
 

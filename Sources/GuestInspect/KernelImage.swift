@@ -4,8 +4,10 @@ import WispCore
 /// What a kernel file is, read from its own headers (x86 boot protocol, arm64 Image header,
 /// EFI zboot wrapper, gzip): enough to decide whether QEMU's `-kernel` can take it as is.
 public struct KernelFacts: Sendable, Codable, Equatable {
-    /// "x86_64", "x86", "arm64", "riscv64", or "unknown".
+    /// "x86_64", "x86", "arm64", "riscv64", "loongarch64", or "unknown".
     public var architecture: String
+    /// The guest architecture the kernel runs (nil for 32-bit x86 and unknown kernels).
+    public var guestArchitecture: GuestArchitecture?
     /// "bzImage", "zImage", "arm64 Image", "gzip arm64 Image", "EFI zboot (gzip)", "EFI zboot (zstd)",
     /// "unified kernel image", "unknown".
     public var format: String
@@ -16,6 +18,13 @@ public struct KernelFacts: Sendable, Codable, Equatable {
     public var relocatable: Bool?
     /// x86: XLF_KERNEL_64 (a 64-bit entry point) is set.
     public var has64BitEntry: Bool?
+    /// The compression around the kernel proper ("gzip", "zstd"), nil when it is bare.
+    public var compression: String?
+    /// arm64 Image header: text_offset, image_size (bytes the kernel occupies once loaded,
+    /// BSS included) and flags (bit 0 big endian, bits 1-2 page size, bit 3 placement).
+    public var textOffset: UInt64?
+    public var imageSize: UInt64?
+    public var imageFlags: UInt64?
     /// QEMU `-kernel` boots it without firmware.
     public var qemuDirectBoot: Bool
     public var note: String?
@@ -23,6 +32,7 @@ public struct KernelFacts: Sendable, Codable, Equatable {
     public init(architecture: String, format: String, versionString: String? = nil, bootProtocol: String? = nil,
                 relocatable: Bool? = nil, has64BitEntry: Bool? = nil, qemuDirectBoot: Bool, note: String? = nil) {
         self.architecture = architecture
+        self.guestArchitecture = GuestArchitecture(kernelName: architecture)
         self.format = format
         self.versionString = versionString
         self.bootProtocol = bootProtocol
@@ -76,6 +86,7 @@ public enum KernelImage {
             return armFacts(bytes, format: "arm64 Image")
         }
         if bytes.count >= 0x40, Array(bytes[0x30..<0x34]) == riscvMagic {
+            // Named so an image is refused by architecture; Wisp has no riscv64 board.
             return KernelFacts(architecture: "riscv64", format: "riscv Image", versionString: banner(in: bytes),
                                qemuDirectBoot: true)
         }
@@ -84,6 +95,7 @@ public enum KernelImage {
                                             context: "\(source): gzip-compressed kernel")
             var facts = try self.facts(inner, source: source)
             facts.format = "gzip " + facts.format
+            facts.compression = "gzip"
             // QEMU's arm loader gunzips Images itself; other formats stay as they are.
             facts.qemuDirectBoot = facts.architecture == "arm64"
             return facts
@@ -119,8 +131,18 @@ public enum KernelImage {
                            note: protocolVersion < 0x200 ? "boot protocol older than 2.00" : nil)
     }
 
+    /// arm64 Image header (Documentation/arch/arm64/booting.rst): code0/code1, then
+    /// text_offset, image_size and flags as little-endian u64 at 8, 16 and 24, magic at 0x38.
     static func armFacts(_ bytes: [UInt8], format: String) -> KernelFacts {
-        KernelFacts(architecture: "arm64", format: format, versionString: banner(in: bytes), qemuDirectBoot: true)
+        var facts = KernelFacts(architecture: "arm64", format: format, versionString: banner(in: bytes), qemuDirectBoot: true)
+        let r = ByteReader(bytes, source: "arm64 Image", structure: "arm64 Image header")
+        facts.textOffset = try? r.u64le(8)
+        facts.imageSize = try? r.u64le(16)
+        facts.imageFlags = try? r.u64le(24)
+        if let flags = facts.imageFlags, flags & 1 != 0 {
+            facts.note = "a big-endian arm64 kernel: Wisp's aarch64 board runs little-endian guests"
+        }
+        return facts
     }
 
     /// EFI zboot (drivers/firmware/efi/libstub/zboot-header.S): "MZ\0\0" "zimg", payload
@@ -129,9 +151,10 @@ public enum KernelImage {
         let (method, inner) = try unwrapZboot(bytes, source: source)
         var facts = try self.facts(inner, source: source)
         facts.format = "EFI zboot (\(method))"
+        facts.compression = method
         // QEMU unpacks gzip zboot for arm64 since 7.2, not zstd; the unwrapped Image boots.
         facts.qemuDirectBoot = method == "gzip"
-        if method != "gzip" { facts.note = "QEMU -kernel needs the unwrapped Image (wisp kernel extract --unwrap-zboot)" }
+        if method != "gzip" { facts.note = "QEMU -kernel needs the unwrapped Image (wisp kernel extract --decompress; wisp run does it itself)" }
         return facts
     }
 
@@ -152,8 +175,17 @@ public enum KernelImage {
             return ("zstd", try Zstd.decompress(payload, limit: decompressionLimit,
                                                 context: "\(source): EFI zboot zstd payload"))
         default:
+            // lzma, xz, lzo and lz4 zboot kernels exist; Wisp has no decoder for them yet.
             throw WispError.unsupported(source, "EFI zboot payload compressed with \"\(method)\" (gzip and zstd are supported)")
         }
+    }
+
+    /// The bare Image inside a gzip-compressed arm64 kernel, nil if the gzip holds something else.
+    public static func gunzipArm64Image(_ bytes: [UInt8], source: String) throws -> [UInt8]? {
+        let inner = try Deflate.inflate(bytes, framing: .gzip, limit: decompressionLimit,
+                                        context: "\(source): gzip-compressed kernel")
+        guard inner.count >= 0x40, Array(inner[0x38..<0x3c]) == armMagic else { return nil }
+        return inner
     }
 
     /// The kernel's own "Linux version ..." banner, if present uncompressed in `bytes`.

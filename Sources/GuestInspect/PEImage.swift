@@ -55,6 +55,7 @@ public struct PEImage: Sendable {
         case 0xaa64: return "arm64"
         case 0x014c: return "x86"
         case 0x5064: return "riscv64"
+        case 0x6264: return "loongarch64"
         default: return "unknown"
         }
     }

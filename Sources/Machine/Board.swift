@@ -52,15 +52,20 @@ public struct BoardDevices: Sendable, Equatable {
 
 /// What a board can do, where boards differ.
 public struct BoardCapabilities: Sendable, Equatable {
-    /// `-smbios type=1,serial=...` reaches the guest (NoCloud reads its seed URL from it
+    /// `-smbios type=1,serial=...` reaches the guest booted through firmware (NoCloud reads its seed URL from it
     /// under UEFI boot, when the kernel command line is not ours).
     public var supportsSMBIOS: Bool
+    /// SMBIOS reaches the guest also when QEMU loads its kernel directly (`-kernel`). On
+    /// x86 the tables are in memory for any kernel to find; on arm64 only UEFI firmware
+    /// publishes them, so a directly booted kernel sees none.
+    public var smbiosWithDirectKernelBoot: Bool
     /// The paravirtual panic device ("pvpanic"), or nil when the board has none: then a
     /// guest panic is not reported to QMP as `guest-panicked`.
     public var panicDevice: String?
 
-    public init(supportsSMBIOS: Bool, panicDevice: String?) {
+    public init(supportsSMBIOS: Bool, smbiosWithDirectKernelBoot: Bool, panicDevice: String?) {
         self.supportsSMBIOS = supportsSMBIOS
+        self.smbiosWithDirectKernelBoot = smbiosWithDirectKernelBoot
         self.panicDevice = panicDevice
     }
 }
@@ -98,8 +103,9 @@ public enum Boards {
     public static func `for`(_ architecture: GuestArchitecture) throws -> any Board {
         switch architecture {
         case .x86_64: return X86_64Board()
-        case .aarch64, .riscv64, .loongarch64:
-            throw WispError(.unsupported, "no board for \(architecture.rawValue) yet: Wisp boots x86_64 guests only")
+        case .aarch64: return AArch64Board()
+        case .riscv64, .loongarch64:
+            throw WispError(.unsupported, "no board for \(architecture.rawValue) yet: Wisp boots x86_64 and aarch64 guests")
         }
     }
 }

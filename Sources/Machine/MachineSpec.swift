@@ -1,3 +1,4 @@
+import WispCore
 /// What a virtual machine is made of, independent of how QEMU spells it.
 public struct MachineSpec: Sendable, Codable, Equatable {
     /// The guest's CPU architecture, which picks the board (`Boards.for(_:)`).

@@ -50,6 +50,9 @@ public struct QEMUCommandLine: Sendable {
         if spec.smbiosSerial != nil && !board.capabilities.supportsSMBIOS {
             throw WispError(.unsupported, "the \(spec.architecture.rawValue) board has no SMBIOS to carry the seed URL (use --cloud-init disk)")
         }
+        if spec.smbiosSerial != nil, case .direct = spec.boot, !board.capabilities.smbiosWithDirectKernelBoot {
+            throw WispError(.unsupported, "a directly booted \(spec.architecture.rawValue) kernel sees no SMBIOS to carry the seed URL (use --cloud-init disk, or boot through firmware)")
+        }
         self.board = board
         self.executable = executable ?? board.qemuBinary
         self.spec = spec

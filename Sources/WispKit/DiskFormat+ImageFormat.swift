@@ -10,6 +10,7 @@ extension DiskFormat {
         case .vhd: self = .vpc
         case .vhdx: self = .vhdx
         case .vmdk: self = .vmdk
+        case .vdi: self = .vdi
         }
     }
 }

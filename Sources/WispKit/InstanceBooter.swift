@@ -43,7 +43,15 @@ public struct InstanceBooter: Sendable {
         InstanceState.repairStale(files)
         let probe = AcceleratorProbe(cacheDirectory: store.paths.cacheHome.path)
         var accelerator: Accelerator
+        // KVM runs only guests of the host's own architecture; any other is emulated.
+        let guest = record.spec.architecture
+        let native = GuestArchitecture.host == guest
         switch acceleratorChoice {
+        case .kvm where !native:
+            throw WispError.usage("--accel kvm: a \(guest.rawValue) guest cannot run under KVM on this \(GuestArchitecture.host?.rawValue ?? "unknown") host (use --accel tcg or auto)")
+        case .auto where !native:
+            FileHandle.standardError.write(Data("wisp: \(record.name) is a \(guest.rawValue) guest on a \(GuestArchitecture.host?.rawValue ?? "foreign") host: emulating it with TCG (slower than KVM)\n".utf8))
+            accelerator = .tcg
         case .kvm:
             guard probe.kvmDeviceUsable else {
                 throw WispError(.unsupported, "--accel kvm: /dev/kvm cannot be opened read-write on this host (use --accel tcg or auto)")

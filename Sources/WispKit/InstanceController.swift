@@ -21,6 +21,8 @@ public struct InstanceController: Sendable {
         public var user: String?
         public var ports: [String]
         public var accel: String?
+        /// The guest's CPU architecture ("x86_64", "aarch64").
+        public var arch: String?
         public var cpus: Int?
         public var memory: String?
         public var pid: Int32?
@@ -36,7 +38,7 @@ public struct InstanceController: Sendable {
             return Summary(name: name, state: state, image: record.image, os: record.osName,
                            address: "127.0.0.1:\(record.sshPort)", user: record.user,
                            ports: record.spec.forwards.dropFirst().map(\.description),
-                           accel: record.spec.accelerator.rawValue, cpus: record.spec.cpus,
+                           accel: record.spec.accelerator.rawValue, arch: record.spec.architecture.rawValue, cpus: record.spec.cpus,
                            memory: ByteSize.format(record.spec.memoryBytes), pid: pid)
         }
     }

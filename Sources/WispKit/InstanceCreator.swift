@@ -30,10 +30,11 @@ public struct InstanceCreator: Sendable {
     }
 
     public func create(_ options: RunOptions) async throws -> Created {
-        // Only x86_64 guests until the boot plan says the guest's architecture.
-        let board = try Boards.for(.x86_64)
-        // Fail on missing tools before any work.
-        _ = try HostQEMU.executable(for: board)
+        // Fail on missing tools before any work (the board's QEMU too when --arch names it;
+        // otherwise once the image has said its architecture).
+        if let architecture = options.architecture {
+            _ = try HostQEMU.executable(for: try Boards.for(architecture))
+        }
         _ = try HostCommands.sshKeygen()
         _ = try HostCommands.ssh()
         guard options.cpus >= 1, options.cpus <= 256 else { throw WispError.usage("--cpus \(options.cpus): expected 1 to 256") }
@@ -86,6 +87,17 @@ public struct InstanceCreator: Sendable {
             if bootFacts == nil && options.boot == .direct {
                 throw WispError.notFound("\(options.image): no kernel and boot entry found for direct boot (use --boot uefi)")
             }
+        }
+        // The board is the guest's: --arch, else what its kernel or init says, else x86_64.
+        let detected = bootFacts != nil ? bootFacts?.architecture : RunIntegration.guestArchitecture(image: baseChain)
+        let architecture = options.architecture ?? detected ?? .x86_64
+        if let detected, let asked = options.architecture, detected != asked {
+            progress("warning: the image looks \(detected.rawValue) but --arch \(asked.rawValue) was given; booting \(asked.rawValue)")
+        }
+        let board = try Boards.for(architecture)
+        _ = try HostQEMU.executable(for: board)
+        if options.cloudInit == .http && bootFacts != nil && !board.capabilities.smbiosWithDirectKernelBoot {
+            throw WispError.usage("--cloud-init http needs SMBIOS, which a directly booted \(architecture.rawValue) kernel does not see: use --cloud-init disk (the default) or --boot uefi")
         }
         let firmware = bootFacts == nil ? try HostQEMU.firmware(for: board) : nil
 

@@ -41,14 +41,21 @@ public enum KernelExtraction {
         return result
     }
 
-    /// Replaces an EFI zboot file with the kernel image it wraps (atomically).
+    /// Replaces an EFI zboot file, or a gzip-compressed arm64 Image (Debian's vmlinuz),
+    /// with the bare kernel image it wraps (atomically). Other kernels are left as they are.
     static func unwrapIfZboot(_ path: String) throws {
         let file = try FileBlockDevice(path: path)
-        guard file.size >= 8, try file.read(at: 0, count: 8) == [0x4d, 0x5a, 0, 0] + Array("zimg".utf8) else { return }
-        guard file.size <= fileLimit else { return }
-        let bytes = try file.read(at: 0, count: Int(file.size))
-        let (_, kernel) = try KernelImage.unwrapZboot(bytes, source: path)
-        try writeAtomically(kernel, to: path)
+        guard file.size >= 8, file.size <= fileLimit else { return }
+        let head = try file.read(at: 0, count: 8)
+        if head == [0x4d, 0x5a, 0, 0] + Array("zimg".utf8) {
+            let bytes = try file.read(at: 0, count: Int(file.size))
+            let (_, kernel) = try KernelImage.unwrapZboot(bytes, source: path)
+            try writeAtomically(kernel, to: path)
+        } else if head[0] == 0x1f && head[1] == 0x8b {
+            let bytes = try file.read(at: 0, count: Int(file.size))
+            let kernel = try KernelImage.gunzipArm64Image(bytes, source: path)
+            if let kernel { try writeAtomically(kernel, to: path) }
+        }
     }
 
     /// A run of bytes of a guest file that lands at `destination` in an output file.

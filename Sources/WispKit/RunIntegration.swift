@@ -18,6 +18,8 @@ enum RunIntegration {
         var commandLine: String
         var osID: String?
         var osVersionID: String?
+        /// The guest's architecture read from its kernel or init (nil: not found).
+        var architecture: GuestArchitecture?
         /// The image's cloud-init init-stage module list, when its config could be read.
         var initStageModules: CloudInitModuleList?
     }
@@ -57,10 +59,18 @@ enum RunIntegration {
     /// `directory`; nil when the image has no plan Wisp can follow (boot UEFI instead).
     static func extractBoot(image: BackingChain, into directory: String) throws -> BootFacts? {
         let inspector = try GuestInspector(disk: try DiskImageFile.open(image))
-        let extracted = try KernelExtraction.extract(from: inspector, to: directory)
+        // An EFI zboot kernel is unwrapped: QEMU 7.2's -kernel takes gzip zboot but not zstd.
+        let extracted = try KernelExtraction.extract(from: inspector, to: directory, unwrapZboot: true)
         return BootFacts(kernel: extracted.kernelPath, initrd: extracted.initrdPath, commandLine: extracted.commandLine,
-                         osID: extracted.osID, osVersionID: extracted.osVersionID,
+                         osID: extracted.osID, osVersionID: extracted.osVersionID, architecture: extracted.plan.architecture,
                          initStageModules: earlyReadinessModules(inspector))
+    }
+
+    /// The guest's architecture from its kernel or init, for an image booted through
+    /// firmware (no boot plan was read); nil when neither can be read.
+    static func guestArchitecture(image: BackingChain) -> GuestArchitecture? {
+        guard let inspector = try? GuestInspector(disk: try DiskImageFile.open(image)) else { return nil }
+        return (try? inspector.inspect())?.architecture ?? inspector.initArchitecture()
     }
 
     /// The init-stage module list to append set_passwords and phone_home to, or nil to leave

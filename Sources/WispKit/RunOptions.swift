@@ -1,4 +1,5 @@
 import Machine
+import WispCore
 
 /// Everything `wisp run` was asked for, parsed and validated.
 public struct RunOptions: Sendable {
@@ -13,6 +14,8 @@ public struct RunOptions: Sendable {
     public var extraDisks: [(path: String, readOnly: Bool)] = []
     public var boot: BootMode = .auto
     public var accelerator: AcceleratorChoice = .auto
+    /// The guest's architecture as the user named it (`--arch`); nil: read from the image.
+    public var architecture: GuestArchitecture? = nil
     public var userData: String? = nil
     /// Directories a local image's backing chain may reach besides its own (`--allow-backing`).
     public var allowBacking: [String] = []

@@ -44,8 +44,10 @@ final class TerminalProgress: @unchecked Sendable {
 
 /// Parses qemu-img's format names.
 func parseImageFormat(_ text: String) throws -> ImageFormat {
+    // qemu-img calls VHD "vpc".
+    if text.lowercased() == "vpc" { return .vhd }
     guard let format = ImageFormat(rawValue: text.lowercased()) else {
-        throw ValidationError("unknown image format '\(text)' (expected raw or qcow2)")
+        throw ValidationError("unknown image format '\(text)' (expected raw, qcow2, vhd (vpc), vhdx, vdi or vmdk)")
     }
     return format
 }

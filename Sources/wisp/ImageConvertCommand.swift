@@ -6,7 +6,7 @@ import WispCore
 struct ImageConvertCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Convert an image (backing chain flattened) to raw or qcow2, optionally compressed.",
+        abstract: "Convert an image (backing chain flattened) to raw, qcow2, vmdk, vhd, vhdx or vdi.",
         discussion: """
             The output is sparse (empty and zero ranges are skipped), written on all cores and \
             appears atomically: a failed convert leaves nothing behind.
@@ -14,34 +14,52 @@ struct ImageConvertCommand: AsyncParsableCommand {
               wisp image convert -O raw disk.qcow2 disk.raw
               wisp image convert -O qcow2 -c --compression zstd disk.raw disk.qcow2
               wisp image convert -O raw --allow-backing ../bases overlay.qcow2 flat.raw
+              wisp image convert -O vmdk -o subformat=streamOptimized disk.qcow2 disk.vmdk
+              wisp image convert -O vhd -o subformat=fixed disk.qcow2 disk.vhd   (vpc works too)
+              wisp image convert -O vhd --azure disk.qcow2 azure.vhd
+              wisp image convert -O vhdx -o block_size=8M disk.qcow2 disk.vhdx
+              wisp image convert -O vdi -o static=on disk.qcow2 disk.vdi
+            VHD sizes are rounded up to a CHS geometry, as qemu-img does, unless -o force_size=on. \
+            --azure (or -o azure=on) writes what Azure accepts: a fixed VHD whose size is rounded \
+            up to a whole MiB and kept exactly (force_size).
             The backing chain may use files in the input's own directory; --allow-backing \
             adds others. With -f the input is read as that format, never probed.
             """)
 
     @Option(name: .short, help: "Input format (probed when omitted).") var format: String?
-    @Option(name: [.customShort("O")], help: "Output format: raw or qcow2.") var outputFormat: String = "raw"
+    @Option(name: [.customShort("O")], help: "Output format: raw, qcow2, vmdk (-o subformat=monolithicSparse|streamOptimized), vhd (or vpc), vhdx or vdi.") var outputFormat: String = "raw"
     @Flag(name: .short, help: "Compress the qcow2 output (deflate unless --compression says otherwise).")
     var compress = false
     @Option(name: .long, help: "Compression algorithm for -c: deflate (zlib) or zstd.") var compression: String?
     @Option(name: .short, help: "qemu-img style output options: cluster_size=64k, compression_type=zstd.")
     var options: String?
+    @Flag(name: .long, help: "VHD for Azure: fixed, size rounded up to a whole MiB (implies -O vhd).")
+    var azure = false
     @Flag(name: .short, help: "Show progress (shown anyway when stderr is a terminal).") var progress = false
     @Argument(help: "The input image.") var input: String
     @Argument(help: "The output file.") var output: String
     @OptionGroup var backing: BackingOptions
 
     func run() async throws {
-        var opts = ConvertOptions(format: try parseImageFormat(outputFormat))
+        var opts = ConvertOptions(format: azure ? .vhd : try parseImageFormat(outputFormat))
+        opts.blockMapped.azure = azure
         var compressionName = compression
+        var vmdkOptions: [String] = []
         for option in (options ?? "").split(separator: ",") where !option.isEmpty {
             let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
             let value = parts.count == 2 ? parts[1] : ""
+            if try applyBlockMappedOption(parts[0], value, to: &opts.blockMapped, format: opts.format) { continue }
             switch parts[0] {
             case "cluster_size": opts.clusterSize = Int(try ByteSize.parse(value))
             case "compression_type": compressionName = compressionName ?? value
-            default: throw ValidationError("unknown option '\(parts[0])' (known: cluster_size, compression_type)")
+            default:
+                guard opts.format == .vmdk else {
+                    throw ValidationError("unknown option '\(parts[0])' (known: cluster_size, compression_type\(opts.format == .qcow2 ? "" : "; " + blockMappedOptionKeys(opts.format)))")
+                }
+                vmdkOptions.append(String(option))
             }
         }
+        if opts.format == .vmdk { opts.vmdk = try VmdkCreateOptions(qemuOptions: vmdkOptions) }
         if compress || compression != nil {
             switch (compressionName ?? "deflate").lowercased() {
             case "deflate", "zlib": opts.compression = .deflate

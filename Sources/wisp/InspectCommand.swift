@@ -70,9 +70,12 @@ struct InspectCommand: AsyncParsableCommand {
             out.append("      from     \(e.configPath)")
         }
         out.append("default: \(r.defaultEntry.map(String.init) ?? "none"): \(r.defaultReason)")
+        out.append("architecture: \(r.architecture?.rawValue ?? "unknown")")
         if let k = r.kernel {
             var line = "kernel: \(k.architecture) \(k.format)"
+            if let c = k.compression { line += ", \(c)-compressed" }
             if let p = k.bootProtocol { line += ", boot protocol \(p)" }
+            if let size = k.imageSize, size > 0 { line += ", image size \(size)" }
             if let rel = k.relocatable { line += rel ? ", relocatable" : ", not relocatable" }
             out.append(line)
             if let v = k.versionString { out.append("  version: \(v)") }

@@ -30,7 +30,8 @@ struct KernelExtract: AsyncParsableCommand {
     @Option(help: "The entry to extract: its number in --list, its id or its title.") var entry: String?
     @Flag(help: "List the boot entries instead of extracting.") var list = false
     @Flag(help: "Print what was written (or the list) as JSON.") var json = false
-    @Flag(help: "Write an EFI zboot kernel (arm64) as the Image it wraps, which QEMU -kernel boots whatever its compression.")
+    @Flag(name: [.customLong("decompress"), .customLong("unwrap-zboot")],
+          help: "Write an EFI zboot or gzip-compressed arm64 kernel as the bare Image it wraps, which QEMU -kernel boots whatever its compression.")
     var unwrapZboot = false
     @OptionGroup var backing: BackingOptions
 

@@ -15,14 +15,14 @@ struct ListCommand: AsyncParsableCommand {
             print(String(decoding: try encoder.encode(summaries), as: UTF8.self))
             return
         }
-        var rows: [[String]] = [["NAME", "STATE", "IMAGE", "SSH", "PORTS", "ACCEL"]]
+        var rows: [[String]] = [["NAME", "STATE", "IMAGE", "SSH", "PORTS", "ARCH", "ACCEL"]]
         for s in summaries {
             let image: String = s.image.map { URL(fileURLWithPath: $0).lastPathComponent } ?? "-"
             let ssh: String = s.address.map { "\(s.user ?? "")@\($0)" } ?? "-"
             let ports: String = s.ports.isEmpty ? "-" : s.ports.joined(separator: ",")
-            rows.append([s.name, s.state.rawValue, image, ssh, ports, s.accel ?? "-"])
+            rows.append([s.name, s.state.rawValue, image, ssh, ports, s.arch ?? "-", s.accel ?? "-"])
         }
-        var widths = [Int](repeating: 0, count: 6)
+        var widths = [Int](repeating: 0, count: 7)
         for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
         for row in rows {
             var line = ""

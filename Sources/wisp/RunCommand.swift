@@ -28,6 +28,7 @@ struct RunCommand: AsyncParsableCommand {
           wisp run --name web -p 8080:80 --memory 4G --disk-size 20G image.qcow2
           wisp run --rm image.qcow2 -- sh -c 'uname -a; exit 3'     # exits 3
           wisp run --accel tcg image.qcow2                         # TCG even where KVM works
+          wisp run --arch aarch64 --rm arm64.qcow2 -- uname -m     # an arm64 guest (read from the image anyway)
         """)
 
     @Argument(help: "Image file or http(s) URL.") var image: String
@@ -40,6 +41,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("disk"), help: "Attach another disk image: FILE or FILE,readonly (repeatable).") var disks: [String] = []
     @Option(help: "auto (direct kernel boot when possible), direct or uefi.") var boot: BootMode = .auto
     @Option(help: "auto (KVM if it works, else TCG), kvm or tcg.") var accel: AcceleratorChoice = .auto
+    @Option(help: "Guest CPU architecture, when the image's own kernel or init does not say it (x86_64 or aarch64).") var arch: ArchitectureArgument?
     @Option(name: .customLong("user-data"), help: "Extra cloud-config merged into the seed.") var userData: String?
     @Option(name: .customLong("cloud-init"), help: "How the seed reaches the guest: disk (NoCloud seed disk) or http (NoCloud-net from Wisp's listener).") var cloudInit: CloudInitTransport = .disk
     @Option(help: "Verify the image: sha256:HEX.") var digest: String?
@@ -68,6 +70,7 @@ struct RunCommand: AsyncParsableCommand {
         options.extraDisks = try disks.map(RunOptions.parseDisk)
         options.boot = boot
         options.accelerator = accel
+        options.architecture = arch?.guestArchitecture
         options.userData = userData
         options.allowBacking = backing.allowBacking
         options.cloudInit = cloudInit

@@ -5,17 +5,44 @@ import WispCore
 import WispTestSupport
 
 @Suite struct BoardTests {
-    @Test func x86_64HasTheOnlyBoard() throws {
-        let board = try Boards.for(.x86_64)
-        #expect(board is X86_64Board)
-        #expect(board.architecture == .x86_64)
-        for architecture in GuestArchitecture.allCases where architecture != .x86_64 {
+    @Test func boardsForX86_64AndAArch64Only() throws {
+        #expect(try Boards.for(.x86_64) is X86_64Board)
+        #expect(try Boards.for(.aarch64) is AArch64Board)
+        for architecture in [GuestArchitecture.x86_64, .aarch64] {
+            #expect(try Boards.for(architecture).architecture == architecture)
+        }
+        for architecture in [GuestArchitecture.riscv64, .loongarch64] {
             #expect {
                 try Boards.for(architecture)
             } throws: { error in
                 guard let error = error as? WispError else { return false }
                 return error.kind == .unsupported && error.message.hasPrefix("no board for \(architecture.rawValue) yet")
             }
+        }
+    }
+
+    @Test func aarch64BoardDescribesVirt() {
+        let board = AArch64Board()
+        #expect(board.qemuBinary == "qemu-system-aarch64")
+        #expect(board.qemuPackage == "qemu-system-arm")
+        #expect(board.machineArgument == "virt,gic-version=max")
+        #expect(board.cpuModel(for: .kvm) == "host")
+        #expect(board.cpuModel(for: .tcg) == "max")
+        #expect(board.serialConsole == "ttyAMA0")
+        #expect(board.capabilities == BoardCapabilities(supportsSMBIOS: true, smbiosWithDirectKernelBoot: false, panicDevice: "pvpanic-pci"))
+        #expect(board.firmware.candidates == [
+            UEFIFirmwareFiles(code: "/usr/share/AAVMF/AAVMF_CODE.fd", varsTemplate: "/usr/share/AAVMF/AAVMF_VARS.fd"),
+            UEFIFirmwareFiles(code: "/usr/share/edk2/aarch64/QEMU_EFI-pflash.raw", varsTemplate: "/usr/share/edk2/aarch64/vars-template-pflash.raw"),
+        ])
+    }
+
+    /// Judge: the host's AAVMF (qemu-efi-aarch64) is found and is what virt's pflash banks
+    /// take: exactly 64 MiB each.
+    @Test func hostAAVMFIsFoundAndPadded() throws {
+        let firmware = try HostQEMU.firmware(for: AArch64Board())
+        for file in [firmware.code, firmware.varsTemplate] {
+            let size = try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int
+            #expect(size == 64 << 20, "\(file)")
         }
     }
 
@@ -26,7 +53,7 @@ import WispTestSupport
         #expect(board.cpuModel(for: .kvm) == "host")
         #expect(board.cpuModel(for: .tcg) == "max")
         #expect(board.serialConsole == "ttyS0")
-        #expect(board.capabilities == BoardCapabilities(supportsSMBIOS: true, panicDevice: "pvpanic"))
+        #expect(board.capabilities == BoardCapabilities(supportsSMBIOS: true, smbiosWithDirectKernelBoot: true, panicDevice: "pvpanic"))
         // Debian's 4M build first, then Debian's 2M one, then Fedora's and Arch's trees.
         #expect(board.firmware.candidates.map(\.code) == [
             "/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_CODE.fd",
@@ -36,8 +63,8 @@ import WispTestSupport
 
     /// Judge: the host's QEMU knows every name the board uses (machine type and options, CPU
     /// models, devices and the NIC property), so a typo cannot wait for a boot to show.
-    @Test func hostQEMUKnowsEveryNameTheBoardUses() throws {
-        let board = X86_64Board()
+    @Test(arguments: [X86_64Board() as any Board, AArch64Board() as any Board])
+    func hostQEMUKnowsEveryNameTheBoardUses(board: any Board) throws {
         let qemu = try HostQEMU.executable(for: board)
         let machines = try ToolRunner.check(qemu, ["-machine", "help"]).stdoutText
         #expect(machines.split(separator: "\n").contains { $0.hasPrefix(board.machineType + " ") })
@@ -46,9 +73,15 @@ import WispTestSupport
             let name = option.split(separator: "=")[0]
             #expect((machineOptions.stdoutText + machineOptions.stderrText).contains("\(name)="), "\(option)")
         }
-        let cpus = try ToolRunner.check(qemu, ["-cpu", "help"]).stdoutText
+        // x86 lists "x86 max   ...", arm "  max": the model is a whole word of some line.
+        let cpus = try ToolRunner.check(qemu, ["-cpu", "help"]).stdoutText.split(separator: "\n")
+            .map { $0.split(separator: " ").map(String.init) }
         for accelerator in Accelerator.allCases {
-            #expect(cpus.contains(" \(board.cpuModel(for: accelerator)) "), "\(accelerator)")
+            let model = board.cpuModel(for: accelerator)
+            // qemu-system-aarch64 lists "host" only where KVM for arm64 exists (an arm64
+            // host); elsewhere it is still the name KVM's CPU has.
+            if accelerator == .kvm && model == "host" && board.architecture != GuestArchitecture.host { continue }
+            #expect(cpus.contains { $0.contains(model) }, "\(accelerator)")
         }
         let devices = try ToolRunner.check(qemu, ["-machine", board.machineType, "-device", "help"]).stdoutText
         let used = [board.devices.block, board.devices.network, board.devices.rng] + [board.capabilities.panicDevice].compactMap { $0 }

@@ -128,6 +128,75 @@ import WispCore
         ])
     }
 
+    /// The whole argv of the aarch64 board, pinned word for word: virt with the newest GIC,
+    /// virtio on PCI, pvpanic-pci, the PL011 console through the same -serial chardev.
+    @Test func aarch64BoardArgvIsPinned() throws {
+        let direct = MachineSpec(architecture: .aarch64, cpus: 2, memoryBytes: 2 << 30,
+                                 disks: [DiskAttachment(path: "/i/overlay.qcow2", format: .qcow2),
+                                         DiskAttachment(path: "/i/seed.iso", format: .raw, readOnly: true)],
+                                 forwards: [PortForward(hostPort: 2222, guestPort: 22)],
+                                 boot: .direct(DirectBoot(kernel: "/i/Image", initrd: "/i/initrd.img", commandLine: "root=UUID=x ro console=ttyAMA0 ds=nocloud")),
+                                 accelerator: .tcg, macAddress: "52:54:00:aa:bb:cc")
+        let directLine = try QEMUCommandLine(spec: direct, paths: paths, name: "wisp-a")
+        #expect(directLine.executable == "qemu-system-aarch64")
+        #expect(directLine.board.architecture == .aarch64)
+        #expect(directLine.arguments == [
+            "-name", "wisp-a", "-nodefaults", "-no-user-config", "-machine", "virt,gic-version=max", "-display", "none",
+            "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "2048M",
+            "-kernel", "/i/Image", "-initrd", "/i/initrd.img", "-append", "root=UUID=x ro console=ttyAMA0 ds=nocloud",
+            "-blockdev", #"{"discard":"unmap","driver":"file","filename":"/i/overlay.qcow2","node-name":"disk0-file","read-only":false}"#,
+            "-blockdev", #"{"backing":null,"discard":"unmap","driver":"qcow2","file":"disk0-file","node-name":"disk0","read-only":false}"#,
+            "-device", "virtio-blk-pci,drive=disk0",
+            "-blockdev", #"{"driver":"file","filename":"/i/seed.iso","node-name":"disk1-file","read-only":true}"#,
+            "-blockdev", #"{"driver":"raw","file":"disk1-file","node-name":"disk1","read-only":true}"#,
+            "-device", "virtio-blk-pci,drive=disk1",
+            "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22",
+            "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:cc,romfile=",
+            "-device", "virtio-rng-pci", "-device", "pvpanic-pci", "-action", "panic=pause",
+            "-chardev", "socket,id=serial0,path=/i/console.sock,server=on,wait=off,logfile=/i/serial.log,logappend=on",
+            "-serial", "chardev:serial0",
+            "-chardev", "socket,id=qmp0,path=/i/qmp.sock,server=on,wait=off", "-mon", "chardev=qmp0,mode=control",
+            "-pidfile", "/i/qemu.pid",
+            "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+        ])
+
+        let uefi = MachineSpec(architecture: .aarch64, cpus: 1, memoryBytes: 1 << 30,
+                               disks: [DiskAttachment(path: "/i/overlay.qcow2", format: .qcow2)],
+                               boot: .firmware(UEFIFirmware(code: "/usr/share/AAVMF/AAVMF_CODE.fd", vars: "/i/AAVMF_VARS.fd")),
+                               accelerator: .kvm, smbiosSerial: "ds=nocloud;s=http://10.0.2.2:8000/")
+        #expect(try QEMUCommandLine(spec: uefi, paths: paths, name: "n").arguments == [
+            "-name", "n", "-nodefaults", "-no-user-config", "-machine", "virt,gic-version=max", "-display", "none",
+            "-accel", "kvm", "-cpu", "host", "-smp", "1", "-m", "1024M",
+            "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd",
+            "-drive", "if=pflash,format=raw,unit=1,file=/i/AAVMF_VARS.fd",
+            "-smbios", "file=/i/smbios-type1.bin",
+            "-blockdev", #"{"discard":"unmap","driver":"file","filename":"/i/overlay.qcow2","node-name":"disk0-file","read-only":false}"#,
+            "-blockdev", #"{"backing":null,"discard":"unmap","driver":"qcow2","file":"disk0-file","node-name":"disk0","read-only":false}"#,
+            "-device", "virtio-blk-pci,drive=disk0,bootindex=0",
+            "-netdev", "user,id=net0",
+            "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56,romfile=",
+            "-device", "virtio-rng-pci", "-device", "pvpanic-pci", "-action", "panic=pause",
+            "-chardev", "socket,id=serial0,path=/i/console.sock,server=on,wait=off,logfile=/i/serial.log,logappend=on",
+            "-serial", "chardev:serial0",
+            "-chardev", "socket,id=qmp0,path=/i/qmp.sock,server=on,wait=off", "-mon", "chardev=qmp0,mode=control",
+            "-pidfile", "/i/qemu.pid",
+            "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+        ])
+    }
+
+    /// A directly booted arm64 kernel finds no SMBIOS tables (only UEFI publishes them), so
+    /// an SMBIOS serial there is refused instead of silently never reaching the guest.
+    @Test func aarch64DirectBootRefusesSMBIOSSerial() {
+        let spec = MachineSpec(architecture: .aarch64, cpus: 1, memoryBytes: 512 << 20,
+                               boot: .direct(DirectBoot(kernel: "/k", initrd: nil, commandLine: "")),
+                               smbiosSerial: "ds=nocloud;s=http://10.0.2.2:8000/")
+        #expect {
+            try QEMUCommandLine(spec: spec, paths: paths, name: "a")
+        } throws: { error in
+            (error as? WispError)?.kind == .unsupported
+        }
+    }
+
     @Test func everyDiskFormatReachesQEMUByItsDriverName() throws {
         let spec = MachineSpec(cpus: 1, memoryBytes: 512 << 20,
                                disks: DiskFormat.allCases.map { DiskAttachment(path: "/d.\($0.rawValue)", format: $0) },
@@ -139,7 +208,7 @@ import WispCore
     }
 
     @Test func architectureWithoutABoardIsRefused() {
-        for architecture in GuestArchitecture.allCases where architecture != .x86_64 {
+        for architecture in [GuestArchitecture.riscv64, .loongarch64] {
             let spec = MachineSpec(architecture: architecture, cpus: 1, memoryBytes: 512 << 20)
             #expect {
                 try QEMUCommandLine(spec: spec, paths: paths, name: "a")

@@ -1,3 +1,5 @@
+import WispCore
+
 /// A PC: QEMU's q35 chipset with virtio devices on PCI, OVMF as its UEFI firmware.
 public struct X86_64Board: Board {
     public init() {}
@@ -35,6 +37,6 @@ public struct X86_64Board: Board {
 
     /// pvpanic is the ISA device q35 has.
     public var capabilities: BoardCapabilities {
-        BoardCapabilities(supportsSMBIOS: true, panicDevice: "pvpanic")
+        BoardCapabilities(supportsSMBIOS: true, smbiosWithDirectKernelBoot: true, panicDevice: "pvpanic")
     }
 }

@@ -1,0 +1,103 @@
+import WispCore
+
+/// Reads VirtualBox VDI images (version 1.1, little-endian): static and dynamic, a block
+/// map of u32 indexes into the data area (0xFFFFFFFF unallocated, 0xFFFFFFFE zero).
+/// Differencing images name their parent only by UUID, which Wisp cannot look up: refused.
+enum VdiImage {
+    static let signature: UInt32 = 0xBEDA_107F
+    static let unallocated: UInt32 = 0xFFFF_FFFF
+    static let zero: UInt32 = 0xFFFF_FFFE
+    static let headerText = "<<< QEMU VM Virtual Disk Image >>>\n"
+    /// Block sizes beyond this are refused (VirtualBox and qemu use 1 MiB).
+    static let maxBlockSize: UInt64 = 256 << 20
+    static let maxDiskSize: UInt64 = 1 << 50
+
+    struct Layout: Sendable {
+        var imageType: UInt32
+        var size: UInt64
+        var blockSize: UInt64
+        var blocks: [MappedBlock]
+        var uuid: [UInt8]
+        var parentUUID: [UInt8]
+        var subformat: String { imageType == 2 ? "static" : imageType == 4 ? "differencing" : "dynamic" }
+    }
+
+    static func parse(_ file: any BlockDevice) throws -> Layout {
+        let name = file.name
+        let header = try file.readStructure("VDI header", at: 0, count: 512)
+        let r = HeaderFields(bytes: header, name: name, structure: "VDI header", base: 0)
+        guard try r.le32(64) == signature else {
+            throw WispError.corrupt(name, "VDI header", at: 64, "signature is not 0xbeda107f")
+        }
+        let version = try r.le32(68)
+        guard version == 0x0001_0001 else {
+            throw WispError.unsupported(name, "VDI version \(version >> 16).\(version & 0xFFFF) at offset 68 is not 1.1")
+        }
+        let imageType = try r.le32(76)
+        guard [1, 2, 4].contains(imageType) else {
+            throw WispError.unsupported(name, "VDI image type \(imageType) at offset 76 is not dynamic (1), static (2) or differencing (4)")
+        }
+        let mapOffset = UInt64(try r.le32(340))
+        let dataOffset = UInt64(try r.le32(344))
+        let sectorSize = try r.le32(360)
+        guard sectorSize == 512 else {
+            throw WispError.unsupported(name, "VDI sector size \(sectorSize) at offset 360 is not 512")
+        }
+        let size = try r.le64(368)
+        let blockSize = UInt64(try r.le32(376))
+        let blockExtra = UInt64(try r.le32(380))
+        let count = UInt64(try r.le32(384))
+        guard size <= maxDiskSize else {
+            throw WispError.corrupt(name, "VDI header", at: 368, "disk size \(size) is absurd")
+        }
+        guard blockSize >= 512, blockSize <= maxBlockSize, blockSize % 512 == 0, blockExtra < blockSize else {
+            throw WispError.corrupt(name, "VDI header", at: 376, "block size \(blockSize) (extra \(blockExtra)) is not a multiple of 512 up to 256 MiB")
+        }
+        guard count * blockSize >= size else {
+            throw WispError.corrupt(name, "VDI header", at: 384, "\(count) blocks of \(blockSize) bytes cannot hold a \(size)-byte disk")
+        }
+        let needed = Int((size + blockSize - 1) / blockSize)
+        let map = try file.readStructure("VDI block map", at: mapOffset, count: needed * 4)
+        var blocks: [MappedBlock] = []
+        blocks.reserveCapacity(needed)
+        for i in 0..<needed {
+            let e = UInt32(map[4 * i]) | UInt32(map[4 * i + 1]) << 8 | UInt32(map[4 * i + 2]) << 16 | UInt32(map[4 * i + 3]) << 24
+            switch e {
+            case unallocated: blocks.append(.unallocated)
+            case zero: blocks.append(.zero)
+            default:
+                guard UInt64(e) < count else {
+                    throw WispError.corrupt(name, "VDI block map entry \(i)", at: mapOffset + UInt64(4 * i), "block \(e) is beyond the \(count) blocks of the image")
+                }
+                let at = dataOffset + UInt64(e) * (blockSize + blockExtra) + blockExtra
+                guard at < file.size else {
+                    throw WispError.corrupt(name, "VDI block map entry \(i)", at: mapOffset + UInt64(4 * i), "block \(e) lies at \(at), beyond the end of the file (\(file.size) bytes)")
+                }
+                blocks.append(.data(at))
+            }
+        }
+        return Layout(imageType: imageType, size: size, blockSize: blockSize, blocks: blocks,
+                      uuid: try r.slice(392, 16), parentUUID: try r.slice(440, 16))
+    }
+
+    static func open(_ file: any BlockDevice) throws -> BlockMappedImage {
+        let layout = try parse(file)
+        if layout.imageType == 4 || layout.parentUUID.contains(where: { $0 != 0 }) {
+            throw WispError.unsupported(file.name, "differencing VDI image: its parent is named only by UUID \(uuidString(layout.parentUUID)), which Wisp cannot look up; clone it to a full image in VirtualBox (VBoxManage clonemedium) first")
+        }
+        return try BlockMappedImage(name: file.name, format: .vdi, subformat: layout.subformat, size: layout.size,
+                                    blockSize: layout.blockSize, blocks: layout.blocks, file: file)
+    }
+
+    /// VirtualBox's UUID text (the first three fields little-endian).
+    static func uuidString(_ b: [UInt8]) -> String {
+        guard b.count == 16 else { return "?" }
+        let order = [3, 2, 1, 0, -1, 5, 4, -1, 7, 6, -1, 8, 9, -1, 10, 11, 12, 13, 14, 15]
+        return order.map { $0 < 0 ? "-" : String(format2(b[$0])) }.joined()
+    }
+
+    private static func format2(_ v: UInt8) -> String {
+        let s = String(v, radix: 16)
+        return s.count == 1 ? "0" + s : s
+    }
+}

@@ -1,0 +1,23 @@
+import WispCore
+
+/// What `BackingChain.resolve` learned from a VMDK member: its descriptor and, for each
+/// extent that lives in a file, that file after the chain's policy allowed it.
+public struct VmdkLayout: Sendable, Equatable {
+    public let descriptor: VmdkDescriptor
+    /// The file is itself one hosted sparse extent (monolithicSparse, streamOptimized):
+    /// its extents are the file, whatever names its embedded descriptor records.
+    public let isMonolithicSparse: Bool
+    /// Parallel to `descriptor.extents`; nil for ZERO extents and for the image itself.
+    public let extentFiles: [ExtentFile?]
+
+    public struct ExtentFile: Sendable, Equatable {
+        public let recordedName: String
+        public let name: String
+        public let path: String
+        public let identity: BackingChain.FileIdentity
+    }
+
+    /// qemu-img's "create-type" (subformat).
+    public var subformat: String { descriptor.createType ?? (isMonolithicSparse ? "monolithicSparse" : "unknown") }
+    public var virtualSize: UInt64 { descriptor.virtualSectors &* 512 }
+}

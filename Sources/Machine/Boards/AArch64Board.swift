@@ -1,0 +1,47 @@
+import WispCore
+
+/// An arm64 VM: QEMU's `virt` board with a GICv3, virtio devices on PCI, AAVMF/edk2 as its
+/// UEFI firmware and the PL011 UART as console.
+public struct AArch64Board: Board {
+    public init() {}
+
+    public var architecture: GuestArchitecture { .aarch64 }
+    public var qemuBinary: String { "qemu-system-aarch64" }
+    public var qemuPackage: String { "qemu-system-arm" }
+    public var machineType: String { "virt" }
+    /// `gic-version=max`: the newest GIC the accelerator can give, GICv3 under TCG and the
+    /// host's own GIC under KVM (what `host` would pick), so one option serves both and a
+    /// guest gets more than the 8 CPUs of virt's default GICv2.
+    public var machineOptions: [String] { ["gic-version=max"] }
+
+    public func cpuModel(for accelerator: Accelerator) -> String {
+        switch accelerator {
+        case .kvm: "host"
+        case .tcg: "max"
+        }
+    }
+
+    /// Only flash images padded to the 64 MiB of each of virt's two pflash banks: QEMU
+    /// refuses a smaller one for `if=pflash`. Debian's AAVMF_*.fd and Fedora's *-pflash.raw
+    /// are padded; the bare QEMU_EFI.fd both also ship (2 MiB, meant for `-bios`) is not
+    /// listed, because `-bios` has no variable store to keep boot entries in.
+    public var firmware: UEFIFirmwareSearch {
+        UEFIFirmwareSearch(name: "AAVMF", package: "qemu-efi-aarch64", candidates: [
+            UEFIFirmwareFiles(code: "/usr/share/AAVMF/AAVMF_CODE.fd", varsTemplate: "/usr/share/AAVMF/AAVMF_VARS.fd"),
+            UEFIFirmwareFiles(code: "/usr/share/edk2/aarch64/QEMU_EFI-pflash.raw", varsTemplate: "/usr/share/edk2/aarch64/vars-template-pflash.raw"),
+        ])
+    }
+
+    public var serialConsole: String { "ttyAMA0" }
+
+    public var devices: BoardDevices {
+        BoardDevices(block: "virtio-blk-pci", network: "virtio-net-pci", networkProperties: ["romfile="], rng: "virtio-rng-pci")
+    }
+
+    /// virt builds SMBIOS tables, but only firmware hands them to the guest: a kernel
+    /// booted directly finds none (on arm64 they are reached through the EFI system table).
+    /// pvpanic-pci is the panic device virt can take (it has no ISA bus).
+    public var capabilities: BoardCapabilities {
+        BoardCapabilities(supportsSMBIOS: true, smbiosWithDirectKernelBoot: false, panicDevice: "pvpanic-pci")
+    }
+}
