@@ -15,6 +15,9 @@ public struct MachineSpec: Sendable, Codable, Equatable {
     /// SMBIOS system serial (type 1); NoCloud reads `ds=nocloud;s=...` from it when the
     /// kernel command line is not ours (UEFI boot).
     public var smbiosSerial: String?
+    /// systemd credentials for an image provisioned without cloud-init (see
+    /// `SystemdCredential`); empty for cloud-init images.
+    public var credentials: [SystemdCredential] = []
 
     public init(architecture: GuestArchitecture = .x86_64, cpus: Int, memoryBytes: UInt64, disks: [DiskAttachment] = [],
                 forwards: [PortForward] = [], boot: BootMethod = .firmware(UEFIFirmware(code: "", vars: "")),
@@ -43,6 +46,7 @@ public struct MachineSpec: Sendable, Codable, Equatable {
         accelerator = try container.decode(Accelerator.self, forKey: .accelerator)
         macAddress = try container.decode(String.self, forKey: .macAddress)
         smbiosSerial = try container.decodeIfPresent(String.self, forKey: .smbiosSerial)
+        credentials = try container.decodeIfPresent([SystemdCredential].self, forKey: .credentials) ?? []
     }
 }
 

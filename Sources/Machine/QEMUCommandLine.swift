@@ -16,8 +16,13 @@ public struct QEMUCommandLine: Sendable {
         public var smbiosTable: String
         /// QEMU's own stdout and stderr when it is not daemonized (owner-only).
         public var qemuLog: String
+        /// The SMBIOS type 11 table carrying systemd credentials (`-smbios file=`), written
+        /// owner-only by the launcher when the spec has credentials and the guest sees SMBIOS.
+        public var smbiosOEMTable: String?
 
-        public init(qmpSocket: String, consoleSocket: String, serialLog: String, pidFile: String, smbiosTable: String, qemuLog: String) {
+        public init(qmpSocket: String, consoleSocket: String, serialLog: String, pidFile: String, smbiosTable: String, qemuLog: String,
+                    smbiosOEMTable: String? = nil) {
+            self.smbiosOEMTable = smbiosOEMTable
             self.qmpSocket = qmpSocket
             self.consoleSocket = consoleSocket
             self.serialLog = serialLog
@@ -53,6 +58,9 @@ public struct QEMUCommandLine: Sendable {
         if spec.smbiosSerial != nil, case .direct = spec.boot, !board.capabilities.smbiosWithDirectKernelBoot {
             throw WispError(.unsupported, "a directly booted \(spec.architecture.rawValue) kernel sees no SMBIOS to carry the seed URL (use --cloud-init disk, or boot through firmware)")
         }
+        if !spec.credentials.isEmpty, Self.credentialTransport(board: board, boot: spec.boot) == .smbios, paths.smbiosOEMTable == nil {
+            throw WispError.invalidArgument("systemd credentials over SMBIOS need a path for the OEM strings table")
+        }
         self.board = board
         self.executable = executable ?? board.qemuBinary
         self.spec = spec
@@ -60,6 +68,14 @@ public struct QEMUCommandLine: Sendable {
         self.name = name
         self.daemonize = daemonize
         self.sandbox = sandbox && !daemonize
+    }
+
+    /// SMBIOS where the guest sees it (through firmware, or with a directly loaded kernel on
+    /// boards whose firmware still runs first), else fw_cfg, which every QEMU board has.
+    public static func credentialTransport(board: any Board, boot: BootMethod) -> CredentialTransport {
+        guard board.capabilities.supportsSMBIOS else { return .firmwareConfig }
+        if case .direct = boot, !board.capabilities.smbiosWithDirectKernelBoot { return .firmwareConfig }
+        return .smbios
     }
 
     /// QEMU option values are comma-separated; a literal comma is written twice.
@@ -98,6 +114,16 @@ public struct QEMUCommandLine: Sendable {
         }
         if spec.smbiosSerial != nil {
             args += ["-smbios", "file=\(e(paths.smbiosTable))"]
+        }
+        if !spec.credentials.isEmpty {
+            switch Self.credentialTransport(board: board, boot: spec.boot) {
+            case .smbios:
+                if let table = paths.smbiosOEMTable { args += ["-smbios", "file=\(e(table))"] }
+            case .firmwareConfig:
+                for credential in spec.credentials {
+                    args += ["-fw_cfg", "name=opt/io.systemd.credentials/\(credential.name),file=\(e(credential.file))"]
+                }
+            }
         }
 
         // Firmware boots the first disk; with -kernel QEMU owns boot index 0 itself.

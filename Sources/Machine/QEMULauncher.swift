@@ -20,6 +20,7 @@ public enum QEMULauncher {
             let table = SMBIOSSystemTable(serialNumber: serial, uuid: systemUUID(for: commandLine.name))
             try AtomicOutput.write(try table.encoded(), to: commandLine.paths.smbiosTable, permissions: 0o600)
         }
+        try writeCredentialTable(commandLine)
         guard commandLine.daemonize else { return try launchInSession(commandLine, timeout: startTimeout) }
         let (status, stderrText) = try spawnAndWait(commandLine.executable, commandLine.arguments)
         guard status == 0 else {
@@ -29,6 +30,22 @@ public enum QEMULauncher {
             throw WispError(.engineFailed, "QEMU started but wrote no pid file at \(commandLine.paths.pidFile): \(stderrText)")
         }
         return pid
+    }
+
+    /// The SMBIOS type 11 table with the spec's credentials, read from their owner-only
+    /// files now (so a value changed between boots, such as rotated keys, is what boots).
+    public static func writeCredentialTable(_ commandLine: QEMUCommandLine) throws {
+        let spec = commandLine.spec
+        guard !spec.credentials.isEmpty, let path = commandLine.paths.smbiosOEMTable,
+              QEMUCommandLine.credentialTransport(board: commandLine.board, boot: spec.boot) == .smbios else { return }
+        var strings: [String] = []
+        for credential in spec.credentials {
+            guard let value = FileManager.default.contents(atPath: credential.file) else {
+                throw WispError.notFound("\(credential.file): the value of the systemd credential \(credential.name) is missing")
+            }
+            strings.append(try SMBIOSOEMStringsTable.credentialString(name: credential.name, value: Array(value)))
+        }
+        try AtomicOutput.write(try SMBIOSOEMStringsTable(strings: strings).encoded(), to: path, permissions: 0o600)
     }
 
     /// A stable, never-zero UUID for a machine name (version 4 and variant bits set): systemd

@@ -26,7 +26,9 @@ public struct InstanceCreator: Sendable {
 
     public struct Created: Sendable {
         public var record: InstanceRecord
-        public var metadata: MetadataServer
+        /// The seed listener that hears phone_home; nil for a guest provisioned by systemd
+        /// credentials (ready when SSH answers with its host key).
+        public var metadata: MetadataServer?
     }
 
     public func create(_ options: RunOptions) async throws -> Created {
@@ -100,6 +102,13 @@ public struct InstanceCreator: Sendable {
             throw WispError.usage("--cloud-init http needs SMBIOS, which a directly booted \(architecture.rawValue) kernel does not see: use --cloud-init disk (the default) or --boot uefi")
         }
         let firmware = bootFacts == nil ? try HostQEMU.firmware(for: board) : nil
+        let provisioning = options.provisioning.resolve(imageHasCloudInit: bootFacts?.hasCloudInit ?? RunIntegration.hasCloudInit(image: baseChain))
+        if provisioning == .systemd {
+            if options.userData != nil {
+                throw WispError.usage("--user-data needs cloud-init, which \(options.image) does not have (its keys and hostname come as systemd credentials)")
+            }
+            progress("no cloud-init in the image: provisioning root's SSH key, the host key and the hostname as systemd credentials")
+        }
 
         let nameBase = bootFacts.flatMap { facts in facts.osID.map { [$0, facts.osVersionID].compactMap { $0 }.joined(separator: "-") } }
             ?? URL(fileURLWithPath: base).deletingPathExtension().lastPathComponent
@@ -108,7 +117,7 @@ public struct InstanceCreator: Sendable {
         let files = store.files(name)
         do {
             return try build(name: name, files: files, board: board, options: options, resolved: resolved, baseChain: baseChain,
-                             baseSize: baseSize, allowedBacking: allowed,
+                             baseSize: baseSize, allowedBacking: allowed, provisioning: provisioning,
                              staging: staging, bootFacts: bootFacts, firmware: firmware, extraDisks: extraDisks, userData: userData, extraKeys: hostKeys)
         } catch {
             try? FileManager.default.removeItem(atPath: files.directory)
@@ -117,7 +126,7 @@ public struct InstanceCreator: Sendable {
     }
 
     private func build(name: String, files: InstanceFiles, board: any Board, options: RunOptions, resolved: ResolvedImage,
-                       baseChain: BackingChain, baseSize: UInt64, allowedBacking: [String],
+                       baseChain: BackingChain, baseSize: UInt64, allowedBacking: [String], provisioning: GuestProvisioning,
                        staging: String, bootFacts: RunIntegration.BootFacts?, firmware: UEFIFirmwareFiles?,
                        extraDisks: [DiskAttachment], userData: String?, extraKeys: [String]) throws -> Created {
         let fm = FileManager.default
@@ -128,7 +137,7 @@ public struct InstanceCreator: Sendable {
 
         // Phone home from the init stage when nothing asked for later stages' work.
         let earlyModules = userData == nil && !options.waitForFinalStage ? bootFacts?.initStageModules : nil
-        let bootMethod: BootMethod
+        var bootMethod: BootMethod
         if let facts = bootFacts {
             try fm.moveItem(atPath: facts.kernel, toPath: files.kernel)
             var initrd: String? = nil
@@ -155,11 +164,33 @@ public struct InstanceCreator: Sendable {
         guard keyParts.count >= 2 else { throw WispError(.failed, "ssh-keygen wrote an unreadable host key at \(files.hostKey).pub") }
         try AtomicOutput.write(Array("wisp-\(name) \(keyParts[0]) \(keyParts[1])\n".utf8), to: files.knownHosts, permissions: 0o600)
 
-        let user = Self.defaultUser()
         var authorized = Self.hostPublicKeys() + extraKeys
         authorized.append(try String(contentsOfFile: files.publicKey, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
         let sshPort = try Self.freePort()
         let mac = Self.macAddress(for: name)
+        if provisioning == .systemd {
+            let credentials = SystemdCredentialSet(authorizedKeys: authorized, hostKeyPrivate: hostPrivate, hostKeyPublic: hostPublic,
+                                                   hostname: name, macAddress: mac)
+            if case .direct(var direct) = bootMethod, let facts = bootFacts {
+                direct.commandLine = Self.credentialCommandLine(facts.commandLine, board: board, hostname: name)
+                bootMethod = .direct(direct)
+            }
+            var spec = MachineSpec(architecture: board.architecture, cpus: options.cpus, memoryBytes: options.memoryBytes, disks: [], forwards: [],
+                                   boot: bootMethod, accelerator: .tcg, macAddress: mac)
+            spec.credentials = try credentials.write(to: files.credentialsDirectory)
+            spec.disks = [DiskAttachment(path: files.overlay, format: .qcow2)] + extraDisks
+            spec.forwards = [PortForward(hostPort: sshPort, guestPort: 22)] + options.forwards
+            var record = InstanceRecord(name: name, image: options.image, baseImagePath: base, baseImage: resolved, spec: spec,
+                                        bootMode: bootFacts == nil ? .uefi : .direct, user: "root", hostname: name,
+                                        sshPort: sshPort, cloudInit: options.cloudInit,
+                                        osName: bootFacts.flatMap { f in f.osID.map { "\($0) \(f.osVersionID ?? "")".trimmingCharacters(in: .whitespaces) } })
+            record.allowedBackingDirectories = allowedBacking
+            record.provisioning = .systemd
+            try store.save(record)
+            return Created(record: record, metadata: nil)
+        }
+
+        let user = Self.defaultUser()
 
         let metadata = try MetadataServer(seed: nil)
         let request = RunIntegration.SeedRequest(
@@ -243,6 +274,16 @@ public struct InstanceCreator: Sendable {
         if networkStage { datasource += ";dsmode=net" }
         if cloudInit == .http, let seedURL { datasource += ";s=\(seedURL)" }
         words.append(datasource)
+        return words.joined(separator: " ")
+    }
+
+    /// The command line of a guest provisioned by credentials: its own, the board's serial
+    /// console, and the hostname for systemd (no datasource: there is no cloud-init).
+    static func credentialCommandLine(_ original: String, board: any Board, hostname: String) -> String {
+        var words = original.split(separator: " ").map(String.init).filter { !$0.hasPrefix("systemd.hostname=") }
+        let console = "console=\(board.serialConsole)"
+        if !words.contains(where: { $0 == console || $0.hasPrefix(console + ",") }) { words.append("\(console),115200") }
+        words.append("systemd.hostname=\(hostname)")
         return words.joined(separator: " ")
     }
 

@@ -37,6 +37,8 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
     /// Directories beyond the base image's own that disks' backing chains may reach
     /// (`--allow-backing`).
     public var allowedBackingDirectories: [String] = []
+    /// cloud-init seed or systemd credentials; records older than this field used cloud-init.
+    public var provisioning: GuestProvisioning = .cloudInit
 
     public init(name: String, image: String, baseImagePath: String, baseImage: ResolvedImage? = nil, createdAt: Date = Date(),
                 spec: MachineSpec, bootMode: BootMode, user: String, hostname: String, sshPort: UInt16,
@@ -60,7 +62,7 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case formatVersion, name, image, baseImagePath, baseImage, createdAt, spec, bootMode, user, hostname, sshPort,
-             cloudInit, metadataPort, metadataToken, osName, allowedBackingDirectories
+             cloudInit, metadataPort, metadataToken, osName, allowedBackingDirectories, provisioning
     }
 
     public init(from decoder: any Decoder) throws {
@@ -84,6 +86,7 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
         metadataToken = try c.decodeIfPresent(String.self, forKey: .metadataToken)
         osName = try c.decodeIfPresent(String.self, forKey: .osName)
         allowedBackingDirectories = try c.decodeIfPresent([String].self, forKey: .allowedBackingDirectories) ?? []
+        provisioning = try c.decodeIfPresent(GuestProvisioning.self, forKey: .provisioning) ?? .cloudInit
         if metadataPort == nil && cloudInit == .http { metadataPort = Self.legacySeedPort(spec) }
         // Version-1 guests fetch their NoCloud-net seed from the listener's root.
         if formatVersion == 1 && cloudInit == .http && metadataToken == nil { metadataToken = "" }
@@ -127,9 +130,12 @@ public struct InstanceFiles: Sendable {
     public var qemuCommand: String { "\(directory)/qemu.cmdline" }
     public var smbiosTable: String { "\(directory)/smbios-type1.bin" }
     public var qemuLog: String { "\(directory)/qemu.log" }
+    public var smbiosOEMTable: String { "\(directory)/smbios-type11.bin" }
+    /// systemd credentials, one owner-only file each (images without cloud-init).
+    public var credentialsDirectory: String { "\(directory)/credentials" }
 
     public var runtimePaths: QEMUCommandLine.RuntimePaths {
         .init(qmpSocket: qmpSocket, consoleSocket: consoleSocket, serialLog: serialLog, pidFile: pidFile,
-              smbiosTable: smbiosTable, qemuLog: qemuLog)
+              smbiosTable: smbiosTable, qemuLog: qemuLog, smbiosOEMTable: smbiosOEMTable)
     }
 }

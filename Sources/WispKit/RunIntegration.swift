@@ -22,6 +22,8 @@ enum RunIntegration {
         var architecture: GuestArchitecture?
         /// The image's cloud-init init-stage module list, when its config could be read.
         var initStageModules: CloudInitModuleList?
+        /// Whether the image carries cloud-init at all.
+        var hasCloudInit: Bool
     }
 
     /// The base image's backing chain, checked before anything is made from it: an image
@@ -63,7 +65,23 @@ enum RunIntegration {
         let extracted = try KernelExtraction.extract(from: inspector, to: directory, unwrapZboot: true)
         return BootFacts(kernel: extracted.kernelPath, initrd: extracted.initrdPath, commandLine: extracted.commandLine,
                          osID: extracted.osID, osVersionID: extracted.osVersionID, architecture: extracted.plan.architecture,
-                         initStageModules: earlyReadinessModules(inspector))
+                         initStageModules: earlyReadinessModules(inspector), hasCloudInit: hasCloudInit(inspector))
+    }
+
+    /// cloud-init is there when its entry point or its configuration is: /usr/bin/cloud-init
+    /// (Debian, Fedora, Ubuntu), /usr/local/bin/cloud-init (pip installs) or /etc/cloud/cloud.cfg.
+    static func hasCloudInit(_ inspector: GuestInspector) -> Bool {
+        guard let view = inspector.view else { return false }
+        return ["/usr/bin/cloud-init", "/usr/local/bin/cloud-init", "/etc/cloud/cloud.cfg"].contains { path in
+            (try? view.readFile(path, limit: 1)) != nil
+        }
+    }
+
+    /// The same for an image booted through firmware (no boot plan was read). An image that
+    /// cannot be inspected counts as having cloud-init: the seed costs nothing if unread.
+    static func hasCloudInit(image: BackingChain) -> Bool {
+        guard let inspector = try? GuestInspector(disk: try DiskImageFile.open(image)) else { return true }
+        return hasCloudInit(inspector)
     }
 
     /// The guest's architecture from its kernel or init, for an image booted through

@@ -20,6 +20,8 @@ public struct RunOptions: Sendable {
     /// Directories a local image's backing chain may reach besides its own (`--allow-backing`).
     public var allowBacking: [String] = []
     public var cloudInit: CloudInitTransport = .disk
+    /// cloud-init seed or systemd credentials (`--provision`); auto: by what the image has.
+    public var provisioning: ProvisioningChoice = .auto
     public var timeout: Double = 900
     public var waitForReady: Bool = true
     /// Count the guest ready only after cloud-init's final stage (phone_home where the image

@@ -20,7 +20,7 @@ public struct Runner: Sendable {
 
     public func run(_ options: RunOptions) async throws -> InstanceRecord {
         let created = try await InstanceCreator(store: store, progress: progress, onClaimed: onClaimed).create(options)
-        defer { created.metadata.stop() }
+        defer { created.metadata?.stop() }
         let files = store.files(created.record.name)
         let lock = try InstanceLock(path: files.lock, name: created.record.name)
         defer { lock.release() }

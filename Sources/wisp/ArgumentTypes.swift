@@ -9,6 +9,7 @@ import WispKit
 extension AcceleratorChoice: ExpressibleByArgument {}
 extension BootMode: ExpressibleByArgument {}
 extension CloudInitTransport: ExpressibleByArgument {}
+extension ProvisioningChoice: ExpressibleByArgument {}
 
 /// `--arch`: the guest architectures Wisp has a board for (riscv64 and loongarch64 are
 /// named by GuestArchitecture but not bootable, so not offered).

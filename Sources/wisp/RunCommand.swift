@@ -44,6 +44,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Guest CPU architecture, when the image's own kernel or init does not say it (x86_64 or aarch64).") var arch: ArchitectureArgument?
     @Option(name: .customLong("user-data"), help: "Extra cloud-config merged into the seed.") var userData: String?
     @Option(name: .customLong("cloud-init"), help: "How the seed reaches the guest: disk (NoCloud seed disk) or http (NoCloud-net from Wisp's listener).") var cloudInit: CloudInitTransport = .disk
+    @Option(help: "How the guest gets its user, keys and hostname: auto (cloud-init when the image has it, else systemd credentials), cloud-init or systemd.") var provision: ProvisioningChoice = .auto
     @Option(help: "Verify the image: sha256:HEX.") var digest: String?
     @Flag(help: "Return as soon as QEMU runs, without waiting for SSH.") var detach = false
     @Flag(help: "Attach to the serial console after starting (Ctrl-] detaches).") var console = false
@@ -74,6 +75,7 @@ struct RunCommand: AsyncParsableCommand {
         options.userData = userData
         options.allowBacking = backing.allowBacking
         options.cloudInit = cloudInit
+        options.provisioning = provision
         options.timeout = timeout
         options.waitForReady = !detach && !console
         // A command to run (the CI use) gets a settled guest: every cloud-init stage done.
