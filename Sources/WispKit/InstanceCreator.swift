@@ -284,6 +284,9 @@ public struct InstanceCreator: Sendable {
         let console = "console=\(board.serialConsole)"
         if !words.contains(where: { $0 == console || $0.hasPrefix(console + ",") }) { words.append("\(console),115200") }
         words.append("systemd.hostname=\(hostname)")
+        // An image that has cloud-init anyway (--provision systemd) must not let it run without
+        // a datasource: its ssh module would replace the host key handed in as a credential.
+        if !words.contains(where: { $0.hasPrefix("cloud-init=") }) { words.append("cloud-init=disabled") }
         return words.joined(separator: " ")
     }
 
