@@ -28,8 +28,10 @@ func testTarget(folder: String) -> Target {
         deps += [.target(name: "DiskImage"), .target(name: "Partitions")]
     }
     if module == "ImageSources" {
-        // Downloads are tested against Wisp's own HTTP server on 127.0.0.1.
-        deps.append(.target(name: "MetadataService"))
+        // Downloads are tested against Wisp's own HTTP server on 127.0.0.1; disks built
+        // from container images are read back with the partition, ext4 and guest readers.
+        deps += [.target(name: "MetadataService"), .target(name: "OCI"), .target(name: "Partitions"),
+                 .target(name: "FileSystems"), .target(name: "DiskImage"), .target(name: "GuestInspect")]
     }
     if module == "OCI" {
         // The registry client is tested against a token endpoint served by Wisp's HTTP server.
@@ -82,7 +84,7 @@ let package = Package(
                 swiftSettings: swiftSettings),
         .target(name: "OCI", dependencies: ["WispCore", "CLinux", "CZlib", "CZstd", "CArchive", "CCrypto"],
                 swiftSettings: swiftSettings),
-        .target(name: "ImageSources", dependencies: ["WispCore", "CLinux", "DiskImage"],
+        .target(name: "ImageSources", dependencies: ["WispCore", "CLinux", "DiskImage", "Partitions", "FileSystems", "OCI"],
                 swiftSettings: swiftSettings),
         .target(name: "Machine", dependencies: ["WispCore", "CLinux"], swiftSettings: swiftSettings),
         .target(name: "MetadataService",
@@ -94,10 +96,11 @@ let package = Package(
                     "GuestInspect", "CloudInit", "ImageSources", "Machine", "MetadataService",
                 ],
                 swiftSettings: swiftSettings),
-        // Shared by test targets only: runs the real tools that make fixtures and judge.
-        .target(name: "WispTestSupport", dependencies: ["WispCore"], swiftSettings: swiftSettings),
+        // Shared by test targets only: runs the real tools that make fixtures and judge (and
+        // records trees for the OCI judges, hence OCI).
+        .target(name: "WispTestSupport", dependencies: ["WispCore", "OCI"], swiftSettings: swiftSettings),
         .executableTarget(name: "wisp",
-                          dependencies: ["WispKit", "WispCore", "DiskImage", "Partitions", "FileSystems", "GuestInspect", "CloudInit", "Machine", "OCI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["WispKit", "WispCore", "DiskImage", "Partitions", "FileSystems", "GuestInspect", "CloudInit", "ImageSources", "Machine", "OCI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: swiftSettings),
     ] + testFolders.map { testTarget(folder: $0) },
     swiftLanguageModes: [.v6]

@@ -1,5 +1,6 @@
 import CLinux
 import Foundation
+import OCI
 import WispCore
 
 /// One streaming GET through libcurl on a thread of its own (no task-pool thread blocks on
@@ -36,7 +37,7 @@ enum HTTPDownload {
                     let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                     continuation.resume(throwing: WispError(.io, "\(link): download failed: \(reason)"))
                 } else {
-                    continuation.resume(returning: SHA256.hex(sink.hasher.finalize()))
+                    continuation.resume(returning: sink.hasher.finalize().hex)
                 }
             }
             thread.name = "wisp-download"
@@ -45,12 +46,13 @@ enum HTTPDownload {
     }
 }
 
-/// Where libcurl's body bytes go: the cache file, hashed on the way. Touched only by the
-/// download thread while the transfer runs.
+/// Where libcurl's body bytes go: the cache file, hashed on the way (with libcrypto, as the
+/// OCI pull hashes: WispCore's portable SHA-256 is ~13x slower and would be the
+/// bottleneck of a fast download). Touched only by the download thread while it runs.
 private final class DownloadSink: @unchecked Sendable {
     let file: PosixFile
     let progress: (@Sendable (UInt64, UInt64?) -> Void)?
-    var hasher = SHA256()
+    let hasher = SHA256Digester()
     var written: UInt64 = 0
     var failure: Error?
 

@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 import WispCore
 
 /// The directory downloaded images live in (`$XDG_CACHE_HOME/wisp/images`). Entries are
@@ -16,12 +17,12 @@ public struct ImageCacheDirectory: Sendable, Equatable {
         }
     }
 
-    /// The SHA-256 of a file, read in 1 MiB pieces.
+    /// The SHA-256 of a file, read in 1 MiB pieces (libcrypto, as downloads are hashed).
     static func sha256(of path: String) throws -> String {
         let file = try PosixFile(path: path, mode: .readOnly)
         defer { file.close() }
         let size = try file.size()
-        var hasher = SHA256()
+        let hasher = SHA256Digester()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var offset: UInt64 = 0
         while offset < size {
@@ -30,7 +31,7 @@ public struct ImageCacheDirectory: Sendable, Equatable {
             buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             offset += UInt64(n)
         }
-        return SHA256.hex(hasher.finalize())
+        return hasher.finalize().hex
     }
 
     /// Throws `.digestMismatch` unless the file at `path` hashes to `expected`.

@@ -2,10 +2,13 @@ import WispCore
 
 /// Turns the IMAGE a user typed into the source that can resolve it.
 public enum ImageReference {
-    /// An http(s) URL is downloaded; anything else is a local path. Schemes Wisp does not
-    /// fetch (ftp:, s3:, ...) are refused rather than taken for file names.
+    /// An http(s) URL is downloaded; a container reference (oci:, oci-archive:,
+    /// docker-archive:, docker://) becomes a disk built from the image; anything else is a
+    /// local path. Schemes Wisp does not fetch (ftp:, s3:, ...) are refused rather than
+    /// taken for file names.
     public static func parse(_ text: String) throws -> any ImageSource {
         if HTTPImageSource.handles(text) { return try HTTPImageSource(reference: text) }
+        if OCIImageSource.handles(text) { return try OCIImageSource(reference: text) }
         if let colon = text.firstIndex(of: ":"), !text.hasPrefix("/"), !text.hasPrefix("."),
            text[text.index(after: colon)...].hasPrefix("//") {
             let scheme = text[..<colon]

@@ -25,13 +25,15 @@ public struct ResolvedImage: Sendable, Equatable, Codable {
 public enum ImageOrigin: Sendable, Equatable, Codable {
     case localFile
     case download(url: String)
+    /// A disk Wisp built from a container image (by manifest digest).
+    case container(reference: String, digest: String)
 
     /// True for images that came from outside this machine: they may not refer to any
     /// other file (backing files, external data files, extents, parent locators).
     public var isFromOutside: Bool {
         switch self {
         case .localFile: false
-        case .download: true
+        case .download, .container: true
         }
     }
 }

@@ -12,7 +12,7 @@ public final class MergedRootFS: @unchecked Sendable {
     public let layers: [OCILayer]
     public let summary: RootFSSummary
     let limits: OCILayerLimits
-    private let tree: RootFSTree
+    let tree: RootFSTree
 
     private init(layers: [OCILayer], limits: OCILayerLimits, tree: RootFSTree) {
         self.layers = layers

@@ -37,6 +37,8 @@ public struct OCIImageConfig: Sendable, Codable {
     public var architecture: String?
     public var os: String?
     public var variant: String?
+    /// RFC 3339 creation time, when the image records one.
+    public var created: String?
     public var rootfs: RootFS
     public var config: Runtime?
 }

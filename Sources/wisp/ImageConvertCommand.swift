@@ -1,12 +1,13 @@
 import ArgumentParser
 import DiskImage
 import Foundation
+import OCI
 import WispCore
 
 struct ImageConvertCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Convert an image (backing chain flattened) to raw, qcow2, vmdk, vhd, vhdx or vdi.",
+        abstract: "Convert an image (backing chain flattened) or a container image to raw, qcow2, vmdk, vhd, vhdx or vdi.",
         discussion: """
             The output is sparse (empty and zero ranges are skipped), written on all cores and \
             appears atomically: a failed convert leaves nothing behind.
@@ -24,6 +25,20 @@ struct ImageConvertCommand: AsyncParsableCommand {
             up to a whole MiB and kept exactly (force_size).
             The backing chain may use files in the input's own directory; --allow-backing \
             adds others. With -f the input is read as that format, never probed.
+
+            A container image (oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, \
+            docker://HOST/REPO[:TAG]) becomes a bootable disk: a GPT with one root partition \
+            (the architecture's root type), ext4 holding the merged layers with every owner, \
+            mode, xattr, hard link and device node, and a BLS entry \
+            (/boot/loader/entries/wisp-KVER.conf) for the image's newest kernel \
+            (/usr/lib/modules/KVER/vmlinuz as bootc lays it out, or /boot/vmlinuz-KVER) with \
+            root=UUID=<the filesystem's UUID> rw and the image's /usr/lib/bootc/kargs.d \
+            arguments. The disk is built once per image digest and size in \
+            $XDG_CACHE_HOME/wisp/images/oci (the base `wisp run REF` uses) and exported from \
+            there. An image without a kernel gives a disk that is not bootable, with a \
+            warning; --bootable makes that an error.
+              wisp image convert oci-archive:fedora-bootc.tar -O qcow2 fedora.qcow2
+              wisp image convert docker://127.0.0.1:5000/debian:12 -O raw --size 8G debian.raw
             """)
 
     @Option(name: .short, help: "Input format (probed when omitted).") var format: String?
@@ -39,6 +54,9 @@ struct ImageConvertCommand: AsyncParsableCommand {
     @Argument(help: "The input image.") var input: String
     @Argument(help: "The output file.") var output: String
     @OptionGroup var backing: BackingOptions
+    @OptionGroup var container: ContainerImageOptions
+    @Flag(help: "For a container image: refuse one without a kernel instead of writing a disk that cannot boot.")
+    var bootable = false
 
     func run() async throws {
         var opts = ConvertOptions(format: azure ? .vhd : try parseImageFormat(outputFormat))
@@ -67,7 +85,15 @@ struct ImageConvertCommand: AsyncParsableCommand {
             case let other: throw ValidationError("unknown compression '\(other)' (expected deflate or zstd)")
             }
         }
-        let source = try DiskImageFile.open(input, format: try format.map(parseImageFormat), policy: backing.policy)
+        let source: any BlockDevice
+        if OCIReference.hasTransport(input) {
+            // The cached raw disk is exported like any raw input: sparse, on all cores,
+            // into whatever format -O asks for.
+            let disk = try await container.baseDisk(input, requireKernel: bootable)
+            source = try FileBlockDevice(path: disk.path)
+        } else {
+            source = try DiskImageFile.open(input, format: try format.map(parseImageFormat), policy: backing.policy)
+        }
         let display = TerminalProgress("converting")
         opts.progress = { display.update($0, $1) }
         defer { display.finish() }

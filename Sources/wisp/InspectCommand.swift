@@ -2,6 +2,8 @@ import ArgumentParser
 import DiskImage
 import Foundation
 import GuestInspect
+import ImageSources
+import OCI
 import WispCore
 
 struct InspectCommand: AsyncParsableCommand {
@@ -14,22 +16,62 @@ struct InspectCommand: AsyncParsableCommand {
             os-release, /etc/fstab, every boot entry (GRUB, BLS, extlinux, UKI) with its kernel, \
             initrd and command line, which entry boots by default and why, and what the default \
             kernel is (architecture, format, version, whether QEMU can boot it directly).
+
+            A container image reference (oci:, oci-archive:, docker-archive:, docker://) is \
+            pulled and turned into its cached base disk (as `wisp image convert` makes it), \
+            which is then inspected like any disk; the image's platform, digest, layers, \
+            size, kernels and kargs.d arguments are shown first.
+              wisp inspect disk.qcow2
+              wisp inspect oci-archive:fedora-bootc.tar
+              wisp inspect --json docker://127.0.0.1:5000/debian:12
             """)
 
-    @Argument(help: "The disk image (qcow2 or raw).") var image: String
+    @Argument(help: "The disk image (qcow2 or raw) or a container image reference.") var image: String
     @Flag(help: "Print the report as JSON.") var json = false
     @OptionGroup var backing: BackingOptions
+    @OptionGroup var container: ContainerImageOptions
+
+    /// `--json` for a container image: the image's side and the disk's, in one object.
+    struct ContainerInspection: Encodable {
+        var container: ContainerDiskReport
+        var disk: GuestReport
+    }
 
     func run() async throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        if OCIReference.hasTransport(image) {
+            let base = try await container.baseDisk(image, requireKernel: false)
+            let report = try GuestInspector(disk: try FileBlockDevice(path: base.path)).inspect()
+            if json {
+                print(String(decoding: try encoder.encode(ContainerInspection(container: base.report, disk: report)), as: UTF8.self))
+            } else {
+                print(Self.render(base.report) + "\n" + Self.render(report))
+            }
+            return
+        }
         let disk = try DiskImageFile.open(image, policy: backing.policy)
         let report = try GuestInspector(disk: disk).inspect()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
             return
         }
         print(Self.render(report))
+    }
+
+    static func render(_ c: ContainerDiskReport) -> String {
+        var out = ["container image: \(c.reference)",
+                   "  digest    \(c.imageDigest)",
+                   "  platform  \(c.platform)",
+                   "  layers    \(c.layers.count), \(ByteSize.format(c.layerBytes)) compressed",
+                   "  content   \(c.entries) names, \(c.files) files, \(ByteSize.format(c.fileBytes))",
+                   "  disk      \(ByteSize.format(c.diskSize)) (root filesystem \(ByteSize.format(c.filesystemSize)), uuid \(c.filesystemUUID))"]
+        if let os = c.osName { out.append("  os        \(os)") }
+        for k in c.kernels { out.append("  kernel    \(k.version): \(k.kernel)\(k.initrd.map { ", initrd \($0)" } ?? ", no initrd")") }
+        if c.kernels.isEmpty { out.append("  kernel    none: the disk is not bootable") }
+        out.append("  kargs.d   \(c.kernelArguments.isEmpty ? "(none)" : c.kernelArguments.joined(separator: " "))")
+        if let e = c.bootEntry { out.append("  entry     \(e.path)") }
+        return out.joined(separator: "\n")
     }
 
     static func render(_ r: GuestReport) -> String {

@@ -1,15 +1,13 @@
 import Foundation
 import WispCore
-import WispTestSupport
-@testable import OCI
 
 /// The fixture image and what umoci makes of it, built once per test process (the suites
 /// share it; building takes a few seconds of umoci and skopeo).
-final class SharedFixture: @unchecked Sendable {
-    let directory: TemporaryDirectory
-    let layout: String
+public final class SharedFixture: @unchecked Sendable {
+    public let directory: TemporaryDirectory
+    public let layout: String
     /// `umoci unpack` of the fixture (as root: real owners, devices, xattrs).
-    let judgeRecords: [String: RootFSRecord]
+    public let judgeRecords: [String: RootFSRecord]
 
     private init() throws {
         directory = try TemporaryDirectory("wisp-oci-fixture")
@@ -21,10 +19,10 @@ final class SharedFixture: @unchecked Sendable {
 
     private static let shared = Result { try SharedFixture() }
 
-    static func get() throws -> SharedFixture { try shared.get() }
+    public static func get() throws -> SharedFixture { try shared.get() }
 
     /// A transport's copy of the fixture made by skopeo (cached per destination).
-    func copy(to destination: String) throws {
+    public func copy(to destination: String) throws {
         try ToolRunner.check("skopeo", ["copy", "--quiet", "oci:\(layout):\(OCIFixture.tag)", destination])
     }
 }

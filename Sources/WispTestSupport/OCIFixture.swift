@@ -1,17 +1,16 @@
 import Foundation
 import WispCore
-import WispTestSupport
 
 /// Fixture images made at test time by the real tools: umoci builds an OCI layout from
 /// synthetic trees (ownership, modes, xattrs, device nodes, FIFOs, symlinks, hard links,
 /// long names, whiteouts, an opaque directory) and adds two hand-made layers (python's
 /// tarfile for PAX records and cross-layer hard links, GNU tar for sparse files and GNU
 /// long names); skopeo turns the layout into the other transports.
-enum OCIFixture {
-    static let tag = "base"
+public enum OCIFixture {
+    public static let tag = "base"
 
     /// Builds `DIR/img` (tag `base`) and returns the layout's path.
-    static func makeLayout(in directory: String) throws -> String {
+    public static func makeLayout(in directory: String) throws -> String {
         try ToolRunner.check("bash", ["-c", script, "fixture", directory], environment: ["CRAFT": craftLayer])
         return "\(directory)/img"
     }
