@@ -51,7 +51,7 @@ extension BackingChain {
                 below = try VmdkImage(chain: self, index: i, backing: below)
             case .vhd, .vhdx, .vdi:
                 let file = try FileBlockDevice(file: try openFile(of: member))
-                below = try BlockMappedFormats.open(file, format: member.format, name: member.name)
+                below = try BlockMappedFormats.open(file, format: member.format, name: member.name, parent: below)
             default:
                 throw WispError.unsupported(member.name, "\(member.format.rawValue) images are not supported yet")
             }

@@ -62,6 +62,8 @@ struct ChainResolver {
         var members: [BackingChain.Member] = []
         var current = (name: topPath, path: topCanonical, format: format,
                        source: format == nil ? BackingChain.FormatSource.probe : .caller, recorded: String?.none)
+        /// The unique id the previous (differencing) member says its parent has.
+        var expectedParentID: (id: String, field: String, child: String)?
         while true {
             let memberFormat = try current.format ?? ImageFormat.probe(probe)
             let isTop = members.isEmpty
@@ -71,6 +73,9 @@ struct ChainResolver {
             var backing: (name: String, format: String?)?
             var vmdk: VmdkLayout?
             var mappedSize: UInt64?
+            var mapped: BlockMappedHeader?
+            var locator: BlockMappedHeader.ParentLocator?
+            var field = "qcow2 backing file"
             switch memberFormat {
             case .raw:
                 break
@@ -86,9 +91,18 @@ struct ChainResolver {
                 let v = try resolveVmdk(probe, name: current.name)
                 vmdk = v.layout
                 if let p = v.parent { backing = (p, "vmdk") }
+                field = "VMDK parentFileNameHint"
             case .vhd, .vhdx, .vdi:
-                // Differencing images are refused when opened; the size is what matters here.
-                mappedSize = try BlockMappedFormats.virtualSize(of: probe, format: memberFormat)
+                let h = try BlockMappedFormats.header(of: probe, format: memberFormat)
+                mapped = h
+                mappedSize = h.virtualSize
+                // A VDI names its parent by UUID only: opening it refuses it with that UUID.
+                if h.isDifferencing, memberFormat != .vdi {
+                    let chosen = try chooseParent(h, referrer: current.name)
+                    locator = chosen.locator
+                    field = h.field(of: chosen.locator)
+                    backing = (chosen.path, memberFormat.qemuDriverName)
+                }
             default:
                 throw WispError.unsupported(current.name, "\(memberFormat.rawValue) images are not supported yet (Wisp cannot tell which files they refer to)")
             }
@@ -96,10 +110,19 @@ struct ChainResolver {
                 name: current.name, path: current.path, format: memberFormat, formatSource: current.source,
                 virtualSize: header?.size ?? vmdk?.virtualSize ?? mappedSize ?? probe.size, isReadOnly: readOnly, recordedName: current.recorded,
                 qcow2Header: header, dataFile: dataFile, identity: probe.identity, fileType: probe.fileType,
-                vmdk: vmdk))
+                vmdk: vmdk, blockMapped: mapped, parentLocator: locator))
+            if let expected = expectedParentID {
+                // The child was made against a parent with this id; another file under the
+                // same name (or one written since) would read as wrong data.
+                guard let id = mapped?.uuid, id == expected.id else {
+                    throw WispError.corrupt(expected.child, expected.field,
+                                            "names \(current.name), whose unique id \(mapped?.uuid ?? "(none)") is not the parent id \(expected.id) the image records")
+                }
+            }
+            expectedParentID = nil
+            if let mapped, locator != nil, let id = mapped.parentUUID { expectedParentID = (id, field, current.name) }
 
             guard let (recorded, recordedFormat) = backing else { return members }
-            let field = vmdk == nil ? "qcow2 backing file" : "VMDK parentFileNameHint"
             let target = try check(recorded, field: field, referrer: current.name)
             if let loop = seen[target.identity] {
                 throw WispError.corrupt(current.name, field,
@@ -111,7 +134,7 @@ struct ChainResolver {
             }
             var nextFormat: ImageFormat?
             if let recordedFormat {
-                guard let known = ImageFormat(qemuDriverName: recordedFormat), known == .raw || known == .qcow2 || known == .vmdk else {
+                guard let known = ImageFormat(qemuDriverName: recordedFormat), [.raw, .qcow2, .vmdk, .vhd, .vhdx].contains(known) else {
                     throw WispError.unsupported(current.name, "qcow2 backing file format \"\(recordedFormat)\" is not one Wisp reads (raw, qcow2)")
                 }
                 nextFormat = known
@@ -120,6 +143,30 @@ struct ChainResolver {
             seen[target.identity] = target.name
             current = (target.name, target.path, nextFormat, nextFormat == nil ? .probe : .header, recorded)
         }
+    }
+
+    /// The locator of a differencing VHD or VHDX to follow: the first in the format's
+    /// order that names a path usable here and an existing file (relative before absolute,
+    /// as Hyper-V tries them). Every candidate goes through `check` when followed, so the
+    /// policy governs it; one that exists but is refused is an error, not skipped.
+    private func chooseParent(_ h: BlockMappedHeader, referrer: String) throws
+        -> (locator: BlockMappedHeader.ParentLocator, path: String) {
+        let kind = h.format == .vhdx ? "VHDX" : "VHD"
+        guard let first = h.parentLocators.first else {
+            throw WispError.corrupt(referrer, "\(kind) parent locators", "a differencing image that names no parent")
+        }
+        if policy == .selfContained {
+            throw WispError(.permissionDenied, "\(referrer): \(h.field(of: first)) \"\(first.path)\" refers to another file; images from outside Wisp must be self-contained")
+        }
+        let usable = h.parentLocators.compactMap { l in l.localPath.map { (l, $0) } }
+        for (i, candidate) in usable.enumerated() {
+            let joined = Qcow2Image.resolveBacking(candidate.1, relativeTo: referrer)
+            var st = stat()
+            if i + 1 < usable.count, lstat(joined, &st) != 0, errno == ENOENT { continue }
+            return candidate
+        }
+        let names = h.parentLocators.map { "\($0.key) \"\($0.path)\"" }.joined(separator: ", ")
+        throw WispError.notFound("\(referrer): differencing \(kind) image: none of its parent locators (\(names)) names a file on this machine")
     }
 
     /// Images from outside name no other file at all; say which field names one.

@@ -55,11 +55,17 @@ public struct BackingChain: Sendable, Equatable {
         public let fileType: FileType
         /// A VMDK member's descriptor and checked extent files.
         public var vmdk: VmdkLayout? = nil
+        /// A VHD, VHDX or VDI member's headers.
+        public var blockMapped: BlockMappedHeader? = nil
+        /// A differencing VHD or VHDX member's parent, as the locator Wisp followed records it.
+        public var parentLocator: BlockMappedHeader.ParentLocator? = nil
 
         /// QEMU's block driver name for `format` (the `driver` of its format node).
         public var qemuDriver: String { format.qemuDriverName }
         /// The backing file name as recorded in this member's header.
-        public var backingFile: String? { qcow2Header?.backingFile ?? vmdk.flatMap { $0.descriptor.hasParent ? $0.descriptor.parentFileNameHint : nil } }
+        public var backingFile: String? {
+            qcow2Header?.backingFile ?? vmdk.flatMap { $0.descriptor.hasParent ? $0.descriptor.parentFileNameHint : nil } ?? parentLocator?.path
+        }
         /// The backing file format as recorded in this member's header.
         public var backingFormat: String? { qcow2Header?.backingFormat }
     }

@@ -39,6 +39,9 @@ public struct ImageInfo: Codable, Sendable, Equatable {
     public var resolvedDataFile: String?
     /// The data file's canonical path.
     public var dataFileRealPath: String?
+    /// qemu-img's "format-specific": qcow2 and vmdk with qemu's keys, vhd/vhdx/vdi with
+    /// Wisp's (subformat, block and sector sizes, unique ids, parent locators).
+    public var formatSpecific: FormatSpecificInfo?
     /// The rest of the chain, nearest first.
     public var backingChain: [ImageInfo]?
 
@@ -67,6 +70,7 @@ public struct ImageInfo: Codable, Sendable, Equatable {
         case dataFileRaw = "data-file-raw"
         case resolvedDataFile = "full-data-file"
         case dataFileRealPath = "data-file-real-path"
+        case formatSpecific = "format-specific"
         case backingChain = "backing-chain"
     }
 
@@ -96,6 +100,14 @@ public struct ImageInfo: Codable, Sendable, Equatable {
                              formatSource: member.formatSource, virtualSize: member.virtualSize,
                              diskSize: isBlockDevice ? member.virtualSize : UInt64(max(0, st.st_blocks)) * 512,
                              fileLength: isBlockDevice ? member.virtualSize : UInt64(max(0, st.st_size)))
+        if let (specific, clusterSize) = try FormatSpecificInfo.describe(member) {
+            info.formatSpecific = specific
+            info.clusterSize = clusterSize
+        }
+        if member.qcow2Header == nil, let parent = member.backingFile {
+            info.backingFile = parent
+            info.resolvedBackingFile = next?.name
+        }
         if let h = member.qcow2Header {
             info.clusterSize = h.clusterSize
             info.qcow2Version = h.version
@@ -154,6 +166,8 @@ public struct ImageInfo: Codable, Sendable, Equatable {
             if let dirty, dirty { lines.append("    dirty: true (lazy refcounts were not flushed; run 'wisp image check --repair')") }
             if let snapshots, snapshots > 0 { lines.append("    internal snapshots: \(snapshots)") }
             if let bitmaps, bitmaps { lines.append("    bitmaps: present") }
+        } else if let formatSpecific {
+            lines += formatSpecific.textLines
         }
         let members = [self] + (backingChain ?? [])
         if members.count > 1 || dataFile != nil {

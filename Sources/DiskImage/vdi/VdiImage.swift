@@ -20,6 +20,20 @@ enum VdiImage {
         var uuid: [UInt8]
         var parentUUID: [UInt8]
         var subformat: String { imageType == 2 ? "static" : imageType == 4 ? "differencing" : "dynamic" }
+        /// Header fields `wisp image check` compares with the block map.
+        var blocksInImage: UInt64 = 0
+        var blocksAllocated: UInt64 = 0
+        /// The data-area index each mapped block uses, in block-map order (nil: none).
+        var dataIndexes: [UInt32?] = []
+        var metadata: [(what: String, offset: UInt64, length: UInt64)] = []
+        var isDifferencing: Bool { imageType == 4 || parentUUID.contains { $0 != 0 } }
+
+        var header: BlockMappedHeader {
+            BlockMappedHeader(format: .vdi, subformat: isDifferencing ? "differencing" : subformat, virtualSize: size,
+                              blockSize: blockSize, allocatedBlocks: dataIndexes.reduce(0) { $0 + ($1 == nil ? 0 : 1) },
+                              uuid: VdiImage.uuidString(uuid),
+                              parentUUID: isDifferencing ? VdiImage.uuidString(parentUUID) : nil)
+        }
     }
 
     static func parse(_ file: any BlockDevice) throws -> Layout {
@@ -59,9 +73,12 @@ enum VdiImage {
         let needed = Int((size + blockSize - 1) / blockSize)
         let map = try file.readStructure("VDI block map", at: mapOffset, count: needed * 4)
         var blocks: [MappedBlock] = []
+        var indexes: [UInt32?] = []
         blocks.reserveCapacity(needed)
+        indexes.reserveCapacity(needed)
         for i in 0..<needed {
             let e = UInt32(map[4 * i]) | UInt32(map[4 * i + 1]) << 8 | UInt32(map[4 * i + 2]) << 16 | UInt32(map[4 * i + 3]) << 24
+            indexes.append(e >= zero ? nil : e)
             switch e {
             case unallocated: blocks.append(.unallocated)
             case zero: blocks.append(.zero)
@@ -76,13 +93,18 @@ enum VdiImage {
                 blocks.append(.data(at))
             }
         }
-        return Layout(imageType: imageType, size: size, blockSize: blockSize, blocks: blocks,
-                      uuid: try r.slice(392, 16), parentUUID: try r.slice(440, 16))
+        var layout = Layout(imageType: imageType, size: size, blockSize: blockSize, blocks: blocks,
+                            uuid: try r.slice(392, 16), parentUUID: try r.slice(440, 16))
+        layout.blocksInImage = count
+        layout.blocksAllocated = UInt64(try r.le32(388))
+        layout.dataIndexes = indexes
+        layout.metadata = [("the header", 0, 512), ("the block map", mapOffset, UInt64(needed) * 4)]
+        return layout
     }
 
     static func open(_ file: any BlockDevice) throws -> BlockMappedImage {
         let layout = try parse(file)
-        if layout.imageType == 4 || layout.parentUUID.contains(where: { $0 != 0 }) {
+        if layout.isDifferencing {
             throw WispError.unsupported(file.name, "differencing VDI image: its parent is named only by UUID \(uuidString(layout.parentUUID)), which Wisp cannot look up; clone it to a full image in VirtualBox (VBoxManage clonemedium) first")
         }
         return try BlockMappedImage(name: file.name, format: .vdi, subformat: layout.subformat, size: layout.size,

@@ -2,20 +2,27 @@ import WispCore
 
 /// Dispatch for the block-mapped formats (VHD, VHDX, VDI).
 enum BlockMappedFormats {
-    static func open(_ file: any BlockDevice, format: ImageFormat, name: String) throws -> BlockMappedImage {
+    /// Opens `file`; `parent`: what a differencing image's absent sectors read as.
+    static func open(_ file: any BlockDevice, format: ImageFormat, name: String,
+                     parent: (any BlockDevice)? = nil) throws -> BlockMappedImage {
         let named = NamedDevice(file, name: name)
         switch format {
-        case .vhd: return try VhdImage.open(named)
-        case .vhdx: return try VhdxImage.open(named)
+        case .vhd: return try VhdImage.open(named, parent: parent)
+        case .vhdx: return try VhdxImage.open(named, parent: parent)
         case .vdi: return try VdiImage.open(named)
         default: throw WispError.unsupported(name, "\(format.rawValue) is not a block-mapped format")
         }
     }
 
-    /// The virtual size the headers give, for the chain resolver (differencing images
-    /// are refused here, before anything is opened).
-    static func virtualSize(of probe: any BlockDevice, format: ImageFormat) throws -> UInt64 {
-        try open(probe, format: format, name: probe.name).size
+    /// What the headers say (the block map checked against the file), for the chain
+    /// resolver and `wisp image info`; nothing is refused for being differencing here.
+    static func header(of probe: any BlockDevice, format: ImageFormat) throws -> BlockMappedHeader {
+        switch format {
+        case .vhd: return try VhdImage.parse(probe).header
+        case .vhdx: return try VhdxImage.parse(probe).header
+        case .vdi: return try VdiImage.parse(probe).header
+        default: throw WispError.unsupported(probe.name, "\(format.rawValue) is not a block-mapped format")
+        }
     }
 }
 

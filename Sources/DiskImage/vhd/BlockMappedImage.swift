@@ -8,6 +8,18 @@ enum MappedBlock: Sendable, Equatable {
     case zero
     /// Stored at this file offset.
     case data(UInt64)
+    /// A differencing image's block: stored at `data`, but only the sectors whose bit is
+    /// set in the bitmap at file offset `bitmap` come from this file; the others read as
+    /// the parent.
+    case partial(data: UInt64, bitmap: UInt64)
+}
+
+/// How a format numbers the bits of a differencing block's sector bitmap.
+enum SectorBitmapOrder: Sendable {
+    /// VHD: sector 0 is the most significant bit of byte 0.
+    case msbFirst
+    /// VHDX: sector 0 is bit 0 of byte 0.
+    case lsbFirst
 }
 
 /// A read-only image whose virtual disk is cut into equal blocks, each stored somewhere
@@ -24,16 +36,34 @@ final class BlockMappedImage: BlockDevice, @unchecked Sendable {
     private let file: any BlockDevice
     /// What unallocated blocks read as; nil: zeros.
     let parent: (any BlockDevice)?
+    /// The bytes one sector-bitmap bit stands for, and the bit order (partial blocks only).
+    let bitmapSectorSize: UInt64
+    let bitmapOrder: SectorBitmapOrder
 
     init(name: String, format: ImageFormat, subformat: String, size: UInt64, blockSize: UInt64,
-         blocks: [MappedBlock], file: any BlockDevice, parent: (any BlockDevice)? = nil) throws {
+         blocks: [MappedBlock], file: any BlockDevice, parent: (any BlockDevice)? = nil,
+         bitmapSectorSize: UInt64 = 512, bitmapOrder: SectorBitmapOrder = .msbFirst) throws {
         guard blockSize > 0 else { throw WispError.corrupt(name, "block size", "is zero") }
         let needed = size / blockSize + (size % blockSize == 0 ? 0 : 1)
         guard UInt64(blocks.count) >= needed else {
             throw WispError.corrupt(name, "block map", "has \(blocks.count) entries for \(needed) blocks of a \(size)-byte disk")
         }
+        guard bitmapSectorSize >= 512, blockSize % bitmapSectorSize == 0 else {
+            throw WispError.corrupt(name, "sector size", "\(bitmapSectorSize) does not divide the \(blockSize)-byte block")
+        }
         for (i, b) in blocks.enumerated() {
-            guard case .data(let offset) = b else { continue }
+            let offset: UInt64
+            switch b {
+            case .data(let at): offset = at
+            case .partial(let at, let bitmap):
+                // The bitmap's bytes must be inside the file too.
+                let (end, overflow) = bitmap.addingReportingOverflow(blockSize / bitmapSectorSize / 8)
+                guard !overflow, end <= file.size else {
+                    throw WispError.corrupt(name, "block map entry \(i)", "sector bitmap at \(bitmap) reaches past the end of the file (\(file.size) bytes)")
+                }
+                offset = at
+            default: continue
+            }
             // The last block of a file may be cut short (the rest reads as zeros, as in
             // qemu), but no block may start at or beyond the file's end.
             guard offset < file.size else {
@@ -48,6 +78,8 @@ final class BlockMappedImage: BlockDevice, @unchecked Sendable {
         self.blocks = blocks
         self.file = file
         self.parent = parent
+        self.bitmapSectorSize = bitmapSectorSize
+        self.bitmapOrder = bitmapOrder
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
@@ -61,20 +93,58 @@ final class BlockMappedImage: BlockDevice, @unchecked Sendable {
             let part = UnsafeMutableRawBufferPointer(rebasing: buffer[done..<(done + n)])
             switch blocks[index] {
             case .data(let base):
-                let start = base + within
-                let available = start < file.size ? min(UInt64(n), file.size - start) : 0
-                if available > 0 {
-                    try file.read(into: UnsafeMutableRawBufferPointer(rebasing: part[0..<Int(available)]), at: start)
-                }
-                if Int(available) < n {
-                    UnsafeMutableRawBufferPointer(rebasing: part[Int(available)...]).initializeMemory(as: UInt8.self, repeating: 0)
-                }
+                try readStored(into: part, at: base + within)
+            case .partial(let base, let bitmap):
+                try readPartial(into: part, block: base, bitmap: bitmap, within: within, position: position)
             case .zero:
                 part.initializeMemory(as: UInt8.self, repeating: 0)
             case .unallocated:
                 try readParent(into: part, at: position)
             }
             done += n
+        }
+    }
+
+    /// Reads stored bytes; what lies past the file's end reads as zeros (as in qemu).
+    private func readStored(into part: UnsafeMutableRawBufferPointer, at start: UInt64) throws {
+        let n = part.count
+        let available = start < file.size ? min(UInt64(n), file.size - start) : 0
+        if available > 0 {
+            try file.read(into: UnsafeMutableRawBufferPointer(rebasing: part[0..<Int(available)]), at: start)
+        }
+        if Int(available) < n {
+            UnsafeMutableRawBufferPointer(rebasing: part[Int(available)...]).initializeMemory(as: UInt8.self, repeating: 0)
+        }
+    }
+
+    /// Splits a read inside a partly present block into runs of sectors from this file and
+    /// from the parent, by the block's sector bitmap.
+    private func readPartial(into part: UnsafeMutableRawBufferPointer, block base: UInt64, bitmap: UInt64,
+                             within: UInt64, position: UInt64) throws {
+        let ss = bitmapSectorSize
+        let first = within / ss
+        let last = (within + UInt64(part.count) - 1) / ss
+        let bits = try file.read(at: bitmap + first / 8, count: Int(last / 8 - first / 8 + 1))
+        func present(_ sector: UInt64) -> Bool {
+            let byte = bits[Int(sector / 8 - first / 8)]
+            let bit = sector % 8
+            return (bitmapOrder == .msbFirst ? byte >> (7 - bit) : byte >> bit) & 1 == 1
+        }
+        var done = 0
+        var sector = first
+        while done < part.count {
+            let here = present(sector)
+            var end = sector + 1
+            while end <= last, present(end) == here { end += 1 }
+            let runEnd = min(end * ss - within, UInt64(part.count))
+            let run = UnsafeMutableRawBufferPointer(rebasing: part[done..<Int(runEnd)])
+            if here {
+                try readStored(into: run, at: base + within + UInt64(done))
+            } else {
+                try readParent(into: run, at: position + UInt64(done))
+            }
+            done = Int(runEnd)
+            sector = end
         }
     }
 
@@ -115,7 +185,7 @@ final class BlockMappedImage: BlockDevice, @unchecked Sendable {
             let index = Int(p / blockSize)
             let n = min(end - p, blockSize - p % blockSize)
             switch blocks[index] {
-            case .data: add(p, n, .data)
+            case .data, .partial: add(p, n, .data)
             case .zero: add(p, n, .zero)
             case .unallocated:
                 if let parent {
@@ -135,7 +205,12 @@ final class BlockMappedImage: BlockDevice, @unchecked Sendable {
 
     /// File bytes the block map points at (the allocated size, as `qemu-img info` counts data).
     var allocatedBytes: UInt64 {
-        blocks.reduce(0) { if case .data = $1 { return $0 + blockSize }; return $0 }
+        blocks.reduce(0) {
+            switch $1 {
+            case .data, .partial: return $0 + blockSize
+            default: return $0
+            }
+        }
     }
 }
 

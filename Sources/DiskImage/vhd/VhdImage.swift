@@ -1,9 +1,10 @@
 import Foundation
 import WispCore
 
-/// Reads VHD images (qemu's "vpc"): fixed (data then footer) and dynamic (footer copy,
-/// dynamic header, BAT of 512-byte sector offsets, blocks of sector bitmap + data).
-/// Differencing images are recognised and their parent named, but not read yet.
+/// Reads VHD images (qemu's "vpc"): fixed (data then footer), dynamic (footer copy,
+/// dynamic header, BAT of 512-byte sector offsets, blocks of sector bitmap + data) and
+/// differencing (a dynamic image whose sector bitmaps say which sectors it holds; the
+/// rest reads as the parent its locators name, which the chain resolver finds and checks).
 enum VhdImage {
     /// What the headers say, checked against the file size.
     struct Layout: Sendable {
@@ -11,8 +12,21 @@ enum VhdImage {
         var blockSize: UInt64
         var blocks: [MappedBlock]
         var subformat: String { footer.diskType == .fixed ? "fixed" : footer.diskType == .dynamic ? "dynamic" : "differencing" }
-        /// For differencing images: the parent's name as its locators record it.
-        var parentName: String?
+        /// Differencing images: the parent's unique id and names, as recorded.
+        var parentUUID: [UInt8]?
+        var parentLocators: [BlockMappedHeader.ParentLocator] = []
+        var allocatedBlocks: Int { blocks.reduce(0) { if case .zero = $1 { return $0 }; if case .unallocated = $1 { return $0 }; return $0 + 1 } }
+        /// Where the metadata lies, for `wisp image check`.
+        var metadata: [(what: String, offset: UInt64, length: UInt64)] = []
+        /// Bytes before each stored block's data (its sector bitmap).
+        var bitmapBytes: UInt64 = 0
+
+        var header: BlockMappedHeader {
+            BlockMappedHeader(format: .vhd, subformat: subformat, virtualSize: footer.virtualSize, blockSize: blockSize,
+                              allocatedBlocks: footer.diskType == .fixed ? blocks.count : allocatedBlocks,
+                              uuid: VhdImage.uuidString(footer.uuid), parentUUID: parentUUID.map(VhdImage.uuidString),
+                              parentLocators: parentLocators)
+        }
     }
 
     static let unallocatedEntry: UInt32 = 0xFFFF_FFFF
@@ -48,7 +62,8 @@ enum VhdImage {
                 let offset = UInt64(i) * blockSize
                 blocks.append(offset < tailOffset ? .data(offset) : .zero)
             }
-            return Layout(footer: footer, blockSize: blockSize, blocks: blocks)
+            return Layout(footer: footer, blockSize: blockSize, blocks: blocks,
+                          metadata: [("the footer", tailOffset, 512)])
         }
         let headerOffset = footer.dataOffset
         let header = try file.readStructure("VHD dynamic header", at: headerOffset, count: 1024)
@@ -73,6 +88,7 @@ enum VhdImage {
         let needed = Int((size + blockSize - 1) / blockSize)
         let bat = try file.readStructure("VHD BAT", at: tableOffset, count: needed * 4)
         let bitmapBytes = ((blockSize / 512 + 7) / 8 + 511) / 512 * 512
+        let differencing = footer.diskType == .differencing
         var blocks: [MappedBlock] = []
         blocks.reserveCapacity(needed)
         for i in 0..<needed {
@@ -85,40 +101,63 @@ enum VhdImage {
             guard dataStart < file.size else {
                 throw WispError.corrupt(name, "VHD BAT entry \(i)", at: tableOffset + UInt64(4 * i), "sector \(e) lies beyond the end of the file (\(file.size) bytes)")
             }
-            blocks.append(.data(dataStart))
+            blocks.append(differencing ? .partial(data: dataStart, bitmap: UInt64(e) * 512) : .data(dataStart))
         }
         var layout = Layout(footer: footer, blockSize: blockSize, blocks: blocks)
-        if footer.diskType == .differencing {
-            layout.parentName = parentName(header, file: file, headerOffset: headerOffset) ?? "(unnamed)"
+        layout.bitmapBytes = bitmapBytes
+        layout.metadata = [("the footer copy", 0, 512), ("the dynamic header", headerOffset, 1024),
+                           ("the BAT", tableOffset, UInt64(needed) * 4), ("the footer", tailOffset, 512)]
+        if differencing {
+            layout.parentUUID = try r.slice(40, 16)
+            let (locators, regions) = try parentLocators(r, file: file, headerOffset: headerOffset)
+            layout.parentLocators = locators
+            layout.metadata += regions
         }
         return layout
     }
 
-    /// The parent's path from the locators (relative W2ru first, then absolute W2ku,
-    /// then MacX), else the Unicode parent name field.
-    static func parentName(_ header: [UInt8], file: any BlockDevice, headerOffset: UInt64) -> String? {
+    /// Largest parent locator Wisp reads (a path, so far more than any real one).
+    static let maxLocatorLength: UInt32 = 64 << 10
+
+    /// The parent's names, relative W2ru first, then absolute W2ku, then MacX, then the
+    /// header's Unicode parent name; with where each locator's data lies. The "Mac" code
+    /// (a Mac OS alias record) names no path Wisp can use and is skipped.
+    static func parentLocators(_ r: HeaderFields, file: any BlockDevice, headerOffset: UInt64) throws
+        -> ([BlockMappedHeader.ParentLocator], [(what: String, offset: UInt64, length: UInt64)]) {
         var found: [String: String] = [:]
+        var regions: [(what: String, offset: UInt64, length: UInt64)] = []
         for i in 0..<8 {
             let at = 576 + 24 * i
-            let code = String(decoding: header[at..<(at + 4)], as: UTF8.self)
-            let r = HeaderFields(bytes: header, name: file.name, structure: "VHD parent locator", base: headerOffset)
-            guard let length = try? r.be32(at + 8), let offset = try? r.be64(at + 16),
-                  length > 0, length <= 4096,
-                  let bytes = try? file.readStructure("VHD parent locator \(i)", at: offset, count: Int(length)) else { continue }
+            let code = String(decoding: try r.slice(at, 4), as: UTF8.self)
+            let length = try r.be32(at + 8)
+            let offset = try r.be64(at + 16)
+            guard code != "\0\0\0\0", length > 0 else { continue }
+            let where_ = headerOffset + UInt64(at)
+            guard length <= maxLocatorLength else {
+                throw WispError.corrupt(file.name, "VHD parent locator \(i) (\(code))", at: where_, "data length \(length) is more than \(maxLocatorLength) bytes")
+            }
+            let bytes = try file.readStructure("VHD parent locator \(i) (\(code)) data", at: offset, count: Int(length))
+            regions.append(("parent locator \(i) data", offset, UInt64(length)))
             switch code {
             case "W2ru", "W2ku": found[code] = decodeUTF16(bytes, bigEndian: false)
-            case "MacX": found[code] = String(decoding: bytes, as: UTF8.self)
+            case "MacX": found[code] = String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
             default: break
             }
         }
-        if let p = found["W2ru"] ?? found["W2ku"] {
-            var s = p.replacingOccurrences(of: "\\", with: "/")
-            if s.hasPrefix("./") { s.removeFirst(2) }
-            return s
+        var locators: [BlockMappedHeader.ParentLocator] = []
+        for code in ["W2ru", "W2ku", "MacX"] {
+            if let p = found[code], !p.isEmpty { locators.append(.init(key: code, path: p)) }
         }
-        if let mac = found["MacX"] { return mac.hasPrefix("file://") ? String(mac.dropFirst(7)) : mac }
-        let unicode = decodeUTF16(Array(header[64..<576]), bigEndian: true)
-        return unicode.isEmpty ? nil : unicode
+        let unicode = decodeUTF16(try r.slice(64, 512), bigEndian: true)
+        if !unicode.isEmpty { locators.append(.init(key: "parent name", path: unicode)) }
+        return (locators, regions)
+    }
+
+    /// The footer's and header's unique ids, as text (big-endian, the order VHD stores).
+    static func uuidString(_ b: [UInt8]) -> String {
+        guard b.count == 16 else { return "?" }
+        let hex = b.map { String($0 >> 4, radix: 16) + String($0 & 15, radix: 16) }
+        return [0..<4, 4..<6, 6..<8, 8..<10, 10..<16].map { hex[$0].joined() }.joined(separator: "-")
     }
 
     static func decodeUTF16(_ bytes: [UInt8], bigEndian: Bool) -> String {
@@ -133,12 +172,15 @@ enum VhdImage {
         return String(decoding: units, as: UTF16.self)
     }
 
-    static func open(_ file: any BlockDevice) throws -> BlockMappedImage {
+    /// Opens the image; a differencing image reads through `parent` (the chain resolver
+    /// found and checked it) and is refused without one.
+    static func open(_ file: any BlockDevice, parent: (any BlockDevice)? = nil) throws -> BlockMappedImage {
         let layout = try parse(file)
-        if let parent = layout.parentName {
-            throw WispError.unsupported(file.name, "differencing VHD images (parent \"\(parent)\") are not supported yet; convert the chain with qemu-img convert first")
+        if layout.footer.diskType == .differencing, parent == nil {
+            throw WispError.unsupported(file.name, "a differencing VHD image needs its parent (\(layout.parentLocators.first?.path ?? "unnamed")); open it through its backing chain")
         }
         return try BlockMappedImage(name: file.name, format: .vhd, subformat: layout.subformat, size: layout.footer.virtualSize,
-                                    blockSize: layout.blockSize, blocks: layout.blocks, file: file)
+                                    blockSize: layout.blockSize, blocks: layout.blocks, file: file,
+                                    parent: layout.footer.diskType == .differencing ? parent : nil)
     }
 }

@@ -4,7 +4,8 @@ import WispCore
 /// CRC-32C holds, the region table (BAT and metadata regions), the metadata items and the
 /// BAT, whose payload entries are interleaved with one sector-bitmap entry per chunk.
 /// An image whose log needs replaying is refused, never read as if the log were empty.
-/// Differencing images are recognised and refused (not read yet).
+/// A differencing image names its parent in the parent locator metadata item; partly
+/// present blocks read sector by sector through the chunk's sector bitmap block.
 enum VhdxImage {
     static let batGUID = guid("2DC27766-F623-4200-9D64-115E9BFD4A08")
     static let metadataGUID = guid("8B7CA206-4790-4B9A-B8FE-575F050F886E")
@@ -14,6 +15,8 @@ enum VhdxImage {
     static let logicalSectorGUID = guid("8141BF1D-A96F-4709-BA47-F233A8FAAB5F")
     static let physicalSectorGUID = guid("CDA348C7-445D-4471-9CC9-E9885251C556")
     static let parentLocatorGUID = guid("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C")
+    /// The LocatorType of a VHDX parent locator (MS-VHDX 2.6.2.6.1).
+    static let vhdxLocatorTypeGUID = guid("B04AEFB7-D19E-4A81-B789-25B8E9445913")
     static let maxVirtualSize: UInt64 = 64 << 40
 
     struct Layout: Sendable {
@@ -25,6 +28,27 @@ enum VhdxImage {
         var hasParent: Bool
         var blocks: [MappedBlock]
         var subformat: String { hasParent ? "differencing" : leaveBlocksAllocated ? "fixed" : "dynamic" }
+        var dataWriteGUID: [UInt8] = []
+        /// Differencing images: parent_linkage and the parent's recorded names.
+        var parentLinkage: String?
+        var parentLocators: [BlockMappedHeader.ParentLocator] = []
+        /// Where the metadata lies, for `wisp image check`.
+        var metadata: [(what: String, offset: UInt64, length: UInt64)] = []
+
+        var header: BlockMappedHeader {
+            BlockMappedHeader(format: .vhdx, subformat: subformat, virtualSize: size, blockSize: blockSize,
+                              allocatedBlocks: blocks.reduce(0) { if case .data = $1 { return $0 + 1 }; if case .partial = $1 { return $0 + 1 }; return $0 },
+                              logicalSectorSize: logicalSectorSize, physicalSectorSize: physicalSectorSize,
+                              uuid: VhdxImage.guidString(dataWriteGUID), parentUUID: parentLinkage, parentLocators: parentLocators)
+        }
+    }
+
+    /// A GUID's text form from its on-disk bytes (first three fields little-endian).
+    static func guidString(_ b: [UInt8]) -> String {
+        guard b.count == 16 else { return "?" }
+        let order = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15]
+        let hex = order.map { String(b[$0] >> 4, radix: 16) + String(b[$0] & 15, radix: 16) }
+        return [0..<4, 4..<6, 6..<8, 8..<10, 10..<16].map { hex[$0].joined() }.joined(separator: "-")
     }
 
     /// A GUID's on-disk bytes (first three fields little-endian) from its text form.
@@ -162,8 +186,22 @@ enum VhdxImage {
             throw WispError.corrupt(name, "VHDX virtual disk size", "\(size) is not a multiple of the \(logical)-byte sector up to 64 TiB")
         }
         let hasParent = flags & 2 != 0
+        var linkage: String?
+        var locators: [BlockMappedHeader.ParentLocator] = []
+        var locatorRegion: (what: String, offset: UInt64, length: UInt64)?
         if hasParent {
-            throw WispError.unsupported(name, "differencing VHDX images are not supported yet; merge the chain in Hyper-V (or convert it) first")
+            guard let (entries, region) = try parentLocatorItem(file: file, metadata: metadata, table: m, items: items) else {
+                throw WispError.corrupt(name, "VHDX metadata", at: metadata.offset, "a differencing image without a parent locator item")
+            }
+            locatorRegion = region
+            // Recorded as "{GUID}"; compared with the parent's DataWriteGuid as text.
+            linkage = entries["parent_linkage"].map { String($0.filter { $0 != "{" && $0 != "}" }).lowercased() }
+            for key in ["relative_path", "volume_path", "absolute_win32_path"] {
+                if let p = entries[key], !p.isEmpty { locators.append(.init(key: key, path: p)) }
+            }
+            guard linkage != nil else {
+                throw WispError.corrupt(name, "VHDX parent locator", at: region.offset, "has no parent_linkage entry")
+            }
         }
 
         // BAT: payload entry i sits at i + i / chunkRatio.
@@ -186,22 +224,89 @@ enum VhdxImage {
             switch state {
             case 0, 1: blocks.append(.unallocated)
             case 2, 3: blocks.append(.zero)
-            case 6:
+            case 6, 7 where state == 6 || hasParent:
                 guard offset >= (1 << 20), offset < file.size else {
                     throw WispError.corrupt(name, "VHDX BAT entry \(index)", at: bat.offset + UInt64(index * 8), "payload block at \(offset) is outside the file (\(file.size) bytes)")
                 }
-                blocks.append(.data(offset))
+                if state == 6 {
+                    blocks.append(.data(offset))
+                    continue
+                }
+                // Partly present: the chunk's sector bitmap entry follows its payload entries.
+                let chunk = i / chunkRatio
+                let sbIndex = Int(chunk * (chunkRatio + 1) + chunkRatio)
+                let sbEntry = sbIndex * 8 + 8 <= Int(bat.length)
+                    ? try HeaderFields(bytes: try file.readStructure("VHDX BAT", at: bat.offset + UInt64(sbIndex * 8), count: 8),
+                                       name: name, structure: "VHDX BAT", base: bat.offset + UInt64(sbIndex * 8)).le64(0)
+                    : 0
+                let sbOffset = sbEntry & ~UInt64(0xFFFFF)
+                guard sbEntry & 7 == 6, sbOffset >= (1 << 20), sbOffset <= file.size, file.size - sbOffset >= (1 << 20) else {
+                    throw WispError.corrupt(name, "VHDX BAT entry \(sbIndex)", at: bat.offset + UInt64(sbIndex * 8), "the sector bitmap block of a partly present payload block is missing or outside the file")
+                }
+                let bitsPerBlock = blockSize / UInt64(logical)
+                blocks.append(.partial(data: offset, bitmap: sbOffset + (i % chunkRatio) * bitsPerBlock / 8))
             default:
                 throw WispError.corrupt(name, "VHDX BAT entry \(index)", at: bat.offset + UInt64(index * 8), "state \(state) is not valid for a payload block of a non-differencing image")
             }
         }
-        return Layout(size: size, blockSize: blockSize, logicalSectorSize: logical, physicalSectorSize: physical,
-                      leaveBlocksAllocated: flags & 1 != 0, hasParent: hasParent, blocks: blocks)
+        var layout = Layout(size: size, blockSize: blockSize, logicalSectorSize: logical, physicalSectorSize: physical,
+                            leaveBlocksAllocated: flags & 1 != 0, hasParent: hasParent, blocks: blocks)
+        layout.dataWriteGUID = try header.slice(32, 16)
+        layout.parentLinkage = linkage
+        layout.parentLocators = locators
+        layout.metadata = [("the header section", 0, 1 << 20), ("the BAT region", bat.offset, bat.length),
+                           ("the metadata region", metadata.offset, metadata.length)]
+        if let locatorRegion { layout.metadata.append(locatorRegion) }
+        return layout
     }
 
-    static func open(_ file: any BlockDevice) throws -> BlockMappedImage {
+    /// The parent locator item's key/value pairs (UTF-16LE both), checked: type GUID,
+    /// entry count, every key and value inside the item.
+    static func parentLocatorItem(file: any BlockDevice, metadata: (offset: UInt64, length: UInt64),
+                                  table m: HeaderFields, items: Int) throws
+        -> (entries: [String: String], region: (what: String, offset: UInt64, length: UInt64))? {
+        let name = file.name
+        for i in 0..<items {
+            let at = 32 + 32 * i
+            guard try m.slice(at, 16) == parentLocatorGUID else { continue }
+            let offset = UInt64(try m.le32(at + 16))
+            let length = UInt64(try m.le32(at + 20))
+            guard offset >= (64 << 10), length >= 20, length <= (64 << 10), offset + length <= metadata.length else {
+                throw WispError.corrupt(name, "VHDX parent locator item", at: metadata.offset + UInt64(at), "at \(offset), \(length) bytes: outside the metadata region or not 20 bytes to 64 KiB long")
+            }
+            let base = metadata.offset + offset
+            let bytes = try file.readStructure("VHDX parent locator", at: base, count: Int(length))
+            let r = HeaderFields(bytes: bytes, name: name, structure: "VHDX parent locator", base: base)
+            guard try r.slice(0, 16) == vhdxLocatorTypeGUID else {
+                throw WispError.unsupported(name, "the VHDX parent locator at offset \(base) is not of the VHDX locator type")
+            }
+            let count = Int(try r.le16(18))
+            guard 20 + count * 12 <= bytes.count else {
+                throw WispError.corrupt(name, "VHDX parent locator", at: base + 18, "\(count) entries do not fit in its \(length) bytes")
+            }
+            var entries: [String: String] = [:]
+            for e in 0..<count {
+                let ka = Int(try r.le32(20 + 12 * e)), va = Int(try r.le32(24 + 12 * e))
+                let kl = Int(try r.le16(28 + 12 * e)), vl = Int(try r.le16(30 + 12 * e))
+                let key = VhdImage.decodeUTF16(try r.slice(ka, kl), bigEndian: false)
+                let value = VhdImage.decodeUTF16(try r.slice(va, vl), bigEndian: false)
+                entries[key] = value
+            }
+            return (entries, ("the parent locator", base, length))
+        }
+        return nil
+    }
+
+    /// Opens the image; a differencing image reads through `parent` (the chain resolver
+    /// found and checked it) and is refused without one.
+    static func open(_ file: any BlockDevice, parent: (any BlockDevice)? = nil) throws -> BlockMappedImage {
         let layout = try parse(file)
+        if layout.hasParent, parent == nil {
+            throw WispError.unsupported(file.name, "a differencing VHDX image needs its parent (\(layout.parentLocators.first?.path ?? "unnamed")); open it through its backing chain")
+        }
         return try BlockMappedImage(name: file.name, format: .vhdx, subformat: layout.subformat, size: layout.size,
-                                    blockSize: layout.blockSize, blocks: layout.blocks, file: file)
+                                    blockSize: layout.blockSize, blocks: layout.blocks, file: file,
+                                    parent: layout.hasParent ? parent : nil,
+                                    bitmapSectorSize: UInt64(layout.logicalSectorSize), bitmapOrder: .lsbFirst)
     }
 }
