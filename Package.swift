@@ -82,7 +82,7 @@ let package = Package(
                 swiftSettings: swiftSettings),
         .target(name: "OCI", dependencies: ["WispCore", "CLinux", "CZlib", "CZstd", "CArchive", "CCrypto"],
                 swiftSettings: swiftSettings),
-        .target(name: "ImageSources", dependencies: ["WispCore", "CLinux", "DiskImage"],
+        .target(name: "ImageSources", dependencies: ["WispCore", "CLinux", "DiskImage", "CArchive"],
                 swiftSettings: swiftSettings),
         .target(name: "Machine", dependencies: ["WispCore", "CLinux"], swiftSettings: swiftSettings),
         .target(name: "MetadataService",
@@ -97,7 +97,7 @@ let package = Package(
         // Shared by test targets only: runs the real tools that make fixtures and judge.
         .target(name: "WispTestSupport", dependencies: ["WispCore"], swiftSettings: swiftSettings),
         .executableTarget(name: "wisp",
-                          dependencies: ["WispKit", "WispCore", "DiskImage", "Partitions", "FileSystems", "GuestInspect", "CloudInit", "Machine", "OCI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["WispKit", "WispCore", "DiskImage", "ImageSources", "Partitions", "FileSystems", "GuestInspect", "CloudInit", "Machine", "OCI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: swiftSettings),
     ] + testFolders.map { testTarget(folder: $0) },
     swiftLanguageModes: [.v6]

@@ -16,12 +16,13 @@ struct InspectCommand: AsyncParsableCommand {
             kernel is (architecture, format, version, whether QEMU can boot it directly).
             """)
 
-    @Argument(help: "The disk image (qcow2 or raw).") var image: String
+    @Argument(help: "The disk image (qcow2, raw, vmdk, ..., an OVA or a Vagrant box).") var image: String
     @Flag(help: "Print the report as JSON.") var json = false
     @OptionGroup var backing: BackingOptions
 
     func run() async throws {
-        let disk = try DiskImageFile.open(image, policy: backing.policy)
+        let (path, policy) = try ImageArgument.disk(image, policy: backing.policy)
+        let disk = try DiskImageFile.open(path, policy: policy)
         let report = try GuestInspector(disk: disk).inspect()
         if json {
             let encoder = JSONEncoder()
