@@ -8,8 +8,9 @@ import WispCore
 /// box.img or an .ovf at its top). Anything else is nil and is read as a disk image.
 public enum MachineArchiveProbe {
     public static func kind(of path: String) -> MachineArchiveImage.Kind? {
-        guard let device = try? FileBlockDevice(path: path), device.size >= 512,
-              let head = try? device.read(at: 0, count: 512) else { return nil }
+        // A gzipped box holding no disk can be smaller than one tar block: look at what there is.
+        guard let device = try? FileBlockDevice(path: path), device.size >= 6,
+              let head = try? device.read(at: 0, count: Int(min(device.size, 512))) else { return nil }
         if OvaArchive.isOva(device) { return .ova }
         let compressed = head.starts(with: [0x1F, 0x8B]) || head.starts(with: Array("BZh".utf8))
             || head.starts(with: [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]) || head.starts(with: [0x28, 0xB5, 0x2F, 0xFD])

@@ -54,7 +54,8 @@ import WispTestSupport
         qemu.executableURL = URL(fileURLWithPath: try #require(ToolRunner.locate("qemu-system-x86_64")))
         qemu.arguments = ["-machine", "none", "-display", "none", "-S", "-nodefaults"]
         try qemu.run()
-        defer { qemu.terminate(); qemu.waitUntilExit() }
+        // Killed and reaped by Wisp's own helper (Foundation's waitUntilExit can miss an exit).
+        defer { QEMULauncher.terminate(pid: qemu.processIdentifier) }
         try Data("\(qemu.processIdentifier)\n".utf8).write(to: URL(fileURLWithPath: files.pidFile))
         for _ in 0..<50 where InstanceState.probe(files).state != .running { usleep(100_000) }
         let refused = dir.file("refused.ova")
