@@ -84,7 +84,7 @@ let package = Package(
                 swiftSettings: swiftSettings),
         .target(name: "OCI", dependencies: ["WispCore", "CLinux", "CZlib", "CZstd", "CArchive", "CCrypto"],
                 swiftSettings: swiftSettings),
-        .target(name: "ImageSources", dependencies: ["WispCore", "CLinux", "DiskImage", "Partitions", "FileSystems", "OCI"],
+        .target(name: "ImageSources", dependencies: ["WispCore", "CLinux", "DiskImage", "Partitions", "FileSystems", "OCI", "CArchive"],
                 swiftSettings: swiftSettings),
         .target(name: "Machine", dependencies: ["WispCore", "CLinux"], swiftSettings: swiftSettings),
         .target(name: "MetadataService",

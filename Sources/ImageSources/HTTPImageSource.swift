@@ -44,7 +44,8 @@ public struct HTTPImageSource: ImageSource {
         let origin = ImageOrigin.download(url: reference)
         if FileManager.default.fileExists(atPath: target) {
             if let expected = context.expectedDigest { try ImageCacheDirectory.verify(target, expected: expected) }
-            return ResolvedImage(path: target, format: try Self.format(of: target), sha256: context.expectedDigest, origin: origin)
+            return try ResolvedImage(path: target, format: try Self.format(of: target), sha256: context.expectedDigest, origin: origin)
+                .importingArchive(context, reference: reference)
         }
         context.announce?("downloading \(reference)")
         let output = try AtomicOutput(path: target, permissions: 0o644)
@@ -60,7 +61,8 @@ public struct HTTPImageSource: ImageSource {
             throw WispError(.digestMismatch, "\(reference): downloaded file has sha256:\(actual), expected sha256:\(expected) (nothing was cached)")
         }
         try output.commit()
-        return ResolvedImage(path: target, format: try Self.format(of: target), sha256: actual, origin: origin)
+        return try ResolvedImage(path: target, format: try Self.format(of: target), sha256: actual, origin: origin)
+            .importingArchive(context, reference: reference)
     }
 
     static func format(of path: String) throws -> ImageFormat {

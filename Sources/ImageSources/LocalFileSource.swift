@@ -5,7 +5,8 @@ import DiskImage
 import Foundation
 import WispCore
 
-/// A disk image file on this machine, used in place (it is never written).
+/// A disk image file on this machine, used in place (it is never written); an OVA or a
+/// Vagrant box is unpacked once into the cache and its boot disk used from there.
 public struct LocalFileSource: ImageSource {
     public let reference: String
 
@@ -27,6 +28,7 @@ public struct LocalFileSource: ImageSource {
             digest = expected
         }
         let device = try FileBlockDevice(path: path, writable: false)
-        return ResolvedImage(path: path, format: try ImageFormat.probe(device), sha256: digest, origin: .localFile)
+        return try ResolvedImage(path: path, format: try ImageFormat.probe(device), sha256: digest, origin: .localFile)
+            .importingArchive(context, reference: reference)
     }
 }

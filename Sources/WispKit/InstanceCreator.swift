@@ -39,8 +39,8 @@ public struct InstanceCreator: Sendable {
         }
         _ = try HostCommands.sshKeygen()
         _ = try HostCommands.ssh()
-        guard options.cpus >= 1, options.cpus <= 256 else { throw WispError.usage("--cpus \(options.cpus): expected 1 to 256") }
-        guard options.memoryBytes >= 128 << 20 else { throw WispError.usage("--memory: at least 128M is needed to boot a cloud image") }
+        if let cpus = options.cpus, !(1...256).contains(cpus) { throw WispError.usage("--cpus \(cpus): expected 1 to 256") }
+        if let memory = options.memoryBytes, memory < 128 << 20 { throw WispError.usage("--memory: at least 128M is needed to boot a cloud image") }
         if let requested = options.name { try InstanceStore.validate(name: requested) }
         let allowed = try options.allowBacking.map(Self.allowedDirectory)
         let extraDisks = try options.extraDisks.map { disk -> DiskAttachment in
@@ -67,7 +67,11 @@ public struct InstanceCreator: Sendable {
         let resolved = try await source.resolve(context)
         try RunIntegration.validateQEMUFormat(resolved.format, resolved.path)
         let baseChain = try RunIntegration.baseChain(resolved, allowedDirectories: allowed)
+        if let archive = resolved.archive {
+            progress("image: \(archive.description) \(options.image), \(archive.disks.count) disk(s) unpacked in the cache")
+        }
         progress("image: " + RunIntegration.describe(baseChain))
+        let options = Self.machineDefaults(options, from: resolved.archive, progress: progress)
         let base = resolved.path
         let baseSize = baseChain.top.virtualSize
 
@@ -111,7 +115,7 @@ public struct InstanceCreator: Sendable {
         }
 
         let nameBase = bootFacts.flatMap { facts in facts.osID.map { [$0, facts.osVersionID].compactMap { $0 }.joined(separator: "-") } }
-            ?? URL(fileURLWithPath: base).deletingPathExtension().lastPathComponent
+            ?? URL(fileURLWithPath: resolved.archive != nil ? options.image : base).deletingPathExtension().lastPathComponent
         let name = try store.claim(requested: options.name, base: nameBase)
         onClaimed?(name)
         let files = store.files(name)
@@ -200,7 +204,15 @@ public struct InstanceCreator: Sendable {
         let seed = try RunIntegration.makeSeed(request)
         var disks = [DiskAttachment(path: files.overlay, format: .qcow2)]
         var server = metadata
-        var spec = MachineSpec(architecture: board.architecture, cpus: options.cpus, memoryBytes: options.memoryBytes, disks: [], forwards: [],
+        // An OVA's or box's other disks follow the boot disk, each behind an overlay of its own.
+        for (index, archiveDisk) in (resolved.archive?.disks ?? []).enumerated().dropFirst() {
+            let chain = try BackingChain.resolve(path: archiveDisk, policy: .selfContained)
+            let overlay = files.archiveDiskOverlay(index + 1)
+            try RunIntegration.createOverlay(base: chain, overlay: overlay, size: chain.top.virtualSize)
+            disks.append(DiskAttachment(path: overlay, format: .qcow2))
+        }
+        var spec = MachineSpec(architecture: board.architecture, cpus: options.cpus ?? RunOptions.defaultCPUs,
+                               memoryBytes: options.memoryBytes ?? RunOptions.defaultMemoryBytes, disks: [], forwards: [],
                                boot: bootMethod, accelerator: .tcg, macAddress: mac)
         if options.cloudInit == .disk {
             try RunIntegration.writeSeedDisk(seed, to: files.seed)
@@ -232,6 +244,24 @@ public struct InstanceCreator: Sendable {
         record.allowedBackingDirectories = allowedBacking
         try store.save(record)
         return Created(record: record, metadata: server)
+    }
+
+    /// CPUs and memory the user did not give, from the OVF of an OVA or virtualbox box
+    /// (within what `wisp run` accepts: 1 to 256 CPUs, at least 128 MiB).
+    static func machineDefaults(_ options: RunOptions, from archive: MachineArchiveImage?,
+                                progress: (String) -> Void) -> RunOptions {
+        var options = options
+        var taken: [String] = []
+        if options.cpus == nil, let cpus = archive?.cpus {
+            options.cpus = min(max(cpus, 1), 256)
+            taken.append("\(options.cpus!) CPUs")
+        }
+        if options.memoryBytes == nil, let memory = archive?.memoryBytes {
+            options.memoryBytes = max(memory, 128 << 20)
+            taken.append(ByteSize.format(options.memoryBytes!) + " of memory")
+        }
+        if !taken.isEmpty { progress("machine: \(taken.joined(separator: ", ")) from the OVF descriptor (--cpus, --memory override)") }
+        return options
     }
 
     /// An `--allow-backing` directory as an absolute, existing path.

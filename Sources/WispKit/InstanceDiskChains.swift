@@ -22,10 +22,12 @@ enum InstanceDiskChains {
             // The seed is Wisp's own raw file: nothing to follow.
             if disk.path == files.seed && disk.format == .raw { continue }
             var allowed = record.allowedBackingDirectories
-            if disk.path == files.overlay {
+            if disk.path == files.overlay || files.isArchiveDiskOverlay(disk.path) {
+                // An archive's disks all live in its one cache entry, the boot disk's directory.
                 allowed.append(baseDirectory)
                 if record.baseImage?.origin.isFromOutside == true {
                     try checkSelfContained(record.baseImagePath, format: record.baseImage?.format)
+                    for other in record.baseImage?.archive?.disks.dropFirst() ?? [] { try checkSelfContained(other, format: nil) }
                 }
             }
             let chain = try BackingChain.resolve(path: disk.path, format: ImageFormat(qemuDriverName: disk.format.rawValue),

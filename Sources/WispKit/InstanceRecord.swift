@@ -114,6 +114,11 @@ public struct InstanceFiles: Sendable {
 
     public var record: String { "\(directory)/instance.json" }
     public var overlay: String { "\(directory)/overlay.qcow2" }
+    /// The overlay on an OVA's or box's disk `number` (2 and up; 1 is `overlay`).
+    public func archiveDiskOverlay(_ number: Int) -> String { "\(directory)/disk\(number)-overlay.qcow2" }
+    public func isArchiveDiskOverlay(_ path: String) -> Bool {
+        path.hasPrefix("\(directory)/disk") && path.hasSuffix("-overlay.qcow2")
+    }
     public var kernel: String { "\(directory)/vmlinuz" }
     public var initrd: String { "\(directory)/initrd.img" }
     public var seed: String { "\(directory)/seed.iso" }

@@ -6,8 +6,11 @@ public struct RunOptions: Sendable {
     public var image: String
     public var digest: String?
     public var name: String?
-    public var cpus: Int = 2
-    public var memoryBytes: UInt64 = 2 << 30
+    /// nil: what an OVA or box describes, else `defaultCPUs` (the same for memory).
+    public var cpus: Int? = nil
+    public var memoryBytes: UInt64? = nil
+    public static let defaultCPUs = 2
+    public static let defaultMemoryBytes: UInt64 = 2 << 30
     public var diskSize: UInt64? = nil
     public var sshKeys: [String] = []
     public var forwards: [PortForward] = []

@@ -9,7 +9,7 @@ struct FSCommand: AsyncParsableCommand {
         commandName: "fs",
         abstract: "List, print and copy files inside a disk image, without booting it (virt-ls, virt-cat).",
         discussion: """
-        IMAGE is any image Wisp reads (raw, qcow2, ...). Paths are the guest's: Wisp finds \
+        IMAGE is any image Wisp reads (raw, qcow2, ..., an OVA or a Vagrant box). Paths are the guest's: Wisp finds \
         the OS root and mounts every filesystem of its /etc/fstab it can read on top (a \
         separate /boot, the ESP on /boot/efi, /home, btrfs subvolumes), so paths and \
         symlinks resolve across them as in the running guest. A disk without an OS root is \
@@ -49,7 +49,8 @@ struct FSImageOptions: ParsableArguments {
 
     /// The guest's tree, or the selected filesystem raw.
     func openFileSystem() throws -> any FileSystem {
-        let disk = try GuestDisk(path: image, policy: backing.policy)
+        let (path, policy) = try ImageArgument.disk(image, policy: backing.policy)
+        let disk = try GuestDisk(path: path, policy: policy)
         if let partition { return try disk.fileSystem(selectedBy: partition.spec) }
         return try disk.guestTree()
     }

@@ -13,7 +13,8 @@ struct ImageCommand: AsyncParsableCommand {
             extended L2 entries, backing chains). Sizes use qemu-img's spelling: 10G, 512M, 64k.
             """,
         subcommands: [ImageInfoCommand.self, ImageCreateCommand.self, ImageConvertCommand.self,
-                      ImageResizeCommand.self, ImageCheckCommand.self, ImagePullCommand.self]
+                      ImageResizeCommand.self, ImageCheckCommand.self, ImagePullCommand.self,
+                      ImageExportCommand.self]
     )
 }
 

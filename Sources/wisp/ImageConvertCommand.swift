@@ -20,6 +20,7 @@ struct ImageConvertCommand: AsyncParsableCommand {
               wisp image convert -O vhd --azure disk.qcow2 azure.vhd
               wisp image convert -O vhdx -o block_size=8M disk.qcow2 disk.vhdx
               wisp image convert -O vdi -o static=on disk.qcow2 disk.vdi
+              wisp image convert -O qcow2 appliance.ova disk.qcow2   (an OVA's or box's boot disk)
             VHD sizes are rounded up to a CHS geometry, as qemu-img does, unless -o force_size=on. \
             --azure (or -o azure=on) writes what Azure accepts: a fixed VHD whose size is rounded \
             up to a whole MiB and kept exactly (force_size).
@@ -92,7 +93,9 @@ struct ImageConvertCommand: AsyncParsableCommand {
             let disk = try await container.baseDisk(input, requireKernel: bootable)
             source = try FileBlockDevice(path: disk.path)
         } else {
-            source = try DiskImageFile.open(input, format: try format.map(parseImageFormat), policy: backing.policy)
+            // -f names the input's format: then it is never taken for an OVA or a box.
+            let (path, policy) = format == nil ? try ImageArgument.disk(input, policy: backing.policy) : (input, backing.policy)
+            source = try DiskImageFile.open(path, format: try format.map(parseImageFormat), policy: policy)
         }
         let display = TerminalProgress("converting")
         opts.progress = { display.update($0, $1) }

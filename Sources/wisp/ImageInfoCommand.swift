@@ -21,8 +21,10 @@ struct ImageInfoCommand: AsyncParsableCommand {
     @OptionGroup var backing: BackingOptions
 
     func run() async throws {
-        let info = try ImageInfo.read(path: image, policy: backing.policy)
-        let guest = partitions ? GuestDiskInfo(path: image, policy: backing.policy) : nil
+        // An OVA or box: the info of its boot disk in the cache.
+        let (path, policy) = try ImageArgument.disk(image, policy: backing.policy)
+        let info = try ImageInfo.read(path: path, policy: policy)
+        let guest = partitions ? GuestDiskInfo(path: path, policy: policy) : nil
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -26,7 +26,7 @@ struct InspectCommand: AsyncParsableCommand {
               wisp inspect --json docker://127.0.0.1:5000/debian:12
             """)
 
-    @Argument(help: "The disk image (qcow2 or raw) or a container image reference.") var image: String
+    @Argument(help: "The disk image (qcow2, raw, vmdk, vhd, vhdx, vdi, an OVA or a Vagrant box) or a container image reference.") var image: String
     @Flag(help: "Print the report as JSON.") var json = false
     @OptionGroup var backing: BackingOptions
     @OptionGroup var container: ContainerImageOptions
@@ -50,7 +50,8 @@ struct InspectCommand: AsyncParsableCommand {
             }
             return
         }
-        let disk = try DiskImageFile.open(image, policy: backing.policy)
+        let (path, policy) = try ImageArgument.disk(image, policy: backing.policy)
+        let disk = try DiskImageFile.open(path, policy: policy)
         let report = try GuestInspector(disk: disk).inspect()
         if json {
             print(String(decoding: try encoder.encode(report), as: UTF8.self))

@@ -24,7 +24,7 @@ struct KernelExtract: AsyncParsableCommand {
             sections. Use --list to see the entries and --entry to pick another one.
             """)
 
-    @Argument(help: "The disk image (qcow2 or raw).") var image: String
+    @Argument(help: "The disk image (qcow2, raw, ..., an OVA or a Vagrant box).") var image: String
     @Option(name: [.short, .customLong("output")], help: "Directory to write into (created if missing).")
     var output: String?
     @Option(help: "The entry to extract: its number in --list, its id or its title.") var entry: String?
@@ -43,7 +43,8 @@ struct KernelExtract: AsyncParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         if list {
-            let report = try GuestInspector(disk: try DiskImageFile.open(image, policy: backing.policy)).inspect()
+            let (path, policy) = try ImageArgument.disk(image, policy: backing.policy)
+            let report = try GuestInspector(disk: try DiskImageFile.open(path, policy: policy)).inspect()
             if json {
                 struct Listing: Encodable { var entries: [BootEntry]; var defaultEntry: Int?; var defaultReason: String }
                 print(String(decoding: try encoder.encode(Listing(entries: report.bootEntries, defaultEntry: report.defaultEntry,
@@ -57,7 +58,8 @@ struct KernelExtract: AsyncParsableCommand {
             return
         }
         guard let output else { throw ValidationError("Missing -o DIR.") }
-        let inspector = try GuestInspector(disk: try DiskImageFile.open(image, policy: backing.policy))
+        let (path, policy) = try ImageArgument.disk(image, policy: backing.policy)
+        let inspector = try GuestInspector(disk: try DiskImageFile.open(path, policy: policy))
         let result = try KernelExtraction.extract(from: inspector, to: output, entry: entry, unwrapZboot: unwrapZboot)
         if json {
             print(String(decoding: try encoder.encode(result), as: UTF8.self))

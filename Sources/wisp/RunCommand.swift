@@ -9,8 +9,12 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Boot a cloud image as a VM with cloud-init and SSH ready.",
         discussion: """
-        IMAGE is a qcow2 or raw disk image file (vmdk, vhd and vhdx are not read yet: convert them with qemu-img) or an http(s) URL, downloaded \
-        once into $XDG_CACHE_HOME/wisp/images. The image is never written: the instance gets a \
+        IMAGE is a qcow2 or raw disk image file (vmdk, vhd and vhdx are not read yet: convert them with qemu-img), \
+        an OVA or a Vagrant box (libvirt or virtualbox provider), or an http(s) URL of any of \
+        these, downloaded once into $XDG_CACHE_HOME/wisp/images. An OVA's manifest digests are \
+        checked and its disks converted to qcow2, a box's disks unpacked, once per archive \
+        content into the cache's archives/SHA256 directory; the first disk boots, the others \
+        are attached after it, and the OVF's CPU count and memory are the defaults. The image is never written: the instance gets a \
         qcow2 overlay backed by it. An image from a URL must be self-contained (a backing or \
         external data file is refused); a local image's backing chain may use files in its own \
         directory and in --allow-backing directories only, and QEMU is handed exactly the files \
@@ -27,14 +31,16 @@ struct RunCommand: AsyncParsableCommand {
           wisp run debian-12-genericcloud-amd64.qcow2
           wisp run --name web -p 8080:80 --memory 4G --disk-size 20G image.qcow2
           wisp run --rm image.qcow2 -- sh -c 'uname -a; exit 3'     # exits 3
+          wisp run appliance.ova                                   # CPUs and memory from its OVF
+          wisp run --memory 1G debian12.box                        # a Vagrant box (libvirt or virtualbox)
           wisp run --accel tcg image.qcow2                         # TCG even where KVM works
           wisp run --arch aarch64 --rm arm64.qcow2 -- uname -m     # an arm64 guest (read from the image anyway)
         """)
 
-    @Argument(help: "Image file or http(s) URL.") var image: String
+    @Argument(help: "Image file, OVA, Vagrant box or http(s) URL.") var image: String
     @Option(help: "Instance name (default: from the image's OS, e.g. debian-12).") var name: String?
-    @Option(help: "Virtual CPUs.") var cpus: Int = 2
-    @Option(help: "Memory, e.g. 2G or 1536M.") var memory: String = "2G"
+    @Option(help: "Virtual CPUs (default: the OVF's for an OVA or box, else 2).") var cpus: Int?
+    @Option(help: "Memory, e.g. 2G or 1536M (default: the OVF's for an OVA or box, else 2G).") var memory: String?
     @Option(name: .customLong("disk-size"), help: "Grow the instance's disk to this size (e.g. 20G).") var diskSize: String?
     @Option(name: .customLong("ssh-key"), help: "Also authorize this public key file (repeatable).") var sshKeys: [String] = []
     @Option(name: [.customShort("p"), .customLong("publish")], help: "Forward [HOST_IP:]HOST_PORT:GUEST_PORT (repeatable; host IP defaults to 127.0.0.1).") var publish: [String] = []
@@ -64,7 +70,7 @@ struct RunCommand: AsyncParsableCommand {
         options.name = name
         options.digest = digest
         options.cpus = cpus
-        options.memoryBytes = try ByteSize.parse(memory)
+        options.memoryBytes = try memory.map(ByteSize.parse)
         options.diskSize = try diskSize.map(ByteSize.parse)
         options.sshKeys = sshKeys
         options.forwards = try publish.map(PortForward.parse)

@@ -71,6 +71,9 @@ public struct TarIndex: Sendable {
         return members.first { Self.normalized($0.name) == want }
     }
 
+    /// `name` without leading "./".
+    public static func normalizedName(_ name: String) -> String { normalized(name) }
+
     static func normalized(_ name: String) -> String {
         var n = Substring(name)
         while n.hasPrefix("./") { n = n.dropFirst(2) }
