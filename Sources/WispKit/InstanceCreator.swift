@@ -179,7 +179,8 @@ public struct InstanceCreator: Sendable {
                 direct.commandLine = Self.credentialCommandLine(facts.commandLine, board: board, hostname: name)
                 bootMethod = .direct(direct)
             }
-            var spec = MachineSpec(architecture: board.architecture, cpus: options.cpus, memoryBytes: options.memoryBytes, disks: [], forwards: [],
+            var spec = MachineSpec(architecture: board.architecture, cpus: options.cpus ?? RunOptions.defaultCPUs,
+                                   memoryBytes: options.memoryBytes ?? RunOptions.defaultMemoryBytes, disks: [], forwards: [],
                                    boot: bootMethod, accelerator: .tcg, macAddress: mac)
             spec.credentials = try credentials.write(to: files.credentialsDirectory)
             spec.disks = [DiskAttachment(path: files.overlay, format: .qcow2)] + extraDisks
