@@ -93,7 +93,7 @@ let package = Package(
         .target(name: "WispKit",
                 dependencies: [
                     "WispCore", "CLinux", "WispCompression", "DiskImage", "Partitions", "FileSystems",
-                    "GuestInspect", "CloudInit", "ImageSources", "Machine", "MetadataService",
+                    "GuestInspect", "CloudInit", "OCI", "ImageSources", "Machine", "MetadataService",
                 ],
                 swiftSettings: swiftSettings),
         // Shared by test targets only: runs the real tools that make fixtures and judge (and

@@ -16,6 +16,10 @@ public struct InstanceController: Sendable {
         public var name: String
         public var state: InstanceState
         public var image: String?
+        /// A container image's manifest digest (`sha256:...`); nil for disk images.
+        public var digest: String?
+        /// Writes are discarded when the instance stops (`wisp run --ephemeral`).
+        public var ephemeral: Bool?
         public var os: String?
         public var address: String?
         public var user: String?
@@ -35,7 +39,9 @@ public struct InstanceController: Sendable {
             guard let record = try? store.load(name) else {
                 return Summary(name: name, state: .incomplete, ports: [])
             }
-            return Summary(name: name, state: state, image: record.image, os: record.osName,
+            var digest: String? = nil
+            if case .container(_, let d)? = record.baseImage?.origin { digest = d }
+            return Summary(name: name, state: state, image: record.image, digest: digest, ephemeral: record.ephemeral, os: record.osName,
                            address: "127.0.0.1:\(record.sshPort)", user: record.user,
                            ports: record.spec.forwards.dropFirst().map(\.description),
                            accel: record.spec.accelerator.rawValue, arch: record.spec.architecture.rawValue, cpus: record.spec.cpus,
@@ -64,6 +70,8 @@ public struct InstanceController: Sendable {
             server = try? MetadataServer(seed: try? RunIntegration.storedSeed(files), port: seedPort, token: record.metadataToken)
         }
         defer { server?.stop() }
+        // Normally reset when it stopped; also here for a guest that powered itself off.
+        if record.ephemeral { try InstanceDiskChains.resetOverlay(record, files: files) }
         let (booted, pid) = try booter.launch(record)
         do {
             try booter.waitUntilReady(booted, pid: pid, readiness: .init(metadata: nil, waitForSSH: true))
@@ -87,11 +95,13 @@ public struct InstanceController: Sendable {
     /// ACPI power button through QMP; after `timeout` seconds (or at once with `force`) QEMU
     /// is told to quit, and killed if it does not answer.
     public func stop(_ name: String, force: Bool, timeout: Double = 90) throws {
-        _ = try store.load(name)
+        let record = try store.load(name)
         let files = store.files(name)
         let lock = try InstanceLock(path: files.lock, name: name)
         defer { lock.release() }
         try stopLocked(files, force: force, timeout: timeout)
+        // An ephemeral instance's writes end with its run.
+        if record.ephemeral { try InstanceDiskChains.resetOverlay(record, files: files) }
     }
 
     func stopLocked(_ files: InstanceFiles, force: Bool, timeout: Double) throws {

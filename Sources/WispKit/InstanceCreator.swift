@@ -7,6 +7,7 @@ import DiskImage
 import ImageSources
 import Machine
 import MetadataService
+import OCI
 
 /// Creates a new instance directory for `wisp run`: resolves the image, claims a name,
 /// makes the overlay, extracts the kernel, generates keys and the seed, writes
@@ -58,8 +59,8 @@ public struct InstanceCreator: Sendable {
             return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }
 
-        let source = try ImageReference.parse(options.image)
         let progress = self.progress
+        let source = try Self.configure(try ImageReference.parse(options.image), options, progress: progress)
         let context = ImageResolveContext(
             cache: ImageCacheDirectory(path: store.paths.images.path), expectedDigest: try options.digest.map(ImageReference.parseDigest),
             progress: { done, total in progress("downloading: \(ByteSize.format(done))" + (total.map { " of \(ByteSize.format($0))" } ?? "")) },
@@ -110,6 +111,9 @@ public struct InstanceCreator: Sendable {
         if provisioning == .systemd {
             if options.userData != nil {
                 throw WispError.usage("--user-data needs cloud-init, which \(options.image) does not have (its keys and hostname come as systemd credentials)")
+            }
+            if let gap = RunIntegration.credentialProvisioningGap(image: baseChain, name: options.image) {
+                throw WispError(.unsupported, gap)
             }
             progress("no cloud-init in the image: provisioning root's SSH key, the host key and the hostname as systemd credentials")
         }
@@ -191,6 +195,7 @@ public struct InstanceCreator: Sendable {
                                         osName: bootFacts.flatMap { f in f.osID.map { "\($0) \(f.osVersionID ?? "")".trimmingCharacters(in: .whitespaces) } })
             record.allowedBackingDirectories = allowedBacking
             record.provisioning = .systemd
+            record.ephemeral = options.ephemeral
             try store.save(record)
             return Created(record: record, metadata: nil)
         }
@@ -243,8 +248,30 @@ public struct InstanceCreator: Sendable {
                                     metadataToken: options.cloudInit == .http ? server.token : nil,
                                     osName: bootFacts.flatMap { f in f.osID.map { "\($0) \(f.osVersionID ?? "")".trimmingCharacters(in: .whitespaces) } })
         record.allowedBackingDirectories = allowedBacking
+        record.ephemeral = options.ephemeral
         try store.save(record)
         return Created(record: record, metadata: server)
+    }
+
+    /// A container image's pull and disk options from `wisp run`'s: the platform from
+    /// `--platform`, else `--arch`; `--disk-size` sizes the root filesystem Wisp writes (a
+    /// guest provisioned without cloud-init has nothing that would grow it later).
+    static func configure(_ source: any ImageSource, _ options: RunOptions,
+                          progress: @escaping @Sendable (String) -> Void) throws -> any ImageSource {
+        guard var container = source as? OCIImageSource else {
+            if options.containerPlatform != nil || options.containerTLSVerify != nil {
+                throw WispError.usage("--platform and --tls-verify are for container images (oci:, oci-archive:, docker-archive:, docker://); \(options.image) is not one")
+            }
+            return source
+        }
+        let platform = options.containerPlatform ?? options.architecture.map { "linux/" + ($0 == .aarch64 ? "arm64" : "amd64") }
+        container.pullOptions.platform = try platform.map { try OCIPlatform(parsing: $0) }
+        container.pullOptions.tlsVerify = options.containerTLSVerify
+        container.pullOptions.progress = { p in
+            progress("pulling: \(ByteSize.format(p.bytesDone)) of \(ByteSize.format(p.bytesTotal)), layer \(min(p.layersDone + 1, p.layersTotal)) of \(p.layersTotal)")
+        }
+        container.diskOptions.size = options.diskSize
+        return container
     }
 
     /// CPUs and memory the user did not give, from the OVF of an OVA or virtualbox box

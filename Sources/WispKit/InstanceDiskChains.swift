@@ -37,6 +37,29 @@ enum InstanceDiskChains {
         return spec
     }
 
+    /// Makes an ephemeral instance's overlay empty again, on the same base and at the same
+    /// size: a new overlay is written beside it and renamed over it, so a crash leaves either
+    /// the old overlay or the new one. QEMU must not be running.
+    static func resetOverlay(_ record: InstanceRecord, files: InstanceFiles) throws {
+        let baseDirectory = (record.baseImagePath as NSString).deletingLastPathComponent
+        let chain = try BackingChain.resolve(path: files.overlay, format: .qcow2,
+                                             policy: .confined(allowedDirectories: record.allowedBackingDirectories + [baseDirectory]))
+        guard chain.members.count >= 2 else {
+            throw WispError.corrupt(files.overlay, "qcow2 header", "the overlay of an ephemeral instance has no backing file")
+        }
+        let base = chain.members[1]
+        let fresh = files.overlay + ".reset"
+        unlink(fresh)
+        try Qcow2Image.create(path: fresh, virtualSize: chain.top.virtualSize, backingFile: base.path,
+                              backingFormat: base.format, backingPolicy: chain.policy)
+        chmod(fresh, 0o600)
+        guard rename(fresh, files.overlay) == 0 else {
+            let code = errno
+            unlink(fresh)
+            throw WispError.posix("rename", files.overlay, errno: code)
+        }
+    }
+
     /// A base from outside Wisp may refer to no other file at all.
     static func checkSelfContained(_ path: String, format: ImageFormat?) throws {
         _ = try BackingChain.resolve(path: path, format: format, policy: .selfContained)

@@ -39,6 +39,8 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
     public var allowedBackingDirectories: [String] = []
     /// cloud-init seed or systemd credentials; records older than this field used cloud-init.
     public var provisioning: GuestProvisioning = .cloudInit
+    /// Writes are discarded whenever the instance stops (`wisp run --ephemeral`).
+    public var ephemeral: Bool = false
 
     public init(name: String, image: String, baseImagePath: String, baseImage: ResolvedImage? = nil, createdAt: Date = Date(),
                 spec: MachineSpec, bootMode: BootMode, user: String, hostname: String, sshPort: UInt16,
@@ -62,7 +64,7 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case formatVersion, name, image, baseImagePath, baseImage, createdAt, spec, bootMode, user, hostname, sshPort,
-             cloudInit, metadataPort, metadataToken, osName, allowedBackingDirectories, provisioning
+             cloudInit, metadataPort, metadataToken, osName, allowedBackingDirectories, provisioning, ephemeral
     }
 
     public init(from decoder: any Decoder) throws {
@@ -87,6 +89,7 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
         osName = try c.decodeIfPresent(String.self, forKey: .osName)
         allowedBackingDirectories = try c.decodeIfPresent([String].self, forKey: .allowedBackingDirectories) ?? []
         provisioning = try c.decodeIfPresent(GuestProvisioning.self, forKey: .provisioning) ?? .cloudInit
+        ephemeral = try c.decodeIfPresent(Bool.self, forKey: .ephemeral) ?? false
         if metadataPort == nil && cloudInit == .http { metadataPort = Self.legacySeedPort(spec) }
         // Version-1 guests fetch their NoCloud-net seed from the listener's root.
         if formatVersion == 1 && cloudInit == .http && metadataToken == nil { metadataToken = "" }

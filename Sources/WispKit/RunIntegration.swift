@@ -72,9 +72,27 @@ enum RunIntegration {
     /// (Debian, Fedora, Ubuntu), /usr/local/bin/cloud-init (pip installs) or /etc/cloud/cloud.cfg.
     static func hasCloudInit(_ inspector: GuestInspector) -> Bool {
         guard let view = inspector.view else { return false }
-        return ["/usr/bin/cloud-init", "/usr/local/bin/cloud-init", "/etc/cloud/cloud.cfg"].contains { path in
-            (try? view.readFile(path, limit: 1)) != nil
+        return ["/usr/bin/cloud-init", "/usr/local/bin/cloud-init", "/etc/cloud/cloud.cfg"].contains { view.exists($0) }
+    }
+
+    /// Why a guest provisioned by systemd credentials could not be reached over SSH, or nil:
+    /// it needs sshd, and systemd 252 or later, whose tmpfiles `provision.conf` turns the
+    /// `ssh.authorized_keys.root` and `tmpfiles.extra` credentials into files. Checked
+    /// before booting, so an image that would never answer fails in a second, not at the
+    /// timeout. An image that cannot be read is let through (the boot will tell).
+    static func credentialProvisioningGap(image: BackingChain, name: String) -> String? {
+        guard let inspector = try? GuestInspector(disk: try DiskImageFile.open(image)), let view = inspector.view else { return nil }
+        func exists(_ paths: [String]) -> Bool { paths.contains { view.exists($0) } }
+        if !exists(["/usr/sbin/sshd", "/usr/bin/sshd", "/sbin/sshd", "/usr/libexec/openssh/sshd"]) {
+            return "\(name) has no sshd (looked for /usr/sbin/sshd and /usr/bin/sshd): Wisp reaches its guests over SSH, so the image must include an SSH server (openssh-server) enabled at boot"
         }
+        if !exists(["/usr/lib/systemd/systemd", "/lib/systemd/systemd"]) {
+            return "\(name) has no systemd (/usr/lib/systemd/systemd) and no cloud-init: Wisp has no way to hand it SSH keys (use an image with cloud-init or systemd 252 or later)"
+        }
+        if !exists(["/usr/lib/tmpfiles.d/provision.conf", "/lib/tmpfiles.d/provision.conf"]) {
+            return "\(name) has no cloud-init and its systemd is older than 252 (no /usr/lib/tmpfiles.d/provision.conf), so it would ignore the SSH keys Wisp hands in as credentials: use an image with cloud-init or a newer systemd"
+        }
+        return nil
     }
 
     /// The same for an image booted through firmware (no boot plan was read). An image that

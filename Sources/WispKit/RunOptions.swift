@@ -33,6 +33,14 @@ public struct RunOptions: Sendable {
     /// image's config and final modules (locale, apt sources, ...) go on in the background.
     /// Given user-data or a command to run always waits for the final stage.
     public var waitForFinalStage: Bool = false
+    /// Discard the instance's writes whenever it stops: each boot starts from the base image
+    /// (`--ephemeral`, as bcvk's ephemeral mode).
+    public var ephemeral: Bool = false
+    /// For a container image: `os/arch[/variant]` to pick from a multi-platform index
+    /// (default: the `--arch` given, else this host's).
+    public var containerPlatform: String? = nil
+    /// For a container image: verify the registry's TLS (false also allows plain HTTP).
+    public var containerTLSVerify: Bool? = nil
 
     public init(image: String) { self.image = image }
 

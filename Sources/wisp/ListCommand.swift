@@ -17,7 +17,10 @@ struct ListCommand: AsyncParsableCommand {
         }
         var rows: [[String]] = [["NAME", "STATE", "IMAGE", "SSH", "PORTS", "ARCH", "ACCEL"]]
         for s in summaries {
-            let image: String = s.image.map { URL(fileURLWithPath: $0).lastPathComponent } ?? "-"
+            // A container image by its reference and short digest; a file by its name.
+            var image: String = s.image.map { s.digest == nil ? URL(fileURLWithPath: $0).lastPathComponent : $0 } ?? "-"
+            if let digest = s.digest { image += "@" + digest.prefix("sha256:".count + 12) }
+            if s.ephemeral == true { image += " (ephemeral)" }
             let ssh: String = s.address.map { "\(s.user ?? "")@\($0)" } ?? "-"
             let ports: String = s.ports.isEmpty ? "-" : s.ports.joined(separator: ",")
             rows.append([s.name, s.state.rawValue, image, ssh, ports, s.arch ?? "-", s.accel ?? "-"])

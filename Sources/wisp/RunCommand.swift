@@ -7,7 +7,7 @@ import WispKit
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Boot a cloud image as a VM with cloud-init and SSH ready.",
+        abstract: "Boot a cloud image or a bootable container image as a VM with SSH ready.",
         discussion: """
         IMAGE is a qcow2 or raw disk image file (vmdk, vhd and vhdx are not read yet: convert them with qemu-img), \
         an OVA or a Vagrant box (libvirt or virtualbox provider), or an http(s) URL of any of \
@@ -27,6 +27,16 @@ struct RunCommand: AsyncParsableCommand {
         -- CMD wait for cloud-init's final stage. Ctrl-C while it boots stops the VM (--rm \
         also removes it).
 
+        IMAGE may also be a container image (oci:DIR[:TAG], oci-archive:FILE[:TAG], \
+        docker-archive:FILE, docker://HOST/REPO[:TAG|@DIGEST]): it is pulled with every \
+        digest checked and turned once into a cached, read-only ext4 disk keyed by its \
+        manifest digest (--disk-size sizes it); the image's own kernel boots directly \
+        (/usr/lib/modules/$KVER/vmlinuz with initramfs.img, or /boot/vmlinuz-*) with root= \
+        naming that disk and the image's /usr/lib/bootc/kargs.d arguments. An image without \
+        cloud-init gets root's SSH keys, the host key and the hostname as systemd \
+        credentials (it needs systemd 252 or later and sshd); one with cloud-init gets the \
+        seed. --ephemeral discards the instance's writes whenever it stops.
+
         Examples:
           wisp run debian-12-genericcloud-amd64.qcow2
           wisp run --name web -p 8080:80 --memory 4G --disk-size 20G image.qcow2
@@ -35,9 +45,11 @@ struct RunCommand: AsyncParsableCommand {
           wisp run --memory 1G debian12.box                        # a Vagrant box (libvirt or virtualbox)
           wisp run --accel tcg image.qcow2                         # TCG even where KVM works
           wisp run --arch aarch64 --rm arm64.qcow2 -- uname -m     # an arm64 guest (read from the image anyway)
+          wisp run oci-archive:fedora-bootc.tar                    # a bootc image saved by podman
+          wisp run --rm --ephemeral docker://quay.io/fedora/fedora-bootc:42 -- rpm -q kernel
         """)
 
-    @Argument(help: "Image file, OVA, Vagrant box or http(s) URL.") var image: String
+    @Argument(help: "Image file, OVA, Vagrant box, http(s) URL or container image reference.") var image: String
     @Option(help: "Instance name (default: from the image's OS, e.g. debian-12).") var name: String?
     @Option(help: "Virtual CPUs (default: the OVF's for an OVA or box, else 2).") var cpus: Int?
     @Option(help: "Memory, e.g. 2G or 1536M (default: the OVF's for an OVA or box, else 2G).") var memory: String?
@@ -56,6 +68,9 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Attach to the serial console after starting (Ctrl-] detaches).") var console = false
     @Flag(help: "Remove the instance when done (with -- CMD: after CMD ran).") var rm = false
     @Option(help: "Seconds to wait for the guest to be ready.") var timeout: Double = 900
+    @Flag(help: "Discard the instance's writes whenever it stops (each boot starts from the image).") var ephemeral = false
+    @Option(help: "For a container image: os/arch[/variant] to pull from a multi-platform index (default: --arch, else this host's).") var platform: String?
+    @Option(name: .customLong("tls-verify"), help: "For a container image: verify the registry's TLS certificate (false also allows plain HTTP).") var tlsVerify: Bool?
     @Flag(name: .customLong("wait-final"), help: "Count the guest ready only after cloud-init's final stage, not its init stage.") var waitFinal = false
     @OptionGroup var backing: BackingOptions
     @Argument(parsing: .postTerminator, help: "Command to run over SSH once ready.") var command: [String] = []
@@ -83,6 +98,9 @@ struct RunCommand: AsyncParsableCommand {
         options.cloudInit = cloudInit
         options.provisioning = provision
         options.timeout = timeout
+        options.ephemeral = ephemeral
+        options.containerPlatform = platform
+        options.containerTLSVerify = tlsVerify
         options.waitForReady = !detach && !console
         // A command to run (the CI use) gets a settled guest: every cloud-init stage done.
         options.waitForFinalStage = waitFinal || !command.isEmpty

@@ -13,7 +13,9 @@ enum RunProgress {
             FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
         } else {
             // Elapsed seconds change constantly; only a new phase earns a new line.
-            let key = line.replacingOccurrences(of: #", \d+s\)"#, with: ")", options: .regularExpression)
+            // Byte counts too: a download or pull is one line, not one per MiB.
+            var key = line.replacingOccurrences(of: #", \d+s\)"#, with: ")", options: .regularExpression)
+            for phase in ["downloading:", "pulling:"] where key.hasPrefix(phase) { key = phase }
             if lastKey.withLock({ old in defer { old = key }; return old != key }) {
                 FileHandle.standardError.write(Data("\(line)\n".utf8))
             }

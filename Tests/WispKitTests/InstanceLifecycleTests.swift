@@ -98,4 +98,40 @@ import WispTestSupport
         #expect(InstanceState.fromQMPStatus("paused") == .paused)
         #expect(InstanceState.fromQMPStatus("shutdown") == .stopped)
     }
+    /// `--ephemeral`: stopping discards the guest's writes. The overlay is written by
+    /// qemu-io as a guest would, then `wisp stop` of the (stopped) instance makes it empty
+    /// again on the same base at the same size; qemu-img is the judge.
+    @Test func ephemeralStopDiscardsWrites() throws {
+        let dir = try TemporaryDirectory("wisp-ephemeral")
+        let store = makeStore(dir)
+        var record = try makeFirmwareInstance(store, name: "eph")
+        let files = store.files("eph")
+        let base = dir.file("base.qcow2")
+        try ToolRunner.check("qemu-img", ["create", "-q", "-f", "qcow2", base, "64M"])
+        try ToolRunner.check("qemu-io", ["-f", "qcow2", "-c", "write -P 0x11 0 1M", base])
+        try ToolRunner.check("qemu-img", ["create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", files.overlay, "128M"])
+        try ToolRunner.check("qemu-io", ["-f", "qcow2", "-c", "write -P 0x22 0 64k", "-c", "write -P 0x33 100M 64k", files.overlay])
+        record.baseImagePath = base
+        record.ephemeral = true
+        try store.save(record)
+        let controller = InstanceController(store: store)
+        #expect(controller.list().first?.ephemeral == true)
+
+        try controller.stop("eph", force: false)
+        let info = try JSONSerialization.jsonObject(with: ToolRunner.check("qemu-img", ["info", "--output=json", files.overlay]).stdout) as? [String: Any]
+        #expect(info?["backing-filename"] as? String == base)
+        #expect(info?["virtual-size"] as? Int == 128 << 20)
+        // The base's bytes show through again; the writes are gone.
+        try ToolRunner.check("qemu-io", ["-f", "qcow2", "-c", "read -P 0x11 0 64k", "-c", "read -P 0 100M 64k", files.overlay])
+        #expect(try ToolRunner.check("qemu-img", ["check", files.overlay]).status == 0)
+        let mode = (try FileManager.default.attributesOfItem(atPath: files.overlay)[.posixPermissions] as? Int) ?? 0
+        #expect(mode == 0o600)
+
+        // Not ephemeral: stop leaves the writes alone.
+        try ToolRunner.check("qemu-io", ["-f", "qcow2", "-c", "write -P 0x44 0 64k", files.overlay])
+        record.ephemeral = false
+        try store.save(record)
+        try controller.stop("eph", force: false)
+        try ToolRunner.check("qemu-io", ["-f", "qcow2", "-c", "read -P 0x44 0 64k", files.overlay])
+    }
 }

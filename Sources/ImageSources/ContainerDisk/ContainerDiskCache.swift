@@ -40,6 +40,7 @@ public struct ContainerDiskCache: Sendable {
         let reportPath = path.dropLast(4) + ".json"
         if let report = try? cachedReport(String(reportPath)), FileManager.default.fileExists(atPath: path) {
             try check(report, requireKernel: requireKernel)
+            announce?("using the cached disk of \(reference) (\(digest)): nothing to convert")
             return ContainerBaseDisk(path: path, report: report, built: false)
         }
         try ImageCacheDirectory(path: directory).create()
