@@ -40,6 +40,7 @@ public struct InstanceCreator: Sendable {
         }
         _ = try HostCommands.sshKeygen()
         _ = try HostCommands.ssh()
+        if options.entry != nil && options.boot == .uefi { throw WispError.usage("--entry picks a kernel to boot directly: it cannot go with --boot uefi") }
         if let cpus = options.cpus, !(1...256).contains(cpus) { throw WispError.usage("--cpus \(cpus): expected 1 to 256") }
         if let memory = options.memoryBytes, memory < 128 << 20 { throw WispError.usage("--memory: at least 128M is needed to boot a cloud image") }
         if let requested = options.name { try InstanceStore.validate(name: requested) }
@@ -86,8 +87,8 @@ public struct InstanceCreator: Sendable {
         if options.boot != .uefi {
             progress("reading the boot plan of \(base)")
             do {
-                bootFacts = try RunIntegration.extractBoot(image: baseChain, into: staging)
-            } catch where options.boot == .auto {
+                bootFacts = try RunIntegration.extractBoot(image: baseChain, into: staging, entry: options.entry)
+            } catch where options.boot == .auto && options.entry == nil {
                 progress("no direct boot (\(error)); booting through UEFI firmware")
                 bootFacts = nil
             }

@@ -59,10 +59,10 @@ enum RunIntegration {
 
     /// Kernel, initrd and command line from the image's own boot entries, copied into
     /// `directory`; nil when the image has no plan Wisp can follow (boot UEFI instead).
-    static func extractBoot(image: BackingChain, into directory: String) throws -> BootFacts? {
+    static func extractBoot(image: BackingChain, into directory: String, entry: String? = nil) throws -> BootFacts? {
         let inspector = try GuestInspector(disk: try DiskImageFile.open(image))
         // An EFI zboot kernel is unwrapped: QEMU 7.2's -kernel takes gzip zboot but not zstd.
-        let extracted = try KernelExtraction.extract(from: inspector, to: directory, unwrapZboot: true)
+        let extracted = try KernelExtraction.extract(from: inspector, to: directory, entry: entry, unwrapZboot: true)
         return BootFacts(kernel: extracted.kernelPath, initrd: extracted.initrdPath, commandLine: extracted.commandLine,
                          osID: extracted.osID, osVersionID: extracted.osVersionID, architecture: extracted.plan.architecture,
                          initStageModules: earlyReadinessModules(inspector), hasCloudInit: hasCloudInit(inspector))

@@ -16,6 +16,9 @@ public struct RunOptions: Sendable {
     public var forwards: [PortForward] = []
     public var extraDisks: [(path: String, readOnly: Bool)] = []
     public var boot: BootMode = .auto
+    /// The boot entry to boot directly (its id, title or index in `wisp inspect`); nil:
+    /// the default entry, for a container image the newest kernel.
+    public var entry: String? = nil
     public var accelerator: AcceleratorChoice = .auto
     /// The guest's architecture as the user named it (`--arch`); nil: read from the image.
     public var architecture: GuestArchitecture? = nil

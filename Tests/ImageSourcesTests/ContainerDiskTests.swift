@@ -85,4 +85,50 @@ import WispTestSupport
         #expect(plan.commandLine == "root=UUID=\(report.filesystemUUID) rw console=ttyS0,115200 quiet")
         #expect(guest.kernel?.qemuDirectBoot == true)
     }
+    /// Several kernels: a unified kernel image in /usr/lib/modules/$KVER (Fedora's
+    /// kernel-uki-virt), a plain one beside an initramfs, a UKI in /boot/EFI/Linux. Each gets
+    /// a BLS entry (a UKI through `efi`), newest first as the default; every one can be
+    /// chosen by id (`wisp run --entry`), and the UKI's plan is its sections with Wisp's
+    /// root= instead of the UKI's own command line.
+    @Test func everyKernelGetsAnEntryAndUnifiedImagesBootThroughEfi() async throws {
+        let work = try TemporaryDirectory("wisp-container-kernels")
+        let root = work.file("root")
+        let fm = FileManager.default
+        func put(_ path: String, _ bytes: [UInt8]) throws {
+            try fm.createDirectory(atPath: (root + path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try Data(bytes).write(to: URL(fileURLWithPath: root + path))
+        }
+        let uki = FakeKernel.uki(sections: [(".osrel", Array("ID=fedora\nVERSION_ID=42\n".utf8)), (".uname", Array("6.9.0-uki".utf8)),
+                                            (".cmdline", Array("root=/dev/elsewhere ro".utf8)),
+                                            (".linux", FakeKernel.bzImage(version: "6.9.0-uki")), (".initrd", Array(repeating: 7, count: 4096))])
+        try put("/usr/lib/modules/6.9.0-uki/vmlinuz-virt.efi", uki)
+        try put("/usr/lib/modules/6.1.0-plain/vmlinuz", FakeKernel.bzImage(version: "6.1.0-plain"))
+        try put("/usr/lib/modules/6.1.0-plain/initramfs.img", Array(repeating: 9, count: 4096))
+        try put("/boot/EFI/Linux/linux-5.10.0.efi", FakeKernel.uki(sections: [(".linux", FakeKernel.bzImage(version: "5.10.0"))]))
+        try put("/usr/lib/bootc/kargs.d/10-a.toml", Array("kargs = [\"console=ttyS0\"]\n".utf8))
+        try put("/etc/os-release", Array("NAME=Test\nID=test\n".utf8))
+        try ToolRunner.check("umoci", ["init", "--layout", work.file("img")])
+        try ToolRunner.check("umoci", ["new", "--image", work.file("img") + ":k"])
+        try ToolRunner.check("umoci", ["insert", "--image", work.file("img") + ":k", root, "/"])
+        let reference = "oci:\(work.file("img")):k"
+        let image = try await OCIPuller(store: OCIBlobStore(root: work.file("store"))).pull(try OCIReference.parse(reference))
+        let disk = work.file("disk.raw")
+        let report = try ContainerDiskBuilder.build(image, reference: reference, options: ContainerDiskOptions(), requireKernel: true, to: disk)
+        #expect(report.kernels.map(\.version) == ["6.9.0-uki", "6.1.0-plain", "linux-5.10.0"])
+        #expect(report.kernels.map { $0.unified == true } == [true, false, true])
+        #expect(report.bootEntry?.kernel.kernel == "/usr/lib/modules/6.9.0-uki/vmlinuz-virt.efi")
+        #expect(!report.warnings.contains { $0.contains("initramfs") }, "a UKI carries its initrd: \(report.warnings)")
+        try ContainerDiskJudge.checkWithRealTools(disk, work: work)
+
+        let inspector = try GuestInspector(disk: try FileBlockDevice(path: disk))
+        let guest = try inspector.inspect()
+        #expect(guest.bootEntries.filter { $0.source == .bls }.map(\.id) == ["wisp-6.9.0-uki", "wisp-6.1.0-plain", "wisp-linux-5.10.0"])
+        let plan = try inspector.bootPlan()
+        #expect(plan.unifiedKernelImage == true && plan.kernelPath == "/usr/lib/modules/6.9.0-uki/vmlinuz-virt.efi")
+        #expect(plan.commandLine == "root=UUID=\(report.filesystemUUID) rw console=ttyS0", "the UKI's own root= cannot name this disk")
+        let plain = try inspector.bootPlan(entry: "wisp-6.1.0-plain")
+        #expect(plain.kernelPath == "/usr/lib/modules/6.1.0-plain/vmlinuz" && plain.initrdPaths == ["/usr/lib/modules/6.1.0-plain/initramfs.img"])
+        #expect(try inspector.bootPlan(entry: "wisp-linux-5.10.0").kernelPath == "/boot/EFI/Linux/linux-5.10.0.efi")
+        #expect { try inspector.bootPlan(entry: "wisp-4.0") } throws: { ($0 as? WispError)?.kind == .notFound }
+    }
 }

@@ -30,8 +30,15 @@ public struct ContainerBootEntry: Sendable, Equatable, Codable {
     /// The entry's text. Values are one line each: a newline inside one would start a key
     /// the image chose, so such values are refused.
     public func text() throws -> String {
-        var lines = ["title \(title)", "version \(kernel.version)", "linux \(kernel.kernel)"]
-        if let initrd = kernel.initrd { lines.append("initrd \(initrd)") }
+        var lines = ["title \(title)", "version \(kernel.version)"]
+        if kernel.unified == true {
+            // The UKI carries its initrd; these options replace its .cmdline, as systemd-stub
+            // does outside Secure Boot (its own root= cannot name this disk).
+            lines.append("efi \(kernel.kernel)")
+        } else {
+            lines.append("linux \(kernel.kernel)")
+            if let initrd = kernel.initrd { lines.append("initrd \(initrd)") }
+        }
         lines.append("options \(options.joined(separator: " "))")
         for line in lines where line.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" }) {
             throw WispError.corrupt(path, "BLS entry", "a value contains a line break or NUL: \(line.debugDescription)")

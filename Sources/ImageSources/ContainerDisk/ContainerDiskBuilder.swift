@@ -31,7 +31,7 @@ public enum ContainerDiskBuilder {
             let message = "\(reference): the image has no kernel (looked for /usr/lib/modules/*/vmlinuz and /boot/vmlinuz-*), so the disk is not bootable"
             if requireKernel { throw WispError(.notFound, message) }
             warnings.append(message)
-        } else if kernels[0].initrd == nil {
+        } else if kernels[0].initrd == nil && kernels[0].unified != true {
             warnings.append("\(reference): kernel \(kernels[0].version) has no initramfs beside it; the guest must mount its root without one")
         }
 
@@ -77,11 +77,12 @@ public enum ContainerDiskBuilder {
             }
             let kargs = try BootcKernelArguments.merge(files, architecture: architecture?.rawValue ?? image.platform.architecture)
             let osName = osRelease.flatMap { sink.captured[$0] }.flatMap { ContainerBootEntry.osName(fromOSRelease: String(decoding: $0, as: UTF8.self)) }
+            // One entry per kernel (newest first, the default); `wisp run --entry` picks another.
             var entry: ContainerBootEntry?
-            if let kernel = kernels.first {
+            for kernel in kernels {
                 let made = ContainerBootEntry(kernel: kernel, osName: osName, rootUUID: identity.filesystemUUID, kernelArguments: kargs)
                 try write(made, into: writer, timestamp: timestamp)
-                entry = made
+                if entry == nil { entry = made }
             }
             _ = try writer.finish()
             try output.commit()
