@@ -6,7 +6,8 @@ import WispTestSupport
 /// (extracted with `wisp fs get`): kernel and initramfs under /usr/lib/modules/$KVER/,
 /// an empty /boot, an empty fstab (the root comes from the kernel command line, as in
 /// bootc images), a kargs.d file, sshd enabled, networking by systemd-networkd with DHCP,
-/// and cloud-init removed, so Wisp must provision it through systemd credentials. umoci
+/// and cloud-init removed, so Wisp must provision it through systemd credentials (or,
+/// with `cloudInit`, kept: the same image provisioned through the NoCloud seed). umoci
 /// makes the layout and skopeo the oci-archive. Kept per test image in the temporary
 /// directory (building takes about a minute).
 struct BootcImageFixture {
@@ -15,15 +16,15 @@ struct BootcImageFixture {
     /// The argument the image's kargs.d file adds to the kernel command line.
     static let kargsMarker = "wisp.e2e=kargs-d"
 
-    static func get(wisp: String) throws -> BootcImageFixture {
+    static func get(wisp: String, cloudInit: Bool = false) throws -> BootcImageFixture {
         let image = try TestImage.path()
         let directory = FileManager.default.temporaryDirectory.path
-            + "/wisp-e2e-bootc-fixture/\((image as NSString).lastPathComponent)"
+            + "/wisp-e2e-bootc-fixture\(cloudInit ? "-cloud-init" : "")/\((image as NSString).lastPathComponent)"
         if FileManager.default.fileExists(atPath: "\(directory)/debian-bootc.tar") { return BootcImageFixture(directory: directory) }
         let building = directory + ".building-\(getpid())"
         try? FileManager.default.removeItem(atPath: building)
         try FileManager.default.createDirectory(atPath: building, withIntermediateDirectories: true)
-        try ToolRunner.check("bash", ["-c", script, "fixture", building, image, wisp, kargsMarker])
+        try ToolRunner.check("bash", ["-c", script, "fixture", building, image, wisp, kargsMarker, cloudInit ? "keep" : "remove"])
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.moveItem(atPath: building, toPath: directory)
         return BootcImageFixture(directory: directory)
@@ -40,6 +41,12 @@ struct BootcImageFixture {
     rm -rf root/boot/* root/vmlinuz* root/initrd.img*
     printf 'kargs = ["%s"]\n' "$4" > root/usr/lib/bootc/kargs.d/10-wisp-e2e.toml
     echo '# bootc: the root is named on the kernel command line' > root/etc/fstab
+    if [ "$5" = keep ]; then
+      umoci init --layout img >/dev/null && umoci new --image img:debian >/dev/null
+      umoci insert --image img:debian root / >/dev/null && rm -rf root
+      skopeo copy --quiet oci:img:debian oci-archive:debian-bootc.tar && rm -rf img
+      exit 0
+    fi
     # No cloud-init: its package files, configuration, units and generator.
     rm -rf root/etc/cloud root/var/lib/cloud root/usr/bin/cloud-init* root/usr/lib/python3/dist-packages/cloudinit \
       root/usr/lib/systemd/system/cloud-* root/usr/lib/systemd/system-generators/cloud-init-generator \

@@ -66,4 +66,19 @@ import WispTestSupport
         #expect(left.isEmpty, "\(left)")
         print("container boot: first run (pull, disk, boot to SSH) \(Int(firstRun)) s; second run of the same digest from the registry (boot, command, rm) \(Int(secondRun)) s")
     }
+    /// The same bootc layout with cloud-init left in: provisioned through the NoCloud seed
+    /// as a cloud image is (the host user, not root; cloud-init done).
+    @Test(.timeLimit(.minutes(20))) func bootcImageWithCloudInitUsesTheSeed() throws {
+        let box = try BootTests.Sandbox()
+        defer { box.cleanUp() }
+        let fixture = try BootcImageFixture.get(wisp: box.wisp, cloudInit: true)
+        let result = try box.run(["run", "--rm", "--name", "bootcci", "--accel", BootTests.accel, "--memory", "1536M", "--timeout", "900",
+                                  "oci-archive:\(fixture.archive)", "--",
+                                  "sh", "-c", "id -un; cat /etc/hostname; cloud-init status; grep -c wisp.e2e=kargs-d /proc/cmdline"])
+        #expect(result.status == 0, "\(result.stderrText)")
+        #expect(!result.stderrText.contains("systemd credentials"), "\(result.stderrText)")
+        let lines = result.stdoutText.split(separator: "\n").map(String.init)
+        #expect(lines.count == 4 && lines[0] != "root" && lines[1] == "bootcci" && lines[2] == "status: done" && lines[3] == "1",
+                "\(result.stdoutText)")
+    }
 }
