@@ -9,7 +9,7 @@ public struct ImageCacheDirectory: Sendable, Equatable {
 
     public init(path: String) { self.path = path }
 
-    func create() throws {
+    public func create() throws {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {

@@ -66,9 +66,15 @@ public struct InstanceCreator: Sendable {
             cache: ImageCacheDirectory(path: store.paths.images.path), expectedDigest: try options.digest.map(ImageReference.parseDigest),
             progress: { done, total in progress("downloading: \(ByteSize.format(done))" + (total.map { " of \(ByteSize.format($0))" } ?? "")) },
             announce: progress)
-        let resolved = try await source.resolve(context)
-        try RunIntegration.validateQEMUFormat(resolved.format, resolved.path)
-        let baseChain = try RunIntegration.baseChain(resolved, allowedDirectories: allowed)
+        var resolved = try await source.resolve(context)
+        var baseChain = try RunIntegration.baseChain(resolved, allowedDirectories: allowed)
+        if ForeignFormatCache.needsConversion(baseChain) {
+            // QEMU is handed qcow2 and raw only: other formats go through a cached qcow2.
+            progress("image: " + RunIntegration.describe(baseChain))
+            resolved.path = try ForeignFormatCache(images: store.paths.images.path).qcow2(for: baseChain, progress: progress)
+            resolved.format = .qcow2
+            baseChain = try BackingChain.resolve(path: resolved.path, format: .qcow2, policy: .selfContained)
+        }
         if let archive = resolved.archive {
             progress("image: \(archive.description) \(options.image), \(archive.disks.count) disk(s) unpacked in the cache")
         }

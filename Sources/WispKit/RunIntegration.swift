@@ -43,12 +43,6 @@ enum RunIntegration {
         }.joined(separator: " -> ")
     }
 
-    static func validateQEMUFormat(_ format: ImageFormat, _ path: String) throws {
-        guard [.qcow2, .raw].contains(format) else {
-            throw WispError.unsupported(path, "\(format.rawValue) images are not read by Wisp yet: convert it first (qemu-img convert -O qcow2 \(path) image.qcow2)")
-        }
-    }
-
     /// A qcow2 overlay backed by `base`, at least `size` bytes (the guest's growpart grows
     /// its root partition into the rest).
     static func createOverlay(base: BackingChain, overlay: String, size: UInt64) throws {

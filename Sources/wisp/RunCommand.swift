@@ -9,7 +9,7 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Boot a cloud image or a bootable container image as a VM with SSH ready.",
         discussion: """
-        IMAGE is a qcow2 or raw disk image file (vmdk, vhd and vhdx are not read yet: convert them with qemu-img), \
+        IMAGE is a disk image file (qcow2 or raw; vmdk, vhd, vhdx and vdi are converted once to a qcow2 in the cache), \
         an OVA or a Vagrant box (libvirt or virtualbox provider), or an http(s) URL of any of \
         these, downloaded once into $XDG_CACHE_HOME/wisp/images. An OVA's manifest digests are \
         checked and its disks converted to qcow2, a box's disks unpacked, once per archive \

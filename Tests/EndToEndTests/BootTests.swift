@@ -138,6 +138,20 @@ import WispTestSupport
         #expect(left.isEmpty, "\(left)")
     }
 
+    /// A Hyper-V style image: the test image as a dynamic VHDX (made by qemu-img) boots;
+    /// Wisp converts it once to a qcow2 in its cache and QEMU reads only that.
+    @Test(.timeLimit(.minutes(20))) func vhdxImageBoots() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        let vhdx = box.dir.file("debian.vhdx")
+        try ToolRunner.check("qemu-img", ["convert", "-O", "vhdx", "-o", "subformat=dynamic", box.image, vhdx])
+        let result = try box.run(["run", "--rm", "--name", "hyperv", "--accel", Self.accel, "--memory", "1536M", "--timeout", "900",
+                                  vhdx, "--", "cat", "/etc/hostname"])
+        #expect(result.status == 0, "\(result.stderrText)")
+        #expect(result.stdoutText == "hyperv\n")
+        #expect(result.stderrText.contains("converting \(vhdx) (vhdx) to qcow2"), "\(result.stderrText)")
+    }
+
     /// `--cloud-init http`: no seed disk; the guest fetches the seed from Wisp's listener as
     /// NoCloud-net (dsmode "net" on the kernel command line, which cloud-init 22.4 needs).
     @Test(.timeLimit(.minutes(20))) func seedOverHTTP() throws {
