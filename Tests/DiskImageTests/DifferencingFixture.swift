@@ -161,6 +161,10 @@ enum DifferencingFixture {
         let slot = metaOffset + 32 + 32 * count
         b.replaceSubrange(slot..<(slot + 32), with: entry)
         b.putLE(UInt64(count + 1), at: metaOffset + 10, width: 2)
+        // qemu-img marks a dynamic image's unwritten blocks ZERO (state 2), which in a
+        // differencing image reads as zeros; blocks the child never wrote come from the
+        // parent only as NOT_PRESENT (state 0).
+        for block in 0..<40 where le64(b, batOffset + 8 * block) & 7 == 2 { b.putLE(0, at: batOffset + 8 * block, width: 8) }
         // Partly written blocks: state 7 and bits in the chunk's sector bitmap block.
         let blockSize: UInt64 = 1 << 20
         let chunkRatio = 4096  // 2^23 sectors of 512 bytes per 1 MiB block
