@@ -138,6 +138,12 @@ extension FormatSpecificInfo {
             d.uuid = b.uuid
             d.parentUUID = b.parentUUID
             if !b.parentLocators.isEmpty { d.parentLocators = b.parentLocators.map { ParentLocatorInfo(key: $0.key, path: $0.path) } }
+            // A fixed VHD is raw data and a footer: no blocks, no cluster size (as qemu-img).
+            if member.format == .vhd && b.subformat == "fixed" {
+                d.blockSize = nil
+                d.allocatedBlocks = nil
+                return (FormatSpecificInfo(type: member.format.qemuDriverName, data: d), nil)
+            }
             return (FormatSpecificInfo(type: member.format.qemuDriverName, data: d), Int(b.blockSize))
         }
         return nil
