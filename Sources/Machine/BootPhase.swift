@@ -26,6 +26,17 @@ public enum BootPhase: Int, Sendable, Comparable, CustomStringConvertible {
 
     /// The last `count` non-empty lines of a serial log, control characters removed, for
     /// error messages.
+    /// systemd's line for an SSH server that failed to start ("[FAILED] Failed to start
+    /// ssh.service - OpenBSD Secure Shell server." on Debian, sshd.service on Fedora), or nil.
+    public static func sshServiceFailure(in log: String) -> String? {
+        for line in log.split(separator: "\n").reversed() where line.contains("Failed to start") {
+            if ["ssh.service", "sshd.service", "Secure Shell", "OpenSSH"].contains(where: { line.contains($0) }) {
+                return String(line).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+        }
+        return nil
+    }
+
     public static func tail(of log: String, lines count: Int = 15) -> String {
         let cleaned = log.unicodeScalars.filter { $0 == "\n" || $0 == "\t" || ($0.value >= 0x20 && $0.value != 0x7F) }
         let lines = String(String.UnicodeScalarView(cleaned)).split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }

@@ -131,6 +131,7 @@ public struct InstanceBooter: Sendable {
         let deadline = start.addingTimeInterval(timeout)
         var lastShown = ""
         var phoneHomeSeen = readiness.metadata == nil
+        var sshFailedAt: Date? = nil
         while true {
             let log = Self.currentBootLog(files)
             if !QEMULauncher.isQEMU(pid: pid) {
@@ -147,6 +148,13 @@ public struct InstanceBooter: Sendable {
             let line = "\(record.name): \(phase) (\(record.spec.accelerator.rawValue), \(elapsed)s)"
             if line != lastShown { progress(line); lastShown = line }
             if phoneHomeSeen && (!readiness.waitForSSH || ssh.probe()) { return }
+            // systemd restarts a failed sshd a few times: give it 20 s to come up after all.
+            if readiness.waitForSSH, let failure = BootPhase.sshServiceFailure(in: log) {
+                if let since = sshFailedAt, Date().timeIntervalSince(since) > 20 {
+                    throw WispError(.guestFailed, "the SSH server of \(record.name) failed to start (\(failure)), so Wisp cannot reach it; the VM is still running (wisp logs \(record.name), wisp rm --force \(record.name)); last serial lines:\n\(BootPhase.tail(of: log))")
+                }
+                if sshFailedAt == nil { sshFailedAt = Date() }
+            }
             if Date() > deadline {
                 throw WispError(.timedOut, "\(record.name) was not ready after \(Int(timeout)) s (phase: \(phase)\(phoneHomeSeen ? "" : ", cloud-init has not phoned home")); the VM is still running (wisp logs \(record.name), wisp rm --force \(record.name)); last serial lines:\n\(BootPhase.tail(of: log))")
             }
