@@ -131,4 +131,20 @@ import WispTestSupport
         #expect(try inspector.bootPlan(entry: "wisp-linux-5.10.0").kernelPath == "/boot/EFI/Linux/linux-5.10.0.efi")
         #expect { try inspector.bootPlan(entry: "wisp-4.0") } throws: { ($0 as? WispError)?.kind == .notFound }
     }
+    /// `rw` unless the image's kargs choose themselves; a UKI entry names it with `efi`.
+    @Test func bootEntryText() throws {
+        let uuid = UUID(uuidString: "12345678-1234-1234-1234-123456789ABC")!
+        let plain = ContainerKernel(version: "6.1", kernel: "/usr/lib/modules/6.1/vmlinuz", initrd: "/usr/lib/modules/6.1/initramfs.img")
+        #expect(ContainerBootEntry(kernel: plain, osName: "X", rootUUID: uuid, kernelArguments: ["quiet"]).options
+                == ["root=UUID=12345678-1234-1234-1234-123456789abc", "rw", "quiet"])
+        #expect(ContainerBootEntry(kernel: plain, osName: "X", rootUUID: uuid, kernelArguments: ["ro", "quiet"]).options
+                == ["root=UUID=12345678-1234-1234-1234-123456789abc", "ro", "quiet"])
+        let text = try ContainerBootEntry(kernel: plain, osName: "X", rootUUID: uuid, kernelArguments: []).text()
+        #expect(text.contains("linux /usr/lib/modules/6.1/vmlinuz\ninitrd /usr/lib/modules/6.1/initramfs.img\n"))
+        let uki = ContainerKernel(version: "6.9", kernel: "/boot/EFI/Linux/6.9.efi", initrd: nil, unified: true)
+        let ukiText = try ContainerBootEntry(kernel: uki, osName: "X", rootUUID: uuid, kernelArguments: []).text()
+        #expect(ukiText.contains("efi /boot/EFI/Linux/6.9.efi\n") && !ukiText.contains("linux ") && !ukiText.contains("initrd"))
+        let hostile = ContainerKernel(version: "6.1", kernel: "/x\nlinux /evil", initrd: nil)
+        #expect(throws: WispError.self) { try ContainerBootEntry(kernel: hostile, osName: "X", rootUUID: uuid, kernelArguments: []).text() }
+    }
 }

@@ -15,7 +15,8 @@ public struct ContainerBootEntry: Sendable, Equatable, Codable {
     public var id: String
     public var title: String
     public var kernel: ContainerKernel
-    /// `root=UUID=... rw` and then the image's kargs.d arguments.
+    /// `root=UUID=...`, `rw` (unless the kargs say ro or rw themselves), then the image's
+    /// kargs.d arguments.
     public var options: [String]
 
     public var path: String { "\(Self.directory)/\(id).conf" }
@@ -24,7 +25,9 @@ public struct ContainerBootEntry: Sendable, Equatable, Codable {
         self.kernel = kernel
         id = "wisp-\(kernel.version)"
         title = "\(osName ?? "Linux") (\(kernel.version))"
-        options = ["root=UUID=\(rootUUID.uuidString.lowercased())", "rw"] + kernelArguments
+        // rw unless the image's own arguments ask for ro (ostree-style images do).
+        let access = kernelArguments.contains("ro") || kernelArguments.contains("rw") ? [] : ["rw"]
+        options = ["root=UUID=\(rootUUID.uuidString.lowercased())"] + access + kernelArguments
     }
 
     /// The entry's text. Values are one line each: a newline inside one would start a key

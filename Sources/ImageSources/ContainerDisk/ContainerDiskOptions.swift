@@ -15,9 +15,10 @@ public struct ContainerDiskOptions: Sendable, Hashable, Codable {
         self.headroomPercent = headroomPercent
     }
 
-    /// The options as they enter a cache name.
+    /// The options as they enter a cache name. `layout` changes whenever a disk Wisp built
+    /// before would differ from one built now (2: an entry per kernel, UKIs, rw rule).
     var cacheKey: String {
-        "size=\(size.map(String.init) ?? "auto"),headroom=\(headroomPercent),layout=1"
+        "size=\(size.map(String.init) ?? "auto"),headroom=\(headroomPercent),layout=2"
     }
 }
 
