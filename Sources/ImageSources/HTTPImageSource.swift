@@ -66,6 +66,6 @@ public struct HTTPImageSource: ImageSource {
     }
 
     static func format(of path: String) throws -> ImageFormat {
-        try ImageFormat.probe(try FileBlockDevice(path: path, writable: false))
+        try MachineArchiveProbe.diskFormat(of: path)
     }
 }

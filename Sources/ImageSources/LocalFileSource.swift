@@ -27,8 +27,7 @@ public struct LocalFileSource: ImageSource {
             try ImageCacheDirectory.verify(path, expected: expected)
             digest = expected
         }
-        let device = try FileBlockDevice(path: path, writable: false)
-        return try ResolvedImage(path: path, format: try ImageFormat.probe(device), sha256: digest, origin: .localFile)
+        return try ResolvedImage(path: path, format: try MachineArchiveProbe.diskFormat(of: path), sha256: digest, origin: .localFile)
             .importingArchive(context, reference: reference)
     }
 }

@@ -22,6 +22,14 @@ public enum MachineArchiveProbe {
         return boxLike ? .box : nil
     }
 
+    /// The file's disk format, asked only when it is no OVA or box: the probe refuses tars
+    /// and compressed files as "not a disk image", which a box is. An archive reads as raw
+    /// here; `importingArchive` then swaps in its boot disk.
+    static func diskFormat(of path: String) throws -> ImageFormat {
+        if kind(of: path) != nil { return .raw }
+        return try ImageFormat.probe(try FileBlockDevice(path: path, writable: false))
+    }
+
     /// Whether libarchive reads a tar header at the start of the (decompressed) stream:
     /// a gzipped disk image (`.img.gz`) is not a box.
     static func startsWithTarHeader(_ path: String) -> Bool {

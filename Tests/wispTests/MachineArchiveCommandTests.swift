@@ -49,7 +49,7 @@ import WispTestSupport
         #expect(info.contains("\"format\" : \"qcow2\""), "\(info)")
         let motd = try ToolRunner.check(wisp, ["fs", "cat", ova, "/etc/motd"], environment: env).stdoutText
         #expect(motd == "hello from the archive\n")
-        #expect(FileManager.default.fileExists(atPath: dir.file("cache/images/archives")))
+        #expect(FileManager.default.fileExists(atPath: dir.file("cache/wisp/images/archives")))
 
         // A libvirt box of the same disk, read by the same verbs.
         let content = dir.file("box.d")
