@@ -16,6 +16,19 @@ public struct CheckReport: Codable, Sendable, Equatable {
     public var totalClusters: UInt64 = 0
     public var imageEndOffset: UInt64 = 0
     public var dirty = false
+    /// The corruptions listed so far, to list each once: bookkeeping, neither encoded nor
+    /// compared.
+    var listed = Listed()
+
+    struct Listed: Sendable, Equatable {
+        var sentences: Set<String> = []
+        static func == (_: Listed, _: Listed) -> Bool { true }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case filename, format, leakedClusters, refcountErrors, corruptions, repairedClusters, allocatedClusters,
+             totalClusters, imageEndOffset, dirty
+    }
 
     public var isClean: Bool { leakedClusters == 0 && refcountErrors == 0 && corruptions.isEmpty }
 
@@ -42,15 +55,15 @@ public enum Qcow2Checker {
     static let maxClusters: UInt64 = 1 << 28
 
     /// The image's chain is resolved under `policy` first (as `qemu-img check` opens it),
-    /// so a chain the policy refuses is an error, not a report.
+    /// so a chain the policy refuses is an error, not a report. Other formats are checked
+    /// by `ImageChecker` (this is the same entry point, kept for its callers).
     public static func check(path: String, repair: Bool = false,
                              policy: ExternalReferencePolicy = .confinedToImageDirectory) throws -> CheckReport {
-        let chain = try BackingChain.resolve(path: path, policy: policy, writable: repair)
-        let format = chain.top.format
-        guard format == .qcow2 else {
-            _ = try DiskImageFile.open(chain)
-            return CheckReport(filename: path, format: format)
-        }
+        try ImageChecker.check(path: path, repair: repair, policy: policy)
+    }
+
+    /// Checks the qcow2 top of a resolved chain (resolved writable when `repair`).
+    static func check(chain: BackingChain, path: String, repair: Bool) throws -> CheckReport {
         let file = try chain.openFile(of: chain.top)
         let device = try FileBlockDevice(file: file)
         let header = try Qcow2Header.parse(device, name: path)

@@ -26,6 +26,13 @@ enum VdiImage {
         /// The data-area index each mapped block uses, in block-map order (nil: none).
         var dataIndexes: [UInt32?] = []
         var metadata: [(what: String, offset: UInt64, length: UInt64)] = []
+        /// Bytes of user data before each block's data (rarely other than 0).
+        var blockExtra: UInt64 = 0
+        /// Where the block map starts.
+        var mapOffset: UInt64 = 0
+        /// What a lenient parse (`wisp image check`) found wrong and went past: block map
+        /// entries beyond the image's blocks or the file (left unallocated).
+        var problems: [WispError] = []
         var isDifferencing: Bool { imageType == 4 || parentUUID.contains { $0 != 0 } }
 
         var header: BlockMappedHeader {
@@ -36,8 +43,17 @@ enum VdiImage {
         }
     }
 
-    static func parse(_ file: any BlockDevice) throws -> Layout {
+    /// `lenient`: for `wisp image check`, block map entries beyond the image's blocks or
+    /// the file go to `problems` (those blocks read as unallocated) instead of ending the
+    /// parse; everything else is refused as usual.
+    static func parse(_ file: any BlockDevice, lenient: Bool = false) throws -> Layout {
         let name = file.name
+        var problems: [WispError] = []
+        func fail(_ error: WispError) throws {
+            guard lenient else { throw error }
+            // One more than a check report lists, so it says there were more.
+            if problems.count <= CheckReport.maxListed { problems.append(error) }
+        }
         let header = try file.readStructure("VDI header", at: 0, count: 512)
         let r = HeaderFields(bytes: header, name: name, structure: "VDI header", base: 0)
         guard try r.le32(64) == signature else {
@@ -78,20 +94,26 @@ enum VdiImage {
         indexes.reserveCapacity(needed)
         for i in 0..<needed {
             let e = UInt32(map[4 * i]) | UInt32(map[4 * i + 1]) << 8 | UInt32(map[4 * i + 2]) << 16 | UInt32(map[4 * i + 3]) << 24
-            indexes.append(e >= zero ? nil : e)
             switch e {
             case unallocated: blocks.append(.unallocated)
             case zero: blocks.append(.zero)
             default:
                 guard UInt64(e) < count else {
-                    throw WispError.corrupt(name, "VDI block map entry \(i)", at: mapOffset + UInt64(4 * i), "block \(e) is beyond the \(count) blocks of the image")
+                    try fail(WispError.corrupt(name, "VDI block map entry \(i)", at: mapOffset + UInt64(4 * i), "block \(e) is beyond the \(count) blocks of the image"))
+                    blocks.append(.unallocated)
+                    indexes.append(nil)
+                    continue
                 }
                 let at = dataOffset + UInt64(e) * (blockSize + blockExtra) + blockExtra
                 guard at < file.size else {
-                    throw WispError.corrupt(name, "VDI block map entry \(i)", at: mapOffset + UInt64(4 * i), "block \(e) lies at \(at), beyond the end of the file (\(file.size) bytes)")
+                    try fail(WispError.corrupt(name, "VDI block map entry \(i)", at: mapOffset + UInt64(4 * i), "block \(e) lies at \(at), beyond the end of the file (\(file.size) bytes)"))
+                    blocks.append(.unallocated)
+                    indexes.append(nil)
+                    continue
                 }
                 blocks.append(.data(at))
             }
+            indexes.append(e >= zero ? nil : e)
         }
         var layout = Layout(imageType: imageType, size: size, blockSize: blockSize, blocks: blocks,
                             uuid: try r.slice(392, 16), parentUUID: try r.slice(440, 16))
@@ -99,6 +121,9 @@ enum VdiImage {
         layout.blocksAllocated = UInt64(try r.le32(388))
         layout.dataIndexes = indexes
         layout.metadata = [("the header", 0, 512), ("the block map", mapOffset, UInt64(needed) * 4)]
+        layout.blockExtra = blockExtra
+        layout.mapOffset = mapOffset
+        layout.problems = problems
         return layout
     }
 

@@ -20,6 +20,11 @@ enum VhdImage {
         var metadata: [(what: String, offset: UInt64, length: UInt64)] = []
         /// Bytes before each stored block's data (its sector bitmap).
         var bitmapBytes: UInt64 = 0
+        /// Where the BAT starts (dynamic and differencing images).
+        var tableOffset: UInt64 = 0
+        /// What a lenient parse (`wisp image check`) found wrong and went past: the block
+        /// of a BAT entry outside the file (left unallocated), a dynamic header checksum.
+        var problems: [WispError] = []
 
         var header: BlockMappedHeader {
             BlockMappedHeader(format: .vhd, subformat: subformat, virtualSize: footer.virtualSize, blockSize: blockSize,
@@ -33,8 +38,17 @@ enum VhdImage {
     /// Block sizes beyond this are refused (the specification's default is 2 MiB).
     static let maxBlockSize: UInt64 = 256 << 20
 
-    static func parse(_ file: any BlockDevice) throws -> Layout {
+    /// `lenient`: for `wisp image check`, a bad dynamic header checksum and BAT entries
+    /// outside the file go to `problems` (those blocks read as unallocated) instead of
+    /// ending the parse; everything else is refused as usual.
+    static func parse(_ file: any BlockDevice, lenient: Bool = false) throws -> Layout {
         let name = file.name
+        var problems: [WispError] = []
+        func fail(_ error: WispError) throws {
+            guard lenient else { throw error }
+            // One more than a check report lists, so it says there were more.
+            if problems.count <= CheckReport.maxListed { problems.append(error) }
+        }
         guard file.size >= 512 else {
             throw WispError.corrupt(name, "VHD footer", "the file is \(file.size) bytes, too short for a footer")
         }
@@ -73,8 +87,8 @@ enum VhdImage {
         }
         let stored = try r.be32(36)
         let computed = VhdFooter.checksum(header, skipping: 36)
-        guard stored == computed else {
-            throw WispError.corrupt(name, "VHD dynamic header", at: headerOffset, "checksum \(hex(stored)) does not match (\(hex(computed)))")
+        if stored != computed {
+            try fail(WispError.corrupt(name, "VHD dynamic header", at: headerOffset, "checksum \(hex(stored)) does not match (\(hex(computed)))"))
         }
         let tableOffset = try r.be64(16)
         let entries = UInt64(try r.be32(28))
@@ -99,12 +113,16 @@ enum VhdImage {
             }
             let dataStart = UInt64(e) * 512 + bitmapBytes
             guard dataStart < file.size else {
-                throw WispError.corrupt(name, "VHD BAT entry \(i)", at: tableOffset + UInt64(4 * i), "sector \(e) lies beyond the end of the file (\(file.size) bytes)")
+                try fail(WispError.corrupt(name, "VHD BAT entry \(i)", at: tableOffset + UInt64(4 * i), "sector \(e) lies beyond the end of the file (\(file.size) bytes)"))
+                blocks.append(.unallocated)
+                continue
             }
             blocks.append(differencing ? .partial(data: dataStart, bitmap: UInt64(e) * 512) : .data(dataStart))
         }
         var layout = Layout(footer: footer, blockSize: blockSize, blocks: blocks)
         layout.bitmapBytes = bitmapBytes
+        layout.tableOffset = tableOffset
+        layout.problems = problems
         layout.metadata = [("the footer copy", 0, 512), ("the dynamic header", headerOffset, 1024),
                            ("the BAT", tableOffset, UInt64(needed) * 4), ("the footer", tailOffset, 512)]
         if differencing {

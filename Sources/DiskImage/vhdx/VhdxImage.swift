@@ -34,6 +34,15 @@ enum VhdxImage {
         var parentLocators: [BlockMappedHeader.ParentLocator] = []
         /// Where the metadata lies, for `wisp image check`.
         var metadata: [(what: String, offset: UInt64, length: UInt64)] = []
+        /// The BAT region, the payload blocks per chunk (one sector bitmap entry follows
+        /// each chunk's payload entries) and the log region the current header names.
+        var bat: (offset: UInt64, length: UInt64) = (0, 0)
+        var chunkRatio: UInt64 = 0
+        var log: (offset: UInt64, length: UInt64) = (0, 0)
+        /// What a lenient parse (`wisp image check`) found wrong and went past: a log that
+        /// needs replay, BAT entries outside the file or in an invalid state (those blocks
+        /// read as unallocated).
+        var problems: [WispError] = []
 
         var header: BlockMappedHeader {
             BlockMappedHeader(format: .vhdx, subformat: subformat, virtualSize: size, blockSize: blockSize,
@@ -72,8 +81,17 @@ enum VhdxImage {
         return CRC32C.checksum(copy) == stored
     }
 
-    static func parse(_ file: any BlockDevice) throws -> Layout {
+    /// `lenient`: for `wisp image check`, a log that needs replay and bad payload BAT
+    /// entries go to `problems` (those blocks read as unallocated) instead of ending the
+    /// parse; everything else is refused as usual.
+    static func parse(_ file: any BlockDevice, lenient: Bool = false) throws -> Layout {
         let name = file.name
+        var problems: [WispError] = []
+        func fail(_ error: WispError) throws {
+            guard lenient else { throw error }
+            // One more than a check report lists, so it says there were more.
+            if problems.count <= CheckReport.maxListed { problems.append(error) }
+        }
         let ident = try file.readStructure("VHDX file identifier", at: 0, count: 8)
         guard ident == Array("vhdxfile".utf8) else {
             throw WispError.corrupt(name, "VHDX file identifier", at: 0, "no \"vhdxfile\" signature")
@@ -91,9 +109,13 @@ enum VhdxImage {
             throw WispError.corrupt(name, "VHDX headers", at: 64 << 10, "neither header (at 64 KiB and 128 KiB) has a valid signature and CRC-32C")
         }
         let logGUID = try header.slice(48, 16)
+        let logOffset = try header.le64(72)
+        let logLength = UInt64(try header.le32(68))
         if logGUID.contains(where: { $0 != 0 }) {
-            let logOffset = try header.le64(72)
-            throw WispError.unsupported(name, "the VHDX log (at offset \(logOffset), \(try header.le32(68)) bytes) holds writes that were never applied; open the image once in Hyper-V or run qemu-img check -r all on it to replay the log, then try again")
+            guard lenient else {
+                throw WispError.unsupported(name, "the VHDX log (at offset \(logOffset), \(logLength) bytes) holds writes that were never applied; open the image once in Hyper-V or run qemu-img check -r all on it to replay the log, then try again")
+            }
+            problems.append(WispError.corrupt(name, "VHDX log", at: logOffset, "\(logLength) bytes hold writes that were never applied (the current header at offset \(header.base) names log GUID \(guidString(logGUID))); open the image once in Hyper-V or run qemu-img check -r all on it to replay the log"))
         }
         let version = try header.le16(66)
         guard version == 1 else {
@@ -226,7 +248,9 @@ enum VhdxImage {
             case 2, 3: blocks.append(.zero)
             case 6, 7 where state == 6 || hasParent:
                 guard offset >= (1 << 20), offset < file.size else {
-                    throw WispError.corrupt(name, "VHDX BAT entry \(index)", at: bat.offset + UInt64(index * 8), "payload block at \(offset) is outside the file (\(file.size) bytes)")
+                    try fail(WispError.corrupt(name, "VHDX BAT entry \(index)", at: bat.offset + UInt64(index * 8), "payload block at \(offset) is outside the file (\(file.size) bytes)"))
+                    blocks.append(.unallocated)
+                    continue
                 }
                 if state == 6 {
                     blocks.append(.data(offset))
@@ -241,12 +265,15 @@ enum VhdxImage {
                     : 0
                 let sbOffset = sbEntry & ~UInt64(0xFFFFF)
                 guard sbEntry & 7 == 6, sbOffset >= (1 << 20), sbOffset <= file.size, file.size - sbOffset >= (1 << 20) else {
-                    throw WispError.corrupt(name, "VHDX BAT entry \(sbIndex)", at: bat.offset + UInt64(sbIndex * 8), "the sector bitmap block of a partly present payload block is missing or outside the file")
+                    try fail(WispError.corrupt(name, "VHDX BAT entry \(sbIndex)", at: bat.offset + UInt64(sbIndex * 8), "the sector bitmap block of a partly present payload block is missing or outside the file"))
+                    blocks.append(.unallocated)
+                    continue
                 }
                 let bitsPerBlock = blockSize / UInt64(logical)
                 blocks.append(.partial(data: offset, bitmap: sbOffset + (i % chunkRatio) * bitsPerBlock / 8))
             default:
-                throw WispError.corrupt(name, "VHDX BAT entry \(index)", at: bat.offset + UInt64(index * 8), "state \(state) is not valid for a payload block of a non-differencing image")
+                try fail(WispError.corrupt(name, "VHDX BAT entry \(index)", at: bat.offset + UInt64(index * 8), "state \(state) is not valid for a payload block of a non-differencing image"))
+                blocks.append(.unallocated)
             }
         }
         var layout = Layout(size: size, blockSize: blockSize, logicalSectorSize: logical, physicalSectorSize: physical,
@@ -257,6 +284,10 @@ enum VhdxImage {
         layout.metadata = [("the header section", 0, 1 << 20), ("the BAT region", bat.offset, bat.length),
                            ("the metadata region", metadata.offset, metadata.length)]
         if let locatorRegion { layout.metadata.append(locatorRegion) }
+        layout.bat = bat
+        layout.chunkRatio = chunkRatio
+        layout.log = (logOffset, logLength)
+        layout.problems = problems
         return layout
     }
 
