@@ -18,27 +18,17 @@ struct BootcImageFixture {
 
     static func get(wisp: String, cloudInit: Bool = false) throws -> BootcImageFixture {
         let image = try TestImage.path()
-        let directory = FileManager.default.temporaryDirectory.path
-            + "/wisp-e2e-bootc-fixture\(cloudInit ? "-cloud-init" : "")/\((image as NSString).lastPathComponent)"
-        if FileManager.default.fileExists(atPath: "\(directory)/debian-bootc.tar") { return BootcImageFixture(directory: directory) }
-        let building = directory + ".building-\(getpid())"
-        try? FileManager.default.removeItem(atPath: building)
-        try FileManager.default.createDirectory(atPath: building, withIntermediateDirectories: true)
-        try ToolRunner.check("bash", ["-c", script, "fixture", building, image, wisp, kargsMarker, cloudInit ? "keep" : "remove"])
-        try? FileManager.default.removeItem(atPath: directory)
-        try FileManager.default.moveItem(atPath: building, toPath: directory)
+        let directory = try CachedFixtureDirectory.get("wisp-e2e-bootc-fixture\(cloudInit ? "-cloud-init" : "")",
+                                                       stamp: (image as NSString).lastPathComponent, marker: "debian-bootc.tar") { building in
+            try ToolRunner.check("bash", ["-c", script, "fixture", building, image, wisp, kargsMarker, cloudInit ? "keep" : "remove"])
+        }
         return BootcImageFixture(directory: directory)
     }
 
     static let script = #"""
     set -euo pipefail
-    cd "$1"
-    "$3" fs get "$2" / -o root
-    kver=$(cd root/boot && ls vmlinuz-* | sed 's/^vmlinuz-//' | sort -V | tail -1)
-    mkdir -p "root/usr/lib/modules/$kver" root/usr/lib/bootc/kargs.d
-    mv "root/boot/vmlinuz-$kver" "root/usr/lib/modules/$kver/vmlinuz"
-    mv "root/boot/initrd.img-$kver" "root/usr/lib/modules/$kver/initramfs.img"
-    rm -rf root/boot/* root/vmlinuz* root/initrd.img*
+    cd "$1"; image=$2; wisp=$3
+    """# + "\n" + BootcLayoutScript.lines + "\n" + #"""
     printf 'kargs = ["%s"]\n' "$4" > root/usr/lib/bootc/kargs.d/10-wisp-e2e.toml
     echo '# bootc: the root is named on the kernel command line' > root/etc/fstab
     if [ "$5" = keep ]; then
@@ -68,66 +58,4 @@ struct BootcImageFixture {
     skopeo copy --quiet oci:img:debian oci-archive:debian-bootc.tar
     rm -rf img
     """#
-}
-
-/// Debian's docker-registry on 127.0.0.1 with a free port, plain HTTP, no auth, its storage
-/// in a temporary directory.
-final class LocalRegistry: @unchecked Sendable {
-    let directory: TemporaryDirectory
-    let port: UInt16
-    let process: Process
-    var host: String { "127.0.0.1:\(port)" }
-
-    init() throws {
-        directory = try TemporaryDirectory("wisp-e2e-registry")
-        port = try Self.freePort()
-        let config = """
-        version: 0.1
-        log:
-          level: error
-        storage:
-          filesystem:
-            rootdirectory: \(directory.file("storage"))
-        http:
-          addr: 127.0.0.1:\(port)
-        """
-        try config.write(toFile: directory.file("config.yml"), atomically: true, encoding: .utf8)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: ToolRunner.locate("docker-registry") ?? "/usr/bin/docker-registry")
-        process.arguments = ["serve", directory.file("config.yml")]
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if (try? ToolRunner.run("curl", ["-fsS", "-o", "/dev/null", "http://\(host)/v2/"]))?.status == 0 { return }
-            guard process.isRunning else { throw WispError(.processFailed, "docker-registry exited \(process.terminationStatus) at start") }
-            usleep(100_000)
-        }
-        throw WispError(.timedOut, "docker-registry did not answer on \(host) within 20 s")
-    }
-
-    deinit {
-        process.terminate()
-        process.waitUntilExit()
-    }
-
-    /// Pushes `source` (a skopeo reference) as `repository:tag`.
-    func push(_ source: String, as repository: String) throws {
-        try ToolRunner.check("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", source, "docker://\(host)/\(repository)"])
-    }
-
-    static func freePort() throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw WispError.posix("socket", "127.0.0.1", errno: errno) }
-        defer { close(fd) }
-        var sin = sockaddr_in()
-        sin.sin_family = sa_family_t(AF_INET)
-        sin.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard bound == 0 else { throw WispError.posix("bind", "127.0.0.1:0", errno: errno) }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return UInt16(bigEndian: sin.sin_port)
-    }
 }

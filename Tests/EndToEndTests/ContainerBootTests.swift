@@ -53,7 +53,7 @@ import WispTestSupport
         _ = try box.check(["rm", "--force", "bootc"])
 
         // The same image from a registry: same manifest digest, so the cached disk is reused.
-        let registry = try LocalRegistry()
+        let registry = try TestRegistry(auth: false)
         try registry.push("oci-archive:\(fixture.archive)", as: "wisp/debian-bootc:e2e")
         clock = Date()
         let second = try box.run(["run", "--rm", "--accel", BootTests.accel, "--memory", "1536M", "--timeout", "900",

@@ -29,27 +29,17 @@ struct DebianBootcFixture {
         guard FileManager.default.isExecutableFile(atPath: wisp) else {
             throw WispError.notFound("\(wisp) is missing: build it first (swift build --build-tests), or set WISP_BINARY")
         }
-        let stamp = (image as NSString).lastPathComponent
-        let directory = FileManager.default.temporaryDirectory.path + "/wisp-oci-debian-bootc-fixture/\(stamp)"
-        if FileManager.default.fileExists(atPath: "\(directory)/kver") { return DebianBootcFixture(directory: directory) }
-        let building = directory + ".building-\(getpid())"
-        try? FileManager.default.removeItem(atPath: building)
-        try FileManager.default.createDirectory(atPath: building, withIntermediateDirectories: true)
-        try ToolRunner.check("bash", ["-c", script, "fixture", building, image, wisp])
-        try? FileManager.default.removeItem(atPath: directory)
-        try FileManager.default.moveItem(atPath: building, toPath: directory)
+        let directory = try CachedFixtureDirectory.get("wisp-oci-debian-bootc-fixture", stamp: (image as NSString).lastPathComponent,
+                                                       marker: "kver") { building in
+            try ToolRunner.check("bash", ["-c", script, "fixture", building, image, wisp])
+        }
         return DebianBootcFixture(directory: directory)
     }
 
     static let script = #"""
     set -euo pipefail
-    cd "$1"
-    "$3" fs get "$2" / -o root
-    kver=$(cd root/boot && ls vmlinuz-* | sed 's/^vmlinuz-//' | sort -V | tail -1)
-    mkdir -p "root/usr/lib/modules/$kver" root/usr/lib/bootc/kargs.d
-    mv "root/boot/vmlinuz-$kver" "root/usr/lib/modules/$kver/vmlinuz"
-    mv "root/boot/initrd.img-$kver" "root/usr/lib/modules/$kver/initramfs.img"
-    rm -rf root/boot/grub root/vmlinuz* root/initrd.img*
+    cd "$1"; image=$2; wisp=$3
+    """# + "\n" + BootcLayoutScript.lines + "\n" + #"""
     printf '# serial console for wisp\nkargs = ["console=ttyS0,115200", "quiet"]\n' > root/usr/lib/bootc/kargs.d/10-console.toml
     printf 'kargs = ["arm-only=1"]\nmatch-architectures = ["aarch64"]\n' > root/usr/lib/bootc/kargs.d/20-arm.toml
     umoci init --layout img

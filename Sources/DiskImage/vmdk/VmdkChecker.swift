@@ -24,22 +24,10 @@ enum VmdkChecker {
         var report = CheckReport(filename: path, format: .vmdk)
         let own = NamedDevice(try FileBlockDevice(file: try chain.openFile(of: top)), name: top.name)
         report.imageEndOffset = own.size
-        var opened: [String: any BlockDevice] = [:]
+        let files = try layout.openExtentFiles(own: own)
         for (i, extent) in layout.descriptor.extents.enumerated() {
             let label = "VMDK extent \(i + 1)"
-            var file: (any BlockDevice)?
-            if layout.isMonolithicSparse {
-                file = own
-            } else if let f = layout.extentFiles[i] {
-                if let already = opened[f.path] {
-                    file = already
-                } else {
-                    let device = NamedDevice(try FileBlockDevice(file: try BackingChain.openChecked(
-                        path: f.path, name: f.name, identity: f.identity, type: .regular, writable: false)), name: f.name)
-                    opened[f.path] = device
-                    file = device
-                }
-            }
+            let file = files[i]
             do {
                 switch extent.type {
                 case .zero:

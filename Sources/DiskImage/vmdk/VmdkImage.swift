@@ -35,25 +35,11 @@ public final class VmdkImage: BlockDevice, @unchecked Sendable {
         descriptor = layout.descriptor
         self.backing = backing
         let own = try FileBlockDevice(file: try chain.openFile(of: member))
-        var opened: [String: any BlockDevice] = [:]
+        let files = try layout.openExtentFiles(own: own)
         var parts: [Part] = []
         var start: UInt64 = 0
         for (i, extent) in layout.descriptor.extents.enumerated() {
-            let file: (any BlockDevice)?
-            if layout.isMonolithicSparse {
-                file = own
-            } else if let f = layout.extentFiles[i] {
-                if let already = opened[f.path] {
-                    file = already
-                } else {
-                    let device = try FileBlockDevice(file: try BackingChain.openChecked(
-                        path: f.path, name: f.name, identity: f.identity, type: .regular, writable: false))
-                    opened[f.path] = device
-                    file = device
-                }
-            } else {
-                file = nil
-            }
+            let file = files[i]
             let part = try Self.part(extent, index: i, file: file, start: start, image: member.name)
             parts.append(part)
             start = part.end

@@ -1,27 +1,28 @@
 import Foundation
 import MetadataService
 import WispCore
-import WispTestSupport
-@testable import OCI
 
 /// Debian's docker-registry (the CNCF distribution registry) on 127.0.0.1 with a random
 /// port, filesystem storage in a temporary directory and token auth: its realm is a token
 /// endpoint served by Wisp's own HTTPServer that signs RS256 JWTs with a key made by
 /// openssl (the registry checks them against the certificate in `rootcertbundle`).
 /// Anyone may pull repositories outside `private/`; `wisp:secret` may pull and push all.
-final class TestRegistry: @unchecked Sendable {
-    static let user = "wisp"
-    static let password = "secret"
-    let directory: TemporaryDirectory
-    let port: UInt16
+/// With `auth: false`: plain HTTP, no auth at all (what a local development registry is).
+public final class TestRegistry: @unchecked Sendable {
+    public static let user = "wisp"
+    public static let password = "secret"
+    public let directory: TemporaryDirectory
+    public let port: UInt16
     let tokenServer: HTTPServer
     let process: Process
+    let auth: Bool
     /// Token requests served, for checking that a pull reuses its token.
-    let tokenRequests = LockedValue(0)
+    public let tokenRequests = LockedValue(0)
 
-    var host: String { "127.0.0.1:\(port)" }
+    public var host: String { "127.0.0.1:\(port)" }
 
-    init() throws {
+    public init(auth: Bool = true) throws {
+        self.auth = auth
         directory = try TemporaryDirectory("wisp-registry")
         let key = directory.file("key.pem"), cert = directory.file("cert.pem")
         try ToolRunner.check("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
@@ -33,6 +34,15 @@ final class TestRegistry: @unchecked Sendable {
             return Self.token(for: request, key: key, certificate: der)
         }
         port = try Self.freePort()
+        let authSection = auth ? """
+
+        auth:
+          token:
+            realm: http://127.0.0.1:\(tokenServer.port)/token
+            service: wisp-test-registry
+            issuer: wisp-test-issuer
+            rootcertbundle: \(cert)
+        """ : ""
         let config = """
         version: 0.1
         log:
@@ -41,13 +51,7 @@ final class TestRegistry: @unchecked Sendable {
           filesystem:
             rootdirectory: \(directory.file("storage"))
         http:
-          addr: 127.0.0.1:\(port)
-        auth:
-          token:
-            realm: http://127.0.0.1:\(tokenServer.port)/token
-            service: wisp-test-registry
-            issuer: wisp-test-issuer
-            rootcertbundle: \(cert)
+          addr: 127.0.0.1:\(port)\(authSection)
         """
         try config.write(toFile: directory.file("config.yml"), atomically: true, encoding: .utf8)
         process = Process()
@@ -84,7 +88,7 @@ final class TestRegistry: @unchecked Sendable {
         throw WispError(.timedOut, "docker-registry did not listen on \(host) within 20 s")
     }
 
-    static func freePort() throws -> UInt16 {
+    public static func freePort() throws -> UInt16 {
         let server = try HTTPServer { _ in .notFound() }
         let port = server.port
         server.stop()
@@ -92,9 +96,9 @@ final class TestRegistry: @unchecked Sendable {
     }
 
     /// Pushes the fixture there as `repository:tag` with skopeo.
-    func push(_ source: String, as repository: String) throws {
-        try ToolRunner.check("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", "\(Self.user):\(Self.password)",
-                                        source, "docker://\(host)/\(repository)"])
+    public func push(_ source: String, as repository: String) throws {
+        let credentials = auth ? ["--dest-creds", "\(Self.user):\(Self.password)"] : []
+        try ToolRunner.check("skopeo", ["copy", "--quiet", "--dest-tls-verify=false"] + credentials + [source, "docker://\(host)/\(repository)"])
     }
 
     /// The token endpoint: grants what the scope asks for to `wisp:secret`, pull of
