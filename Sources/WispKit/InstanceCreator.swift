@@ -40,6 +40,10 @@ public struct InstanceCreator: Sendable {
         }
         _ = try HostCommands.sshKeygen()
         _ = try HostCommands.ssh()
+        for argument in options.kernelArguments where argument.isEmpty || argument.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 || $0 == 0x7F } ?? false }) {
+            throw WispError.usage("--karg \(argument.debugDescription): one argument per --karg, without spaces or control characters")
+        }
+        if !options.kernelArguments.isEmpty && options.boot == .uefi { throw WispError.usage("--karg needs direct kernel boot: it cannot go with --boot uefi") }
         if options.entry != nil && options.boot == .uefi { throw WispError.usage("--entry picks a kernel to boot directly: it cannot go with --boot uefi") }
         if let cpus = options.cpus, !(1...256).contains(cpus) { throw WispError.usage("--cpus \(cpus): expected 1 to 256") }
         if let memory = options.memoryBytes, memory < 128 << 20 { throw WispError.usage("--memory: at least 128M is needed to boot a cloud image") }
@@ -67,6 +71,8 @@ public struct InstanceCreator: Sendable {
             progress: { done, total in progress("downloading: \(ByteSize.format(done))" + (total.map { " of \(ByteSize.format($0))" } ?? "")) },
             announce: progress)
         var resolved = try await source.resolve(context)
+        // The name comes from the user's file, not from a copy Wisp made of it.
+        let imageFile = resolved.archive != nil ? options.image : resolved.path
         var baseChain = try RunIntegration.baseChain(resolved, allowedDirectories: allowed)
         if ForeignFormatCache.needsConversion(baseChain) {
             // QEMU is handed qcow2 and raw only: other formats go through a cached qcow2.
@@ -98,6 +104,12 @@ public struct InstanceCreator: Sendable {
                 progress("no direct boot (\(error)); booting through UEFI firmware")
                 bootFacts = nil
             }
+            if bootFacts == nil && !options.kernelArguments.isEmpty {
+                throw WispError.notFound("\(options.image): --karg needs direct kernel boot, and no kernel and boot entry were found for it")
+            }
+            if bootFacts == nil, let reason = RunIntegration.nothingToBoot(image: baseChain, name: options.image) {
+                throw WispError.notFound(reason)
+            }
             if bootFacts == nil && options.boot == .direct {
                 throw WispError.notFound("\(options.image): no kernel and boot entry found for direct boot (use --boot uefi)")
             }
@@ -126,7 +138,7 @@ public struct InstanceCreator: Sendable {
         }
 
         let nameBase = bootFacts.flatMap { facts in facts.osID.map { [$0, facts.osVersionID].compactMap { $0 }.joined(separator: "-") } }
-            ?? URL(fileURLWithPath: resolved.archive != nil ? options.image : base).deletingPathExtension().lastPathComponent
+            ?? URL(fileURLWithPath: imageFile).deletingPathExtension().lastPathComponent
         let name = try store.claim(requested: options.name, base: nameBase)
         onClaimed?(name)
         let files = store.files(name)
@@ -193,6 +205,7 @@ public struct InstanceCreator: Sendable {
             var spec = MachineSpec(architecture: board.architecture, cpus: options.cpus ?? RunOptions.defaultCPUs,
                                    memoryBytes: options.memoryBytes ?? RunOptions.defaultMemoryBytes, disks: [], forwards: [],
                                    boot: bootMethod, accelerator: .tcg, macAddress: mac)
+            spec.boot = Self.appendingUserArguments(spec.boot, options.kernelArguments)
             spec.credentials = try credentials.write(to: files.credentialsDirectory)
             spec.disks = [DiskAttachment(path: files.overlay, format: .qcow2)] + extraDisks
             spec.forwards = [PortForward(hostPort: sshPort, guestPort: 22)] + options.forwards
@@ -248,6 +261,7 @@ public struct InstanceCreator: Sendable {
         }
         spec.disks = disks + extraDisks
         spec.forwards = [PortForward(hostPort: sshPort, guestPort: 22)] + options.forwards
+        spec.boot = Self.appendingUserArguments(spec.boot, options.kernelArguments)
         var record = InstanceRecord(name: name, image: options.image, baseImagePath: base, baseImage: resolved, spec: spec,
                                     bootMode: bootFacts == nil ? .uefi : .direct, user: user, hostname: name,
                                     sshPort: sshPort, cloudInit: options.cloudInit,
@@ -353,6 +367,14 @@ public struct InstanceCreator: Sendable {
         // a datasource: its ssh module would replace the host key handed in as a credential.
         if !words.contains(where: { $0.hasPrefix("cloud-init=") }) { words.append("cloud-init=disabled") }
         return words.joined(separator: " ")
+    }
+
+    /// The user's `--karg` values after everything else on a direct boot's command line, so
+    /// they win where the kernel takes the last of a repeated argument.
+    static func appendingUserArguments(_ boot: BootMethod, _ arguments: [String]) -> BootMethod {
+        guard !arguments.isEmpty, case .direct(var direct) = boot else { return boot }
+        direct.commandLine = ([direct.commandLine] + arguments).filter { !$0.isEmpty }.joined(separator: " ")
+        return .direct(direct)
     }
 
     /// The host user's name, unless that is root (cloud-init would reconfigure root): then

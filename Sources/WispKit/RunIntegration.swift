@@ -89,6 +89,15 @@ enum RunIntegration {
         return nil
     }
 
+    /// Why firmware would find nothing to boot on the image, or nil: a disk with neither a
+    /// partition table nor a filesystem (a blank disk) would sit in the firmware's boot
+    /// menu until the timeout. An image that cannot be inspected is let through.
+    static func nothingToBoot(image: BackingChain, name: String) -> String? {
+        guard let disk = try? GuestDisk(device: try DiskImageFile.open(image)) else { return nil }
+        guard disk.table.scheme == .none, disk.volumes.allSatisfy({ $0.kind == nil }) else { return nil }
+        return "\(name) has no partition table and no filesystem: there is nothing on it to boot (a blank disk?)"
+    }
+
     /// The same for an image booted through firmware (no boot plan was read). An image that
     /// cannot be inspected counts as having cloud-init: the seed costs nothing if unread.
     static func hasCloudInit(image: BackingChain) -> Bool {

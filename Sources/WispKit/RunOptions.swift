@@ -19,6 +19,9 @@ public struct RunOptions: Sendable {
     /// The boot entry to boot directly (its id, title or index in `wisp inspect`); nil:
     /// the default entry, for a container image the newest kernel.
     public var entry: String? = nil
+    /// Appended, in order, to the directly booted kernel's command line (`--karg`), after
+    /// the image's own arguments and Wisp's.
+    public var kernelArguments: [String] = []
     public var accelerator: AcceleratorChoice = .auto
     /// The guest's architecture as the user named it (`--arch`); nil: read from the image.
     public var architecture: GuestArchitecture? = nil

@@ -59,6 +59,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("disk"), help: "Attach another disk image: FILE or FILE,readonly (repeatable).") var disks: [String] = []
     @Option(help: "auto (direct kernel boot when possible), direct or uefi.") var boot: BootMode = .auto
     @Option(help: "The boot entry to boot directly: its id, title or number in `wisp inspect` (default: the image's default entry; for a container image, the newest kernel).") var entry: String?
+    @Option(name: .customLong("karg"), help: "Append an argument to the kernel command line of a directly booted guest (repeatable), e.g. --karg systemd.unit=rescue.target.") var kargs: [String] = []
     @Option(help: "auto (KVM if it works, else TCG), kvm or tcg.") var accel: AcceleratorChoice = .auto
     @Option(help: "Guest CPU architecture, when the image's own kernel or init does not say it (x86_64 or aarch64).") var arch: ArchitectureArgument?
     @Option(name: .customLong("user-data"), help: "Extra cloud-config merged into the seed.") var userData: String?
@@ -93,6 +94,7 @@ struct RunCommand: AsyncParsableCommand {
         options.extraDisks = try disks.map(RunOptions.parseDisk)
         options.boot = boot
         options.entry = entry
+        options.kernelArguments = kargs
         options.accelerator = accel
         options.architecture = arch?.guestArchitecture
         options.userData = userData

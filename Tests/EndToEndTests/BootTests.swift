@@ -221,12 +221,17 @@ import WispTestSupport
         let missing = try box.run(["run", box.dir.file("no-such.qcow2")])
         #expect(missing.status != 0)
         #expect(missing.stderrText.contains("no-such.qcow2: no such image file"))
-        // A format Wisp does not read yet: one sentence with the way out, before any work.
-        let vmdk = box.dir.file("disk.vmdk")
-        try ToolRunner.check("qemu-img", ["create", "-q", "-f", "vmdk", vmdk, "64M"])
-        let unread = try box.run(["run", vmdk])
+        // A format Wisp does not read: one sentence with the way out, before any work.
+        let qed = box.dir.file("disk.qed")
+        try ToolRunner.check("qemu-img", ["create", "-q", "-f", "qed", qed, "64M"])
+        let unread = try box.run(["run", qed])
         #expect(unread.status != 0)
-        #expect(unread.stderrText.contains("vmdk images are not read by Wisp yet") && unread.stderrText.contains("qemu-img convert"), "\(unread.stderrText)")
+        #expect(unread.stderrText.contains("which Wisp does not read") && unread.stderrText.contains("qemu-img convert"), "\(unread.stderrText)")
+        // A blank disk (here a VMDK, read by Wisp): nothing to boot, said at once.
+        let vmdk = box.dir.file("blank.vmdk")
+        try ToolRunner.check("qemu-img", ["create", "-q", "-f", "vmdk", vmdk, "64M"])
+        let blank = try box.run(["run", "--timeout", "60", vmdk])
+        #expect(blank.status != 0 && blank.stderrText.contains("nothing on it to boot"), "\(blank.stderrText)")
         let badPort = try box.run(["run", "-p", "80", box.image])
         #expect(badPort.stderrText.contains("HOST_PORT:GUEST_PORT"))
         // QEMU missing: one sentence, and no instance directory left.

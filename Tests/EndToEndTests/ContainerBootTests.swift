@@ -16,7 +16,8 @@ import WispTestSupport
         let reference = "oci-archive:\(fixture.archive)"
 
         var clock = Date()
-        let run = try box.check(["run", "--name", "bootc", "--accel", BootTests.accel, "--memory", "1536M", "--timeout", "900", reference])
+        let run = try box.check(["run", "--name", "bootc", "--accel", BootTests.accel, "--memory", "1536M", "--timeout", "900",
+                                 "--karg", "wisp.e2e.user=1", reference])
         let firstRun = -clock.timeIntervalSinceNow
         #expect(run.stdoutText == "bootc\n")
         #expect(run.stderrText.contains("building a disk from \(reference)"), "\(run.stderrText)")
@@ -26,6 +27,15 @@ import WispTestSupport
         let cmdline = try box.check(["ssh", "bootc", "--", "cat", "/proc/cmdline"]).stdoutText
         #expect(cmdline.contains(BootcImageFixture.kargsMarker), "\(cmdline)")
         #expect(cmdline.contains("root=UUID="), "\(cmdline)")
+        // root= first, then rw, the kargs.d argument, Wisp's console and hostname, the user's --karg last.
+        let words = cmdline.split(separator: " ").map(String.init).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(words.first?.hasPrefix("root=UUID=") == true && words.last == "wisp.e2e.user=1", "\(cmdline)")
+        if let kargs = words.firstIndex(of: BootcImageFixture.kargsMarker), let rw = words.firstIndex(of: "rw"),
+           let console = words.firstIndex(where: { $0.hasPrefix("console=ttyS0") }) {
+            #expect(rw < kargs && kargs < console, "\(cmdline)")
+        } else {
+            Issue.record("rw, the kargs.d argument or the console is missing: \(cmdline)")
+        }
         let publicKey = try String(contentsOfFile: box.dir.file("data") + "/wisp/instances/bootc/id_ed25519.pub", encoding: .utf8)
         let keyBody = String(publicKey.split(separator: " ")[1])
         for secret in [keyBody, "ssh-ed25519", "PRIVATE KEY", "credential"] {

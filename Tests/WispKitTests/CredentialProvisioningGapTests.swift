@@ -44,4 +44,12 @@ import WispTestSupport
         #expect(BootPhase.sshServiceFailure(in: fedora) != nil)
         #expect(BootPhase.sshServiceFailure(in: "[FAILED] Failed to start chronyd.service\n[  OK  ] Started ssh.service\n") == nil)
     }
+
+    @Test func userKernelArgumentsGoLast() {
+        let direct = BootMethod.direct(DirectBoot(kernel: "k", initrd: nil, commandLine: "root=UUID=x rw console=ttyS0,115200"))
+        guard case .direct(let d) = InstanceCreator.appendingUserArguments(direct, ["a=1", "b"]) else { Issue.record("not direct"); return }
+        #expect(d.commandLine == "root=UUID=x rw console=ttyS0,115200 a=1 b")
+        let firmware = BootMethod.firmware(UEFIFirmware(code: "c", vars: "v"))
+        #expect(InstanceCreator.appendingUserArguments(firmware, ["a"]) == firmware)
+    }
 }
