@@ -7,12 +7,23 @@ import WispCore
 enum VhdxWriter {
     static let mib: UInt64 = 1 << 20
 
+    /// qemu-img's choice when no block_size is given (block/vhdx.c): 8 MiB up to 1 GiB,
+    /// 16 MiB up to 100 GiB, 32 MiB up to 32 TiB, 64 MiB above. Smaller blocks keep a
+    /// sparse image's allocated blocks (and the writer's buffers) close to its data.
+    static func defaultBlockSize(virtualSize: UInt64) -> UInt64 {
+        let gib: UInt64 = 1 << 30
+        if virtualSize > 32 << 40 { return 64 * mib }
+        if virtualSize > 100 * gib { return 32 * mib }
+        if virtualSize > gib { return 16 * mib }
+        return 8 * mib
+    }
+
     static func plan(size requested: UInt64, options: BlockMappedWriteOptions) throws -> BlockMappedWriter.Plan {
         let size = (requested + 511) / 512 * 512
         guard size > 0, size <= VhdxImage.maxVirtualSize else {
             throw WispError.invalidArgument("a VHDX image holds 512 bytes to 64 TiB; \(requested) bytes is not possible")
         }
-        let blockSize = options.blockSize ?? 32 * mib
+        let blockSize = options.blockSize ?? Self.defaultBlockSize(virtualSize: size)
         guard blockSize >= mib, blockSize <= 256 * mib, blockSize & (blockSize - 1) == 0 else {
             throw WispError.invalidArgument("VHDX block_size must be a power of two from 1 MiB to 256 MiB (got \(blockSize))")
         }
