@@ -142,7 +142,7 @@ import WispCore
         #expect(directLine.board.architecture == .aarch64)
         #expect(directLine.arguments == [
             "-name", "wisp-a", "-nodefaults", "-no-user-config", "-machine", "virt,gic-version=max", "-display", "none",
-            "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "2048M",
+            "-accel", "tcg,thread=multi", "-cpu", "max,pauth-impdef=on", "-smp", "2", "-m", "2048M",
             "-kernel", "/i/Image", "-initrd", "/i/initrd.img", "-append", "root=UUID=x ro console=ttyAMA0 ds=nocloud",
             "-blockdev", #"{"discard":"unmap","driver":"file","filename":"/i/overlay.qcow2","node-name":"disk0-file","read-only":false}"#,
             "-blockdev", #"{"backing":null,"discard":"unmap","driver":"qcow2","file":"disk0-file","node-name":"disk0","read-only":false}"#,
