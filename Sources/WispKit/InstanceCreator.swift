@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import WispCore
 import DiskImage
+import GuestInspect
 import ImageSources
 import Machine
 import MetadataService
@@ -96,10 +97,15 @@ public struct InstanceCreator: Sendable {
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(atPath: staging) }
         var bootFacts: RunIntegration.BootFacts? = nil
+        // Opened once: the boot plan, the architecture, cloud-init and what credentials need
+        // are all read through it. An image that cannot be inspected (an unusual layout)
+        // still boots through firmware; each question below then lets it through.
+        let opened = Result { try GuestInspector(disk: try DiskImageFile.open(baseChain)) }
+        let inspector = try? opened.get()
         if options.boot != .uefi {
             progress("reading the boot plan of \(base)")
             do {
-                bootFacts = try RunIntegration.extractBoot(image: baseChain, into: staging, entry: options.entry)
+                bootFacts = try RunIntegration.extractBoot(try opened.get(), into: staging, entry: options.entry)
             } catch where options.boot == .auto && options.entry == nil {
                 progress("no direct boot (\(error)); booting through UEFI firmware")
                 bootFacts = nil
@@ -107,7 +113,7 @@ public struct InstanceCreator: Sendable {
             if bootFacts == nil && !options.kernelArguments.isEmpty {
                 throw WispError.notFound("\(options.image): --karg needs direct kernel boot, and no kernel and boot entry were found for it")
             }
-            if bootFacts == nil, let reason = RunIntegration.nothingToBoot(image: baseChain, name: options.image) {
+            if bootFacts == nil, let reason = RunIntegration.nothingToBoot(inspector, image: baseChain, name: options.image) {
                 throw WispError.notFound(reason)
             }
             if bootFacts == nil && options.boot == .direct {
@@ -115,7 +121,7 @@ public struct InstanceCreator: Sendable {
             }
         }
         // The board is the guest's: --arch, else what its kernel or init says, else x86_64.
-        let detected = bootFacts != nil ? bootFacts?.architecture : RunIntegration.guestArchitecture(image: baseChain)
+        let detected = bootFacts != nil ? bootFacts?.architecture : RunIntegration.guestArchitecture(inspector)
         let architecture = options.architecture ?? detected ?? .x86_64
         if let detected, let asked = options.architecture, detected != asked {
             progress("warning: the image looks \(detected.rawValue) but --arch \(asked.rawValue) was given; booting \(asked.rawValue)")
@@ -126,12 +132,12 @@ public struct InstanceCreator: Sendable {
             throw WispError.usage("--cloud-init http needs SMBIOS, which a directly booted \(architecture.rawValue) kernel does not see: use --cloud-init disk (the default) or --boot uefi")
         }
         let firmware = bootFacts == nil ? try HostQEMU.firmware(for: board) : nil
-        let provisioning = options.provisioning.resolve(imageHasCloudInit: bootFacts?.hasCloudInit ?? RunIntegration.hasCloudInit(image: baseChain))
+        let provisioning = options.provisioning.resolve(imageHasCloudInit: bootFacts?.hasCloudInit ?? RunIntegration.hasCloudInit(anyOf: inspector))
         if provisioning == .systemd {
             if options.userData != nil {
                 throw WispError.usage("--user-data needs cloud-init, which \(options.image) does not have (its keys and hostname come as systemd credentials)")
             }
-            if let gap = RunIntegration.credentialProvisioningGap(image: baseChain, name: options.image) {
+            if let gap = RunIntegration.credentialProvisioningGap(inspector, name: options.image) {
                 throw WispError(.unsupported, gap)
             }
             progress("no cloud-init in the image: provisioning root's SSH key, the host key and the hostname as systemd credentials")

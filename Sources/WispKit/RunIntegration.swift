@@ -53,8 +53,7 @@ enum RunIntegration {
 
     /// Kernel, initrd and command line from the image's own boot entries, copied into
     /// `directory`; nil when the image has no plan Wisp can follow (boot UEFI instead).
-    static func extractBoot(image: BackingChain, into directory: String, entry: String? = nil) throws -> BootFacts? {
-        let inspector = try GuestInspector(disk: try DiskImageFile.open(image))
+    static func extractBoot(_ inspector: GuestInspector, into directory: String, entry: String? = nil) throws -> BootFacts? {
         // An EFI zboot kernel is unwrapped: QEMU 7.2's -kernel takes gzip zboot but not zstd.
         let extracted = try KernelExtraction.extract(from: inspector, to: directory, entry: entry, unwrapZboot: true)
         return BootFacts(kernel: extracted.kernelPath, initrd: extracted.initrdPath, commandLine: extracted.commandLine,
@@ -74,8 +73,8 @@ enum RunIntegration {
     /// `ssh.authorized_keys.root` and `tmpfiles.extra` credentials into files. Checked
     /// before booting, so an image that would never answer fails in a second, not at the
     /// timeout. An image that cannot be read is let through (the boot will tell).
-    static func credentialProvisioningGap(image: BackingChain, name: String) -> String? {
-        guard let inspector = try? GuestInspector(disk: try DiskImageFile.open(image)), let view = inspector.view else { return nil }
+    static func credentialProvisioningGap(_ inspector: GuestInspector?, name: String) -> String? {
+        guard let view = inspector?.view else { return nil }
         func exists(_ paths: [String]) -> Bool { paths.contains { view.exists($0) } }
         if !exists(["/usr/sbin/sshd", "/usr/bin/sshd", "/sbin/sshd", "/usr/libexec/openssh/sshd"]) {
             return "\(name) has no sshd (looked for /usr/sbin/sshd and /usr/bin/sshd): Wisp reaches its guests over SSH, so the image must include an SSH server (openssh-server) enabled at boot"
@@ -92,23 +91,24 @@ enum RunIntegration {
     /// Why firmware would find nothing to boot on the image, or nil: a disk with neither a
     /// partition table nor a filesystem (a blank disk) would sit in the firmware's boot
     /// menu until the timeout. An image that cannot be inspected is let through.
-    static func nothingToBoot(image: BackingChain, name: String) -> String? {
-        guard let disk = try? GuestDisk(device: try DiskImageFile.open(image)) else { return nil }
+    /// A blank disk cannot be inspected (there is no OS root), so its table and volumes are
+    /// read on their own then.
+    static func nothingToBoot(_ inspector: GuestInspector?, image: BackingChain, name: String) -> String? {
+        guard let disk = inspector?.guestDisk ?? (try? GuestDisk(device: try DiskImageFile.open(image))) else { return nil }
         guard disk.table.scheme == .none, disk.volumes.allSatisfy({ $0.kind == nil }) else { return nil }
         return "\(name) has no partition table and no filesystem: there is nothing on it to boot (a blank disk?)"
     }
 
     /// The same for an image booted through firmware (no boot plan was read). An image that
     /// cannot be inspected counts as having cloud-init: the seed costs nothing if unread.
-    static func hasCloudInit(image: BackingChain) -> Bool {
-        guard let inspector = try? GuestInspector(disk: try DiskImageFile.open(image)) else { return true }
-        return hasCloudInit(inspector)
+    static func hasCloudInit(anyOf inspector: GuestInspector?) -> Bool {
+        inspector.map(hasCloudInit) ?? true
     }
 
     /// The guest's architecture from its kernel or init, for an image booted through
     /// firmware (no boot plan was read); nil when neither can be read.
-    static func guestArchitecture(image: BackingChain) -> GuestArchitecture? {
-        guard let inspector = try? GuestInspector(disk: try DiskImageFile.open(image)) else { return nil }
+    static func guestArchitecture(_ inspector: GuestInspector?) -> GuestArchitecture? {
+        guard let inspector else { return nil }
         return (try? inspector.inspect())?.architecture ?? inspector.initArchitecture()
     }
 

@@ -12,10 +12,9 @@ enum RunProgress {
         if isTerminal {
             FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
         } else {
-            // Elapsed seconds change constantly; only a new phase earns a new line.
-            // Byte counts too: a download or pull is one line, not one per MiB.
-            var key = line.replacingOccurrences(of: #", \d+s\)"#, with: ")", options: .regularExpression)
-            for phase in ["downloading:", "pulling:"] where key.hasPrefix(phase) { key = phase }
+            // Counters (elapsed seconds, bytes pulled or downloaded) change constantly; a
+            // line that differs from the last one only in its numbers is the same phase.
+            let key = String(line.unicodeScalars.filter { !("0"..."9").contains($0) && $0 != "." })
             if lastKey.withLock({ old in defer { old = key }; return old != key }) {
                 FileHandle.standardError.write(Data("\(line)\n".utf8))
             }

@@ -1,4 +1,5 @@
 import DiskImage
+import GuestInspect
 import Foundation
 import Machine
 import Testing
@@ -25,16 +26,20 @@ import WispTestSupport
         return try BackingChain.resolve(path: image, policy: .confinedToImageDirectory)
     }
 
+    static func inspector(_ files: [String], in dir: TemporaryDirectory) throws -> GuestInspector {
+        try GuestInspector(disk: try DiskImageFile.open(try disk(files, in: dir)))
+    }
+
     @Test func eachMissingPieceIsNamed() throws {
         let dir = try TemporaryDirectory("wisp-gap")
         let systemd = "/usr/lib/systemd/systemd", provision = "/usr/lib/tmpfiles.d/provision.conf", sshd = "/usr/sbin/sshd"
-        let noSSHD = RunIntegration.credentialProvisioningGap(image: try Self.disk([systemd, provision], in: dir), name: "img")
+        let noSSHD = RunIntegration.credentialProvisioningGap(try Self.inspector([systemd, provision], in: dir), name: "img")
         #expect(noSSHD?.contains("img has no sshd") == true, "\(noSSHD ?? "nil")")
-        let noSystemd = RunIntegration.credentialProvisioningGap(image: try Self.disk([sshd], in: dir), name: "img")
+        let noSystemd = RunIntegration.credentialProvisioningGap(try Self.inspector([sshd], in: dir), name: "img")
         #expect(noSystemd?.contains("no systemd") == true, "\(noSystemd ?? "nil")")
-        let oldSystemd = RunIntegration.credentialProvisioningGap(image: try Self.disk([sshd, systemd], in: dir), name: "img")
+        let oldSystemd = RunIntegration.credentialProvisioningGap(try Self.inspector([sshd, systemd], in: dir), name: "img")
         #expect(oldSystemd?.contains("older than 252") == true, "\(oldSystemd ?? "nil")")
-        #expect(RunIntegration.credentialProvisioningGap(image: try Self.disk([sshd, systemd, provision], in: dir), name: "img") == nil)
+        #expect(RunIntegration.credentialProvisioningGap(try Self.inspector([sshd, systemd, provision], in: dir), name: "img") == nil)
     }
 
     @Test func sshServiceFailureLines() {
