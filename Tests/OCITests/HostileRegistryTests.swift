@@ -19,14 +19,13 @@ import WispTestSupport
         let work = try TemporaryDirectory("wisp-oci-hostile-registry")
         let store = OCIBlobStore(root: work.file("store"))
         let huge = [UInt8](repeating: 0x20, count: 5 << 20)
-        let started = Date()
         let server = try ScriptedServer { request in
             switch request.path {
             case "/v2/": return .respond(status: 200, headers: [], body: Array("{}".utf8))
             case "/v2/wisp/garbage/manifests/latest": return .respond(status: 200, headers: Self.manifestType, body: Array("<html>not a manifest</html>".utf8))
             case "/v2/wisp/huge/manifests/latest": return .respond(status: 200, headers: Self.manifestType, body: huge)
             case "/v2/wisp/loop/manifests/latest": return .respond(status: 302, headers: [("Location", "/v2/wisp/loop/manifests/latest")], body: [])
-            case "/v2/wisp/stall/manifests/latest": return .stall(seconds: 20)
+            case "/v2/wisp/stall/manifests/latest": return .stall(seconds: 120)
             case "/v2/wisp/plain/manifests/latest": return .respond(status: 302, headers: [("Location", "http://wisp-test.invalid/m")], body: [])
             case "/v2/wisp/teapot/manifests/latest": return .respond(status: 418, headers: [], body: Array(#"{"errors":[{"code":"TEAPOT","message":"short and stout"}]}"#.utf8))
             case "/v2/wisp/artifact/manifests/latest":
@@ -40,12 +39,15 @@ import WispTestSupport
         await expectError(.permissionDenied, ["plain HTTP"]) { _ = try await Self.pull(server, "wisp/plain", store: store) }
         await expectError(.failed, ["HTTP 418", "TEAPOT: short and stout"]) { _ = try await Self.pull(server, "wisp/teapot", store: store) }
         await expectError(.unsupported, ["helm"]) { _ = try await Self.pull(server, "wisp/artifact", store: store) }
+        // The server holds the connection for 120 s and then closes it without an answer
+        // (which would be `.connectionClosed`), so `.timedOut` alone shows the 2 s stall limit
+        // cut it. The wall-clock bound is loose on purpose: under CI load, with TCG boots
+        // running beside this test, the task itself can wait many seconds to be scheduled.
         let before = Date()
         await expectError(.timedOut, []) { _ = try await Self.pull(server, "wisp/stall", store: store, stall: 2) }
-        #expect(Date().timeIntervalSince(before) < 15, "the stall was cut by the 2 s limit")
+        #expect(Date().timeIntervalSince(before) < 100, "the stall was cut by the 2 s limit, not by the server giving up")
         #expect(server.requests.withLock { $0 }.filter { $0.path.hasSuffix("loop/manifests/latest") }.count == 11)
         #expect(BlobStoreTests.storedFiles(store).isEmpty)
-        _ = started
     }
 
     /// The fixture served by a scripted registry that wants a bearer token, redirects blobs
