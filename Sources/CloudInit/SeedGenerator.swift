@@ -251,8 +251,8 @@ public enum SeedGenerator {
 
     /// Extra user-data, parsed once: its top-level mapping, or nil when it is empty.
     static func parseExtra(_ yaml: String) throws -> Node.Mapping? {
-        guard UserDataValidator.excessiveNesting(yaml) == nil else {
-            throw WispError.invalidArgument("extra user-data nests too deeply to be cloud-config")
+        if let excess = YAMLPreflight.excess(in: yaml) {
+            throw WispError.invalidArgument("extra user-data \(excess.sentence)")
         }
         let node: Node?
         do {
