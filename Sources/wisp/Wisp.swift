@@ -40,10 +40,13 @@ enum WispMain {
             } else {
                 try command.run()
             }
-        } catch let error as WispError {
-            FileOutput.standardError("wisp: \(error.message)\n")
-            exit(ExitStatus.of(error))
         } catch {
+            // Foundation's and the runtime's errors are translated into a sentence; only
+            // ArgumentParser's own (usage, --help, validation) print themselves.
+            if let error = ForeignErrorTranslation.wispError(error) {
+                FileOutput.standardError("wisp: \(error.message)\n")
+                exit(ExitStatus.of(error))
+            }
             Wisp.exit(withError: error)
         }
     }
