@@ -82,4 +82,21 @@ import Yams
         let issues = UserDataValidator().validate(Array(text.utf8))
         #expect(issues.contains { $0.severity == .error && $0.message.contains("Wisp accepts at most 250000") })
     }
+
+    /// The messages: a schema error about a 4 MB value quoted it whole.
+    @Test func schemaErrorsQuoteValuesCutToAReadableLength() throws {
+        let value = String(repeating: "x", count: 4 << 20)
+        let text = Self.valid.replacingOccurrences(of: "packages: [vim, curl]", with: "packages: \(value)")
+        let issues = UserDataValidator().validate(Array(text.utf8))
+        let issue = try #require(issues.first { $0.path == "packages" && $0.severity == .error }, "\(issues.map(\.message))")
+        #expect(issue.message.count < 400)
+        #expect(issue.message.contains("... (\((4 << 20) + 2) characters in all) is not of type"), "\(issue.message)")
+        // So are made-up keys, and past 50 of them the rest are counted, not listed.
+        var many = Self.valid + String(repeating: "k", count: 1000) + ": 1\n"
+        for i in 0..<200 { many += "made-up-\(i): 1\n" }
+        let warnings = UserDataValidator().validate(Array(many.utf8)).filter { $0.severity == .warning }
+        #expect(warnings.count == 51)
+        #expect(warnings.allSatisfy { $0.message.count < 400 })
+        #expect(warnings.last?.message == "151 more unknown top-level keys not listed")
+    }
 }
