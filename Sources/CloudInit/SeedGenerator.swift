@@ -257,8 +257,10 @@ public enum SeedGenerator {
         let node: Node?
         do {
             node = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw WispError.invalidArgument("extra user-data is not valid YAML: \(UserDataValidator.describe(error).2)")
         } catch {
-            throw WispError.invalidArgument("extra user-data is not valid YAML: \(error)")
+            throw WispError.invalidArgument("extra user-data is not valid YAML: \(ForeignErrorTranslation.sentence(error))")
         }
         guard let node else { return nil }
         guard case .mapping(let mapping) = node else {
