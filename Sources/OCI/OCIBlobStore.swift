@@ -51,7 +51,8 @@ public struct OCIBlobStore: Sendable, Equatable {
         if let expected, contains(expected.digest, size: expected.size) { return expected.digest }
         try create()
         let target = expected.map { path(of: $0.digest) } ?? "\(blobDirectory)/incoming"
-        let output = try AtomicOutput(path: target, permissions: 0o444)
+        // A blob's size is in its descriptor: a full disk is found before the transfer.
+        let output = try AtomicOutput(path: target, permissions: 0o444, expectedSize: expected.map { UInt64(max(0, $0.size)) })
         let writer = OCIBlobWriter(file: output.file, limit: expected.map { UInt64(max(0, $0.size)) }, source: source)
         writer.diffID = diffID
         do {

@@ -5,20 +5,32 @@ import Glibc
 
 /// An output file that appears whole or not at all: bytes go to a hidden temporary file
 /// beside the target, which is fsynced and renamed over the target on `commit()`. If the
-/// work fails (or the process dies), `discard()` / the next run removes the temporary.
+/// work fails, `discard()` removes the temporary. The temporary is `flock`ed while its
+/// writer lives, so when the process dies instead (kill -9), the next output to the same
+/// target finds it unlocked and removes it (`AbandonedWork`): nothing stale stays beside
+/// an output, and a live writer's temporary is never touched. Errors name the target,
+/// never the temporary; a full disk is `.noSpace` with the space needed.
 public final class AtomicOutput: @unchecked Sendable {
     public let targetPath: String
     public let temporaryPath: String
     public let file: PosixFile
     private var finished = false
 
-    public init(path: String, permissions: UInt32 = 0o644) throws {
+    /// `expectedSize`: the output's size when known in advance; the filesystem is checked
+    /// for that much free space before anything is created.
+    public init(path: String, permissions: UInt32 = 0o644, expectedSize: UInt64? = nil) throws {
         targetPath = path
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path
+        let prefix = "." + url.lastPathComponent + ".tmp-"
+        AbandonedWork.sweep(in: directory, prefix: prefix)
+        if let expectedSize { try DiskSpace.require(expectedSize, for: path, what: "writing it") }
         let random = UInt64.random(in: 0...UInt64.max)
-        temporaryPath = directory + "/." + url.lastPathComponent + ".tmp-" + String(random, radix: 36)
-        file = try PosixFile(path: temporaryPath, mode: .createExclusive(permissions: permissions))
+        temporaryPath = directory + "/" + prefix + String(random, radix: 36)
+        file = try PosixFile(path: temporaryPath, mode: .createExclusive(permissions: permissions),
+                             displayPath: path, expectedSize: expectedSize)
+        // Marks the temporary as alive; the kernel drops the lock when this process dies.
+        _ = flock(file.descriptor, LOCK_EX | LOCK_NB)
     }
 
     /// Flushes, syncs and renames into place, then syncs the directory so the rename is
