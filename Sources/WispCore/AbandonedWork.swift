@@ -8,32 +8,48 @@ import Foundation
 /// Their writers hold an `flock` on them for as long as they live, so an unlocked one is
 /// abandoned and safe to remove, whatever pid namespace its writer ran in.
 public enum AbandonedWork {
-    /// A writer creates its file and locks it a moment later: one that is still empty and
-    /// younger than this may be in that moment, and is left for a later sweep.
-    static let creationGrace: TimeInterval = 10
-
     /// Removes the entries of `directory` whose names start with `prefix` and that no live
-    /// process holds locked. Errors are ignored: sweeping is housekeeping, never the work.
-    public static func sweep(in directory: String, prefix: String) {
+    /// process holds locked. Writers lock before the name has this prefix (they are made
+    /// under a `creatingPrefix` name and renamed once locked), so an unlocked one is never
+    /// one still being set up. Entries still under `creatingPrefix` exist for microseconds
+    /// in a live process; one an hour old belongs to a process killed in that moment.
+    /// Errors are ignored: sweeping is housekeeping, never the work.
+    public static func sweep(in directory: String, prefix: String, creatingPrefix: String) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
-        for name in names where name.hasPrefix(prefix) {
+        for name in names {
             let path = "\(directory)/\(name)"
-            guard let lock = try? FileLock.attempt(path, create: false) else { continue }
-            defer { lock.release() }
-            if isPossiblyBeingCreated(path) { continue }
-            try? FileManager.default.removeItem(atPath: path)
+            if name.hasPrefix(prefix) {
+                guard let lock = try? FileLock.attempt(path, create: false) else { continue }
+                try? FileManager.default.removeItem(atPath: path)
+                lock.release()
+            } else if name.hasPrefix(creatingPrefix), age(of: path) > 3600 {
+                try? FileManager.default.removeItem(atPath: path)
+            }
         }
     }
 
-    static func isPossiblyBeingCreated(_ path: String) -> Bool {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return false }
-        let age = Date().timeIntervalSince1970 - (Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
-        guard age < creationGrace else { return false }
-        if (st.st_mode & S_IFMT) == S_IFDIR {
-            return ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).isEmpty
+    /// Makes `<directory>/<creatingPrefix><suffix>` with `make`, locks it, then renames it
+    /// to `<prefix><suffix>`: the rename keeps the inode, so the entry is locked before it
+    /// carries the name sweeps look at. Returns the final path and the lock.
+    static func createLocked(in directory: String, prefix: String, creatingPrefix: String, suffix: String,
+                             make: (String) throws -> Void) throws -> (path: String, lock: FileLock) {
+        let creating = "\(directory)/\(creatingPrefix)\(suffix)"
+        let final = "\(directory)/\(prefix)\(suffix)"
+        try make(creating)
+        do {
+            let lock = try FileLock.exclusive(creating, create: false)
+            guard rename(creating, final) == 0 else { throw WispError.posix("rename", final, errno: errno) }
+            return (final, lock)
+        } catch {
+            try? FileManager.default.removeItem(atPath: creating)
+            throw error
         }
-        return st.st_size == 0
+    }
+
+    static func age(of path: String) -> TimeInterval {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return 0 }
+        return Date().timeIntervalSince1970 - (Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
     }
 }
 
@@ -45,16 +61,12 @@ public final class StagingDirectory: @unchecked Sendable {
     private let lock: FileLock
 
     public init(in parent: String, permissions: UInt16 = 0o700) throws {
-        AbandonedWork.sweep(in: parent, prefix: ".staging-")
-        let candidate = "\(parent)/.staging-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        guard mkdir(candidate, mode_t(permissions)) == 0 else { throw WispError.posix("mkdir", candidate, errno: errno) }
-        do {
-            lock = try FileLock.exclusive(candidate, create: false)
-        } catch {
-            rmdir(candidate)
-            throw error
+        AbandonedWork.sweep(in: parent, prefix: ".staging-", creatingPrefix: ".new-staging-")
+        (path, lock) = try AbandonedWork.createLocked(
+            in: parent, prefix: ".staging-", creatingPrefix: ".new-staging-",
+            suffix: "\(getpid())-\(UInt32.random(in: 0...UInt32.max))") { candidate in
+            guard mkdir(candidate, mode_t(permissions)) == 0 else { throw WispError.posix("mkdir", candidate, errno: errno) }
         }
-        path = candidate
     }
 
     /// Removes the directory and everything in it.

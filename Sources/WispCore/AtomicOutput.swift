@@ -14,6 +14,7 @@ public final class AtomicOutput: @unchecked Sendable {
     public let targetPath: String
     public let temporaryPath: String
     public let file: PosixFile
+    private let liveness: FileLock
     private var finished = false
 
     /// `expectedSize`: the output's size when known in advance; the filesystem is checked
@@ -23,14 +24,22 @@ public final class AtomicOutput: @unchecked Sendable {
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path
         let prefix = "." + url.lastPathComponent + ".tmp-"
-        AbandonedWork.sweep(in: directory, prefix: prefix)
+        let creatingPrefix = "." + url.lastPathComponent + ".new-"
+        AbandonedWork.sweep(in: directory, prefix: prefix, creatingPrefix: creatingPrefix)
         if let expectedSize { try DiskSpace.require(expectedSize, for: path, what: "writing it") }
-        let random = UInt64.random(in: 0...UInt64.max)
-        temporaryPath = directory + "/" + prefix + String(random, radix: 36)
-        file = try PosixFile(path: temporaryPath, mode: .createExclusive(permissions: permissions),
-                             displayPath: path, expectedSize: expectedSize)
-        // Marks the temporary as alive; the kernel drops the lock when this process dies.
-        _ = flock(file.descriptor, LOCK_EX | LOCK_NB)
+        // Locked before it is named `.tmp-`: the kernel drops the lock when this process
+        // dies, which is how a later sweep knows the temporary is abandoned.
+        var created: PosixFile? = nil
+        let (temporary, lock) = try AbandonedWork.createLocked(
+            in: directory, prefix: prefix, creatingPrefix: creatingPrefix,
+            suffix: String(UInt64.random(in: 0...UInt64.max), radix: 36)) { candidate in
+            created = try PosixFile(path: candidate, mode: .createExclusive(permissions: permissions),
+                                    displayPath: path, expectedSize: expectedSize)
+        }
+        guard let created else { throw WispError(.failed, "\(path): the temporary output was not created") }
+        temporaryPath = temporary
+        liveness = lock
+        file = created
     }
 
     /// Flushes, syncs and renames into place, then syncs the directory so the rename is
@@ -45,6 +54,7 @@ public final class AtomicOutput: @unchecked Sendable {
         }
         finished = true
         file.close()
+        liveness.release()
         let directory = URL(fileURLWithPath: targetPath).deletingLastPathComponent().path
         let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd >= 0 {
@@ -59,6 +69,7 @@ public final class AtomicOutput: @unchecked Sendable {
         finished = true
         file.close()
         unlink(temporaryPath)
+        liveness.release()
     }
 
     deinit { discard() }
