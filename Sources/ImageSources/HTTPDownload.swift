@@ -80,7 +80,7 @@ private final class DownloadSink: @unchecked Sendable {
         if total > 0 && !spaceChecked {
             spaceChecked = true
             do {
-                try DiskSpace.require(total - min(done, total), for: file.displayPath, what: "the download (\(ByteSize.format(total)))")
+                try DiskSpace.require(total, for: file.displayPath, what: "the download (\(ByteSize.format(total)))", alreadyHeld: written)
             } catch {
                 failure = error
                 return 1

@@ -21,8 +21,11 @@ public enum DiskSpace {
 
     /// Throws `.noSpace` when the filesystem that will hold `path` has fewer than `bytes`
     /// free. `what` says what the bytes are ("the converted image", "the download").
-    public static func require(_ bytes: UInt64, for path: String, what: String) throws {
-        guard let free = available(near: path), free < bytes else { return }
+    /// `alreadyHeld`: bytes of the output already written, which count as room it has.
+    public static func require(_ bytes: UInt64, for path: String, what: String, alreadyHeld: UInt64 = 0) throws {
+        guard let available = available(near: path) else { return }
+        let free = available.addingReportingOverflow(alreadyHeld).overflow ? UInt64.max : available + alreadyHeld
+        guard free < bytes else { return }
         throw WispError(.noSpace, "\(path): \(what) needs about \(ByteSize.format(bytes)) but the filesystem holding it has only \(ByteSize.format(free)) free; nothing was written (free some space or choose another place)")
     }
 
