@@ -30,7 +30,7 @@ import WispTestSupport
             defer { _ = try? box.wisp(["rm", "--force", "x"]) }
             #expect(results.map(\.status).sorted() == [0, 1], "\(results.map(\.stderrText))")
             let loser: String = results.filter { $0.status == 1 }.map(\.stderrText).first ?? ""
-            #expect(loser.hasPrefix("wisp: the name x is taken: "), "\(loser)")
+            #expect(loser.contains("\nwisp: the name x is taken: "), "\(loser)")
             #expect(try box.states() == ["x": "running"])
             #expect(leftovers(box.instancesDirectory).isEmpty, "\(allEntries(box.instancesDirectory))")
             let removed = try box.wisp(["rm", "--force", "x"])

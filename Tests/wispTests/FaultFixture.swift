@@ -122,10 +122,15 @@ func killWispAtFirstFsync(_ arguments: [String], environment: [String: String]) 
     try process.run()
     defer { process.waitUntilExit() }
     let deadline = Date().addingTimeInterval(120)
-    var wispPID: Int32? = nil
-    while Date() < deadline {
-        wispPID = wispPID ?? children(of: process.processIdentifier).first
-        if let pid = wispPID, threadsInSyscall(pid).contains(fsyncNumber) {
+    // Looked up afresh each time, by name: strace forks short-lived children of its own at
+    // startup (probing what ptrace supports) before it runs wisp.
+    func wisp() -> Int32? {
+        children(of: process.processIdentifier).first { pid in
+            (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == "wisp"
+        }
+    }
+    while Date() < deadline, process.isRunning {
+        if let pid = wisp(), threadsInSyscall(pid).contains(fsyncNumber) {
             kill(pid, SIGKILL)
             // strace would sit out the rest of its injected delay before noticing: the
             // tracee has its SIGKILL, so strace (our own child) goes too.
@@ -133,12 +138,14 @@ func killWispAtFirstFsync(_ arguments: [String], environment: [String: String]) 
             kill(process.processIdentifier, SIGKILL)
             return
         }
-        guard process.isRunning else { break }
         usleep(20_000)
     }
-    if let pid = wispPID { kill(pid, SIGKILL) }
+    let pid = wisp()
+    let seen = pid.map { "pid \($0), in system calls \(threadsInSyscall($0))" } ?? "no wisp process under strace"
+    let exited = process.isRunning ? "still running" : "exited with \(process.terminationStatus)"
+    if let pid { kill(pid, SIGKILL) }
     if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    throw WispError(.failed, "wisp \(arguments.joined(separator: " ")) never reached fsync (it exited or took over 120 s)")
+    throw WispError(.failed, "wisp \(arguments.joined(separator: " ")) never reached fsync (\(seen); strace \(exited))")
 }
 
 private func children(of pid: Int32) -> [Int32] {
