@@ -39,6 +39,8 @@ public struct OCIBlobStore: Sendable, Equatable {
         } catch {
             throw WispError(.io, "\(blobDirectory): could not create the OCI blob cache: \(error)", cause: error)
         }
+        // Blobs a killed pull left half-stored, whichever blob the next pull needs.
+        AbandonedWork.sweepTemporaries(in: blobDirectory)
     }
 
     /// Stores a blob: `produce` writes its bytes into the writer (it may `restart()` it, as

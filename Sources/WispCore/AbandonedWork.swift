@@ -28,6 +28,20 @@ public enum AbandonedWork {
         }
     }
 
+    /// Every abandoned `AtomicOutput` temporary in `directory`, whatever its target: for
+    /// directories only Wisp writes (the caches), where a killed download or blob of one
+    /// name must not wait for that same name to be written again to be cleaned.
+    public static func sweepTemporaries(in directory: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where name.hasPrefix(".") {
+            guard let range = name.range(of: ".tmp-", options: .backwards), range.lowerBound > name.index(after: name.startIndex) else { continue }
+            let path = "\(directory)/\(name)"
+            guard let lock = try? FileLock.attempt(path, create: false) else { continue }
+            try? FileManager.default.removeItem(atPath: path)
+            lock.release()
+        }
+    }
+
     /// Makes `<directory>/<creatingPrefix><suffix>` with `make`, locks it, then renames it
     /// to `<prefix><suffix>`: the rename keeps the inode, so the entry is locked before it
     /// carries the name sweeps look at. Returns the final path and the lock.

@@ -41,6 +41,19 @@ import WispTestSupport
         #expect(try names(dir) == [".other.img.tmp-dead", ".out.img.new-young", "out.img"])
     }
 
+    /// A cache directory is swept whole: a killed download of one name does not wait for
+    /// that name to be written again.
+    @Test func cacheDirectoriesAreSweptOfEveryAbandonedTemporary() throws {
+        let dir = try TemporaryDirectory("wisp-atomic-cache")
+        let live = try AtomicOutput(path: dir.file("b.qcow2"))
+        try touch(dir.file(".a.qcow2.tmp-dead"), bytes: 100)
+        try touch(dir.file("c.tmp-user"))
+        AbandonedWork.sweepTemporaries(in: dir.path)
+        let after = try names(dir)
+        #expect(after == [(live.temporaryPath as NSString).lastPathComponent, "c.tmp-user"].sorted(), "\(after)")
+        live.discard()
+    }
+
     @Test func errorsNameTheTargetAndAFullDiskIsNoSpace() throws {
         let dir = try TemporaryDirectory("wisp-atomic-space")
         let target = dir.file("huge.img")
