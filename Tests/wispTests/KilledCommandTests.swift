@@ -53,13 +53,14 @@ import WispTestSupport
         let base = try box.blankDisk()
         let before = try sha256(base)
         let arguments = ["run", "--boot", "uefi", "--detach", "--accel", "tcg", "--memory", "256M", "--cpus", "1", "--name", "k", base]
+        // Whatever fails below, no QEMU outlives the test.
+        defer { _ = try? box.wisp(["rm", "--force", "k"]) }
         try killWispAtFirstFsync(arguments, environment: box.environment)
         #expect(try box.states() == ["k": "incomplete"])
         #expect(!FileManager.default.fileExists(atPath: box.instancesDirectory + "/k/instance.json"))
 
         let again = try box.wisp(arguments)
         #expect(again.status == 0, "\(again.stderrText)")
-        defer { _ = try? box.wisp(["rm", "--force", "k"]) }
         #expect(try box.states() == ["k": "running"])
         #expect(leftovers(box.instancesDirectory).isEmpty, "\(allEntries(box.instancesDirectory))")
         #expect(try sha256(base) == before)
@@ -80,6 +81,7 @@ import WispTestSupport
         defer { server.stop() }
         let arguments = ["run", "--boot", "uefi", "--detach", "--accel", "tcg", "--memory", "256M", "--cpus", "1", "--name", "dl",
                          "http://127.0.0.1:\(server.port)/disk.qcow2"]
+        defer { _ = try? box.wisp(["rm", "--force", "dl"]) }
         try killWispAtFirstFsync(arguments, environment: box.environment)
         let images = box.cacheHome + "/wisp/images"
         #expect(leftovers(images).count == 1, "\(allEntries(images))")
@@ -87,7 +89,6 @@ import WispTestSupport
 
         let again = try box.wisp(arguments)
         #expect(again.status == 0, "\(again.stderrText)")
-        defer { _ = try? box.wisp(["rm", "--force", "dl"]) }
         #expect(try box.states() == ["dl": "running"])
         let entries = allEntries(images)
         #expect(entries.count == 2 && entries.contains { $0.hasPrefix(".") && $0.hasSuffix("-disk.qcow2.lock") }
