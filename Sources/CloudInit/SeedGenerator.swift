@@ -131,7 +131,10 @@ public enum SeedGenerator {
             generated.insert("phone_home")
             lines.append("phone_home:")
             lines.append("  url: \(YAMLText.quoted(url))")
-            lines.append("  post: all")
+            // Only what Wisp reads (the post itself is the signal): `all` also asks for the
+            // RSA and ECDSA host keys, which a guest given only an ed25519 host key lacks,
+            // and cloud-init logs a warning for each.
+            lines.append("  post: [instance_id]")
             lines.append("  tries: 10")
             if let modules = options.initStageModules {
                 // set_passwords applies ssh_pwauth. In the config stage it would restart a

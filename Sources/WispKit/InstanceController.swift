@@ -64,6 +64,7 @@ public struct InstanceController: Sendable {
             record.sshPort = try InstanceCreator.freePort()
             record.spec.forwards[0] = PortForward(hostPort: record.sshPort, guestPort: 22)
         }
+        try HostPortCheck.ensureFree(Array(record.spec.forwards.dropFirst()), store: store, except: name)
         // A guest configured for NoCloud-net reads its seed again at each boot.
         var server: MetadataServer? = nil
         if record.cloudInit == .http, let seedPort = record.metadataPort {

@@ -48,7 +48,13 @@ public struct InstanceCreator: Sendable {
         if options.entry != nil && options.boot == .uefi { throw WispError.usage("--entry picks a kernel to boot directly: it cannot go with --boot uefi") }
         if let cpus = options.cpus, !(1...256).contains(cpus) { throw WispError.usage("--cpus \(cpus): expected 1 to 256") }
         if let memory = options.memoryBytes, memory < 128 << 20 { throw WispError.usage("--memory: at least 128M is needed to boot a cloud image") }
-        if let requested = options.name { try InstanceStore.validate(name: requested) }
+        if let requested = options.name {
+            try InstanceStore.validate(name: requested)
+            if FileManager.default.fileExists(atPath: store.files(requested).directory) {
+                throw WispError(.alreadyExists, "an instance named \(requested) already exists (wisp rm \(requested), or choose another --name)")
+            }
+        }
+        try HostPortCheck.ensureFree(options.forwards, store: store)
         let allowed = try options.allowBacking.map(Self.allowedDirectory)
         let extraDisks = try options.extraDisks.map { disk -> DiskAttachment in
             let path = URL(fileURLWithPath: disk.path).standardizedFileURL.path
@@ -89,6 +95,13 @@ public struct InstanceCreator: Sendable {
         let options = Self.machineDefaults(options, from: resolved.archive, progress: progress)
         let base = resolved.path
         let baseSize = baseChain.top.virtualSize
+        // Disks only grow: shrinking would cut the guest's filesystems.
+        // (A container image's disk was made at --disk-size already.)
+        var isContainer = false
+        if case .container = resolved.origin { isContainer = true }
+        if let wanted = options.diskSize, wanted < baseSize, !isContainer {
+            throw WispError.usage("--disk-size \(ByteSize.format(wanted)) is smaller than the image (\(ByteSize.format(baseSize))): a disk can only grow")
+        }
 
         // Kernel extraction happens before the name is claimed (the name comes from the OS).
         try FileManager.default.createDirectory(atPath: store.root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])

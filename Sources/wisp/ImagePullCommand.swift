@@ -37,10 +37,9 @@ struct ImagePullCommand: AsyncParsableCommand {
         let digest = (image.manifestDigest ?? image.configDigest).description
         let bytes = image.layers.reduce(UInt64(0)) { $0 + UInt64(max(0, $1.descriptor.size)) }
         if json {
-            let object: [String: Any] = ["reference": reference, "digest": digest, "config": image.configDigest.description,
-                                         "platform": image.platform.description, "layers": image.layers.count, "size": bytes]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-            print(String(decoding: data, as: UTF8.self))
+            struct Pulled: Encodable { var reference, digest, config, platform: String; var layers: Int; var size: UInt64 }
+            try JSONOutput.print(Pulled(reference: reference, digest: digest, config: image.configDigest.description,
+                                        platform: image.platform.description, layers: image.layers.count, size: bytes))
         } else {
             FileHandle.standardError.write(Data("pulled \(reference): \(image.platform), \(image.layers.count) layers, \(ByteSize.format(bytes))\n".utf8))
             print(digest)

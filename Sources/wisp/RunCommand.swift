@@ -52,7 +52,7 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(help: "Image file, OVA, Vagrant box, http(s) URL or container image reference.") var image: String
     @Option(help: "Instance name (default: from the image's OS, e.g. debian-12).") var name: String?
     @Option(help: "Virtual CPUs (default: the OVF's for an OVA or box, else 2).") var cpus: Int?
-    @Option(help: "Memory, e.g. 2G or 1536M (default: the OVF's for an OVA or box, else 2G).") var memory: String?
+    @Option(help: "Memory, e.g. 2G or 1536M; a bare number is MiB, as with qemu -m (default: the OVF's for an OVA or box, else 2G).") var memory: String?
     @Option(name: .customLong("disk-size"), help: "Grow the instance's disk to this size (e.g. 20G).") var diskSize: String?
     @Option(name: .customLong("ssh-key"), help: "Also authorize this public key file (repeatable).") var sshKeys: [String] = []
     @Option(name: [.customShort("p"), .customLong("publish")], help: "Forward [HOST_IP:]HOST_PORT:GUEST_PORT (repeatable; host IP defaults to 127.0.0.1).") var publish: [String] = []
@@ -87,7 +87,7 @@ struct RunCommand: AsyncParsableCommand {
         options.name = name
         options.digest = digest
         options.cpus = cpus
-        options.memoryBytes = try memory.map(ByteSize.parse)
+        options.memoryBytes = try memory.map(ByteSize.parseMemory)
         options.diskSize = try diskSize.map(ByteSize.parse)
         options.sshKeys = sshKeys
         options.forwards = try publish.map(PortForward.parse)
@@ -108,6 +108,7 @@ struct RunCommand: AsyncParsableCommand {
         options.waitForReady = !detach && !console
         // A command to run (the CI use) gets a settled guest: every cloud-init stage done.
         options.waitForFinalStage = waitFinal || !command.isEmpty
+        let started = Date()
         let store = InstanceStore()
         let controller = InstanceController(store: store)
         // Ctrl-C or a CI runner's SIGTERM never leaves the instance booting unattended.
@@ -138,14 +139,18 @@ struct RunCommand: AsyncParsableCommand {
         if !command.isEmpty {
             let status = try InstanceSSH(record: record, files: files).run(command, tty: false)
             interruption.parkIfInterrupted()
-            if rm { try controller.remove(record.name, force: true) }
+            if rm {
+                try controller.remove(record.name, force: true)
+            } else {
+                FileOutput.standardError("wisp: \(record.name) is still running (wisp ssh \(record.name); wisp rm -f \(record.name) removes it; --rm does that after CMD)\n")
+            }
             throw ExitCode(status)
         }
         if rm {
             try controller.remove(record.name, force: true)
             return
         }
-        FileHandle.standardError.write(Data("\(record.name) is \(detach ? "starting" : "ready") (\(record.spec.accelerator.rawValue)): wisp ssh \(record.name)\n".utf8))
+        FileOutput.standardError(ReadyLine.text(record, elapsed: Date().timeIntervalSince(started), detached: detach))
         print(record.name)
     }
 }

@@ -4,22 +4,39 @@ import Machine
 import WispKit
 
 struct StartCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "start", abstract: "Boot a stopped instance and wait until SSH answers.")
+    static let configuration = CommandConfiguration(
+        commandName: "start", abstract: "Boot stopped instances and wait until SSH answers.",
+        discussion: """
+        An instance that is already running is left as it is, with a note. The forwarded ports \
+        are checked first: one another instance or program holds is refused by name.
 
-    @Argument(help: "Instance name.") var name: String
+        Examples:
+          wisp start web
+          wisp start web db --timeout 300
+        """)
+
+    @Argument(help: "Instance names.") var names: [String]
     @Option(help: "auto (KVM if it works, else TCG), kvm or tcg.") var accel: AcceleratorChoice = .auto
     @Option(help: "Seconds to wait for the guest to be ready.") var timeout: Double = 900
 
     func run() async throws {
         let store = InstanceStore()
         let booter = InstanceBooter(store: store, acceleratorChoice: accel, timeout: timeout, progress: RunProgress.report)
-        do {
-            let record = try InstanceController(store: store).start(name, booter: booter)
-            RunProgress.finish()
-            FileHandle.standardError.write(Data("\(name) is ready (\(record.spec.accelerator.rawValue)): wisp ssh \(name)\n".utf8))
-        } catch {
-            RunProgress.finish()
-            throw error
+        try await EachInstance.run(names) { name in
+            _ = try store.load(name)
+            if InstanceState.probe(store.files(name)).state == .running {
+                FileOutput.standardError("wisp: \(name) is already running\n")
+                return
+            }
+            do {
+                let started = Date()
+                let record = try InstanceController(store: store).start(name, booter: booter)
+                RunProgress.finish()
+                FileOutput.standardError(ReadyLine.text(record, elapsed: Date().timeIntervalSince(started)))
+            } catch {
+                RunProgress.finish()
+                throw error
+            }
         }
     }
 }

@@ -22,8 +22,8 @@ struct Wisp: AsyncParsableCommand {
             KernelCommand.self,
             FSCommand.self,
             SeedCommand.self,
-            RunCommand.self, ListCommand.self, SSHCommand.self, StopCommand.self, StartCommand.self,
-            RemoveCommand.self, ConsoleCommand.self, LogsCommand.self,
+            RunCommand.self, ListCommand.self, InfoCommand.self, SSHCommand.self, ShellCommand.self, ExecCommand.self,
+            StopCommand.self, StartCommand.self, RemoveCommand.self, ConsoleCommand.self, LogsCommand.self,
         ]
     )
 }
@@ -33,6 +33,10 @@ struct Wisp: AsyncParsableCommand {
 @main
 enum WispMain {
     static func main() async {
+        if let sentence = CommandSuggestion.unknownCommand(Array(CommandLine.arguments.dropFirst())) {
+            FileOutput.standardError("wisp: \(sentence)\n")
+            exit(ExitStatus.usage)
+        }
         do {
             var command = try Wisp.parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
@@ -40,11 +44,9 @@ enum WispMain {
             } else {
                 try command.run()
             }
-        } catch let error as WispError {
-            FileOutput.standardError("wisp: \(error.message)\n")
-            exit(ExitStatus.of(error))
         } catch {
-            Wisp.exit(withError: error)
+            ErrorReport.print(error)
+            exit(ErrorReport.status(error))
         }
     }
 }

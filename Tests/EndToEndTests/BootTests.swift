@@ -101,10 +101,12 @@ import WispTestSupport
         let list = try box.check(["list", "--json"]).stdoutText
         let entries = try JSONSerialization.jsonObject(with: Data(list.utf8)) as? [[String: Any]]
         #expect(entries?.first?["state"] as? String == "running")
-        #expect(entries?.first?["accel"] as? String == Self.accel)
+        #expect(entries?.first?["accelerator"] as? String == Self.accel)
 
-        // Two starts cannot both run it; rm refuses a running instance without --force.
-        #expect(try box.run(["start", "e2e"]).status != 0)
+        // Starting a running instance changes nothing and says so; rm refuses a running
+        // instance without --force.
+        let again = try box.run(["start", "e2e"])
+        #expect(again.status == 0 && again.stderrText.contains("e2e is already running"), "\(again.stderrText)")
         #expect(try box.run(["rm", "e2e"]).status != 0)
 
         _ = try box.check(["stop", "e2e"])
