@@ -8,7 +8,12 @@ import WispCore
 /// as unexpected so it can be reported.
 enum ErrorReport {
     static func print(_ error: any Error) {
-        FileOutput.standardError(message(error))
+        // --help and --version arrive as errors too; they go to standard output.
+        if !(error is WispError), Wisp.exitCode(for: error) == .success {
+            FileOutput.standardOutput(message(error))
+        } else {
+            FileOutput.standardError(message(error))
+        }
     }
 
     static func message(_ error: any Error) -> String {
