@@ -102,6 +102,21 @@ import WispTestSupport
         let entries = try JSONSerialization.jsonObject(with: Data(list.utf8)) as? [[String: Any]]
         #expect(entries?.first?["state"] as? String == "running")
         #expect(entries?.first?["accelerator"] as? String == Self.accel)
+        #expect(entries?.first?["memory"] as? Int == 1536 << 20, "sizes are bytes")
+
+        // info: the SSH endpoint as an object, the disks read from their headers, uptime.
+        let info = try #require(try JSONSerialization.jsonObject(with: Data(try box.check(["info", "e2e", "--json"]).stdoutText.utf8)) as? [String: Any])
+        let ssh = try #require(info["ssh"] as? [String: Any])
+        #expect(ssh["user"] as? String == user && ssh["command"] as? String == "wisp ssh e2e")
+        #expect(((info["uptime-seconds"] as? Double) ?? -1) >= 0)
+        let disks = try #require(info["disks"] as? [[String: Any]])
+        #expect(disks.first?["path"] as? String == instanceDir + "/overlay.qcow2" && ((disks.first?["virtual-size"] as? Int) ?? 0) > 0, "\(disks)")
+        #expect(try box.check(["info", "e2e"]).stdoutText.contains("Uptime:"))
+        // exec needs no --, shell quoting is Wisp's; logs --tail gives exactly the last lines.
+        #expect(try box.check(["exec", "e2e", "printf", "%s|", "a b", "c"]).stdoutText == "a b|c|")
+        #expect(try box.run(["exec", "e2e", "sh", "-c", "exit 5"]).status == 5)
+        let tail = try box.check(["logs", "--tail", "2", "e2e"]).stdoutText
+        #expect(tail.split(separator: "\n", omittingEmptySubsequences: false).count <= 3, "\(tail)")
 
         // Starting a running instance changes nothing and says so; rm refuses a running
         // instance without --force.
@@ -110,6 +125,8 @@ import WispTestSupport
         #expect(try box.run(["rm", "e2e"]).status != 0)
 
         _ = try box.check(["stop", "e2e"])
+        let stoppedAgain = try box.run(["stop", "e2e"])
+        #expect(stoppedAgain.status == 0 && stoppedAgain.stderrText == "wisp: e2e is already stopped\n", "\(stoppedAgain.stderrText)")
         let stopped = try JSONSerialization.jsonObject(with: Data(try box.check(["list", "--json"]).stdoutText.utf8)) as? [[String: Any]]
         #expect(stopped?.first?["state"] as? String == "stopped")
         #expect(try box.run(["ssh", "e2e", "--", "true"]).status != 0)
@@ -147,11 +164,14 @@ import WispTestSupport
         defer { box.cleanUp() }
         let vhdx = box.dir.file("debian.vhdx")
         try ToolRunner.check("qemu-img", ["convert", "-O", "vhdx", "-o", "subformat=dynamic", box.image, vhdx])
-        let result = try box.run(["run", "--rm", "--name", "hyperv", "--accel", Self.accel, "--memory", "1536M", "--timeout", "900",
+        // Without --rm, -- CMD leaves the VM running and says so.
+        let result = try box.run(["run", "--name", "hyperv", "--accel", Self.accel, "--memory", "1536M", "--timeout", "900",
                                   vhdx, "--", "cat", "/etc/hostname"])
         #expect(result.status == 0, "\(result.stderrText)")
         #expect(result.stdoutText == "hyperv\n")
         #expect(result.stderrText.contains("converting \(vhdx) (vhdx) to qcow2"), "\(result.stderrText)")
+        #expect(result.stderrText.hasSuffix("wisp: hyperv is still running (wisp ssh hyperv; wisp rm -f hyperv removes it; --rm does that after CMD)\n"), "\(result.stderrText)")
+        _ = try box.check(["rm", "-f", "hyperv"])
     }
 
     /// `--cloud-init http`: no seed disk; the guest fetches the seed from Wisp's listener as
