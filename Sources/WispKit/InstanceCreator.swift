@@ -239,7 +239,7 @@ public struct InstanceCreator: Sendable {
             return Created(record: record, metadata: nil)
         }
 
-        let user = Self.defaultUser()
+        let user = options.user ?? Self.defaultUser()
 
         let metadata = try MetadataServer(seed: nil)
         let request = RunIntegration.SeedRequest(

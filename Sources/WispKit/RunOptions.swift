@@ -13,6 +13,9 @@ public struct RunOptions: Sendable {
     public static let defaultMemoryBytes: UInt64 = 2 << 30
     public var diskSize: UInt64? = nil
     public var sshKeys: [String] = []
+    /// The login to create (the config file's `user`); nil: the host user's name, "wisp"
+    /// for root.
+    public var user: String? = nil
     public var forwards: [PortForward] = []
     public var extraDisks: [(path: String, readOnly: Bool)] = []
     public var boot: BootMode = .auto

@@ -60,7 +60,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "auto (direct kernel boot when possible), direct or uefi.") var boot: BootMode = .auto
     @Option(help: "The boot entry to boot directly: its id, title or number in `wisp inspect` (default: the image's default entry; for a container image, the newest kernel).") var entry: String?
     @Option(name: .customLong("karg"), help: "Append an argument to the kernel command line of a directly booted guest (repeatable), e.g. --karg systemd.unit=rescue.target.") var kargs: [String] = []
-    @Option(help: "auto (KVM if it works, else TCG), kvm or tcg.") var accel: AcceleratorChoice = .auto
+    @Option(help: "auto (KVM if it works, else TCG), kvm or tcg (default: the config file's accelerator, else auto).") var accel: AcceleratorChoice?
     @Option(help: "Guest CPU architecture, when the image's own kernel or init does not say it (x86_64 or aarch64).") var arch: ArchitectureArgument?
     @Option(name: .customLong("user-data"), help: "Extra cloud-config merged into the seed.") var userData: String?
     @Option(name: .customLong("cloud-init"), help: "How the seed reaches the guest: disk (NoCloud seed disk) or http (NoCloud-net from Wisp's listener).") var cloudInit: CloudInitTransport = .disk
@@ -83,19 +83,22 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Flags first, then $XDG_CONFIG_HOME/wisp/config.yaml, then Wisp's defaults.
+        let config = try WispConfig.load()
         var options = RunOptions(image: image)
         options.name = name
         options.digest = digest
-        options.cpus = cpus
-        options.memoryBytes = try memory.map(ByteSize.parseMemory)
-        options.diskSize = try diskSize.map(ByteSize.parse)
-        options.sshKeys = sshKeys
+        options.cpus = cpus ?? config.cpus
+        options.memoryBytes = try memory.map(ByteSize.parseMemory) ?? config.memoryBytes
+        options.diskSize = try diskSize.map(ByteSize.parse) ?? config.diskSize
+        options.sshKeys = sshKeys.isEmpty ? config.sshKeys ?? [] : sshKeys
+        options.user = config.user
         options.forwards = try publish.map(PortForward.parse)
         options.extraDisks = try disks.map(RunOptions.parseDisk)
         options.boot = boot
         options.entry = entry
         options.kernelArguments = kargs
-        options.accelerator = accel
+        options.accelerator = accel ?? config.accelerator ?? .auto
         options.architecture = arch?.guestArchitecture
         options.userData = userData
         options.allowBacking = backing.allowBacking

@@ -16,12 +16,13 @@ struct StartCommand: AsyncParsableCommand {
         """)
 
     @Argument(help: "Instance names.") var names: [String]
-    @Option(help: "auto (KVM if it works, else TCG), kvm or tcg.") var accel: AcceleratorChoice = .auto
+    @Option(help: "auto (KVM if it works, else TCG), kvm or tcg (default: the config file's accelerator, else auto).") var accel: AcceleratorChoice?
     @Option(help: "Seconds to wait for the guest to be ready.") var timeout: Double = 900
 
     func run() async throws {
         let store = InstanceStore()
-        let booter = InstanceBooter(store: store, acceleratorChoice: accel, timeout: timeout, progress: RunProgress.report)
+        let accelerator = try accel ?? WispConfig.load().accelerator ?? .auto
+        let booter = InstanceBooter(store: store, acceleratorChoice: accelerator, timeout: timeout, progress: RunProgress.report)
         try await EachInstance.run(names) { name in
             _ = try store.load(name)
             if InstanceState.probe(store.files(name)).state == .running {
