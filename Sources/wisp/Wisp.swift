@@ -24,6 +24,7 @@ struct Wisp: AsyncParsableCommand {
             SeedCommand.self,
             RunCommand.self, ListCommand.self, SSHCommand.self, StopCommand.self, StartCommand.self,
             RemoveCommand.self, ConsoleCommand.self, LogsCommand.self,
+            CopyCommand.self, PortCommand.self,
         ]
     )
 }
