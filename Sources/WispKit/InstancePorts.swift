@@ -68,7 +68,8 @@ public struct InstancePorts: Sendable {
         }
         let forward = record.spec.forwards[index]
         let live = try runningQMP(files).map { qmp in
-            try humanMonitor(qmp, "hostfwd_remove \(QEMUCommandLine.userNetdevID) \(forward.hostfwdKey)", instance: name)
+            // QEMU confirms a removal in words ("host forwarding rule for ... removed").
+            try humanMonitor(qmp, "hostfwd_remove \(QEMUCommandLine.userNetdevID) \(forward.hostfwdKey)", instance: name, success: "removed")
             return true
         } ?? false
         record.spec.forwards.remove(at: index)
@@ -87,11 +88,12 @@ public struct InstancePorts: Sendable {
         }
     }
 
-    /// HMP through QMP: the commands answer with text, empty on success.
-    private func humanMonitor(_ qmp: QMPClient, _ command: String, instance: String) throws {
+    /// HMP through QMP: the commands answer with text, which is the only way they say they
+    /// failed (`hostfwd_add` says nothing on success, `hostfwd_remove` ends with `success`).
+    private func humanMonitor(_ qmp: QMPClient, _ command: String, instance: String, success: String? = nil) throws {
         let answer = try qmp.execute("human-monitor-command", arguments: ["command-line": command]).string ?? ""
         let text = answer.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard text.isEmpty else {
+        guard text.isEmpty || success.map({ text.hasSuffix($0) }) == true else {
             throw WispError(.engineFailed, "QEMU of \(instance) refused `\(command)`: \(text)")
         }
     }
