@@ -55,6 +55,10 @@ public struct InstanceCreator: Sendable {
             }
         }
         try HostPortCheck.ensureFree(options.forwards, store: store)
+        if !options.mounts.isEmpty {
+            try SharedFolder.checkDistinct(options.mounts)
+            _ = try VirtiofsDaemon.find()
+        }
         let allowed = try options.allowBacking.map(Self.allowedDirectory)
         let extraDisks = try options.extraDisks.map { disk -> DiskAttachment in
             let path = URL(fileURLWithPath: disk.path).standardizedFileURL.path
@@ -153,6 +157,9 @@ public struct InstanceCreator: Sendable {
             if let gap = RunIntegration.credentialProvisioningGap(inspector, name: options.image) {
                 throw WispError(.unsupported, gap)
             }
+            if !options.mounts.isEmpty, let gap = SharedFolderMounts.credentialGap(inspector?.view, image: options.image) {
+                throw WispError(.unsupported, gap)
+            }
             progress("no cloud-init in the image: provisioning root's SSH key, the host key and the hostname as systemd credentials")
         }
 
@@ -216,7 +223,7 @@ public struct InstanceCreator: Sendable {
         let mac = Self.macAddress(for: name)
         if provisioning == .systemd {
             let credentials = SystemdCredentialSet(authorizedKeys: authorized, hostKeyPrivate: hostPrivate, hostKeyPublic: hostPublic,
-                                                   hostname: name, macAddress: mac)
+                                                   hostname: name, macAddress: mac, sharedFolders: options.mounts)
             if case .direct(var direct) = bootMethod, let facts = bootFacts {
                 direct.commandLine = Self.credentialCommandLine(facts.commandLine, board: board, hostname: name)
                 bootMethod = .direct(direct)
@@ -228,6 +235,7 @@ public struct InstanceCreator: Sendable {
             spec.credentials = try credentials.write(to: files.credentialsDirectory)
             spec.disks = [DiskAttachment(path: files.overlay, format: .qcow2)] + extraDisks
             spec.forwards = [PortForward(hostPort: sshPort, guestPort: 22)] + options.forwards
+            spec.sharedFolders = options.mounts
             var record = InstanceRecord(name: name, image: options.image, baseImagePath: base, baseImage: resolved, spec: spec,
                                         bootMode: bootFacts == nil ? .uefi : .direct, user: "root", hostname: name,
                                         sshPort: sshPort, cloudInit: options.cloudInit,
@@ -245,7 +253,8 @@ public struct InstanceCreator: Sendable {
         let request = RunIntegration.SeedRequest(
             user: user, authorizedKeys: authorized, hostname: name, instanceID: "wisp-\(name)-\(UInt32.random(in: 0...UInt32.max))",
             phoneHomeURL: metadata.guestPhoneHomeURL, staticNetwork: true, macAddress: mac,
-            hostKeyPrivate: hostPrivate, hostKeyPublic: hostPublic, extraUserData: userData, initStageModules: earlyModules)
+            hostKeyPrivate: hostPrivate, hostKeyPublic: hostPublic, extraUserData: userData, initStageModules: earlyModules,
+            sharedFolders: options.mounts, userID: options.mounts.isEmpty ? nil : SharedFolderMounts.guestUserID())
         let seed = try RunIntegration.makeSeed(request)
         var disks = [DiskAttachment(path: files.overlay, format: .qcow2)]
         var server = metadata
@@ -280,6 +289,7 @@ public struct InstanceCreator: Sendable {
         }
         spec.disks = disks + extraDisks
         spec.forwards = [PortForward(hostPort: sshPort, guestPort: 22)] + options.forwards
+        spec.sharedFolders = options.mounts
         spec.boot = Self.appendingUserArguments(spec.boot, options.kernelArguments)
         var record = InstanceRecord(name: name, image: options.image, baseImagePath: base, baseImage: resolved, spec: spec,
                                     bootMode: bootFacts == nil ? .uefi : .direct, user: user, hostname: name,

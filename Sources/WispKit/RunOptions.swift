@@ -17,6 +17,8 @@ public struct RunOptions: Sendable {
     /// for root.
     public var user: String? = nil
     public var forwards: [PortForward] = []
+    /// Host directories shared with the guest (`--mount`), mounted at every boot.
+    public var mounts: [SharedFolder] = []
     public var extraDisks: [(path: String, readOnly: Bool)] = []
     public var boot: BootMode = .auto
     /// The boot entry to boot directly (its id, title or index in `wisp inspect`); nil:

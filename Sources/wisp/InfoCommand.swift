@@ -48,6 +48,9 @@ struct InfoCommand: AsyncParsableCommand {
             rows.append((index == 0 ? "Disks" : "", text))
         }
         rows.append(("Ports", view.ports.isEmpty ? "-" : view.ports.map { "\($0.hostAddress):\($0.hostPort)->\($0.guestPort)/\($0.protocol)" }.joined(separator: ", ")))
+        for (index, mount) in view.mounts.enumerated() {
+            rows.append((index == 0 ? "Mounts" : "", "\(mount.hostPath) -> \(mount.guestPath)\(mount.readOnly ? " (read-only)" : "")"))
+        }
         if let ssh = view.ssh { rows.append(("SSH", "\(ssh.command)  (ssh -p \(ssh.port) \(ssh.user)@\(ssh.host))")) }
         if let pid = view.pid { rows.append(("PID", "\(pid)")) }
         if let uptime = view.uptimeSeconds { rows.append(("Uptime", Self.duration(uptime))) }

@@ -27,8 +27,14 @@ struct InstanceView: Encodable {
             hostAddress = forward.hostAddress
             hostPort = forward.hostPort
             guestPort = forward.guestPort
-            self.protocol = "tcp"
+            self.protocol = forward.transport.rawValue
         }
+    }
+
+    struct Mount: Encodable {
+        var hostPath: String
+        var guestPath: String
+        var readOnly: Bool
     }
 
     struct Disk: Encodable {
@@ -55,6 +61,7 @@ struct InstanceView: Encodable {
     var boot: String?
     var ssh: SSH?
     var ports: [Port]
+    var mounts: [Mount]
     var disks: [Disk]?
     var pid: Int32?
     var uptimeSeconds: Double?
@@ -70,6 +77,7 @@ struct InstanceView: Encodable {
         self.directory = files.directory
         self.pid = pid
         self.ports = []
+        self.mounts = []
         self.ephemeral = false
         guard let record = try? store.load(name) else { return }
         image = record.image
@@ -83,6 +91,7 @@ struct InstanceView: Encodable {
         boot = record.bootMode.rawValue
         ssh = SSH(host: "127.0.0.1", port: record.sshPort, user: record.user, command: "wisp ssh \(name)")
         ports = record.spec.forwards.dropFirst().map(Port.init)
+        mounts = record.spec.sharedFolders.map { Mount(hostPath: $0.hostPath, guestPath: $0.guestPath, readOnly: $0.readOnly) }
         created = record.createdAt
         guard detailed else { return }
         if let pid { uptimeSeconds = Self.uptime(pid: pid) }

@@ -43,6 +43,7 @@ struct RunCommand: AsyncParsableCommand {
           wisp run --rm image.qcow2 -- sh -c 'uname -a; exit 3'     # exits 3
           wisp run appliance.ova                                   # CPUs and memory from its OVF
           wisp run --memory 1G debian12.box                        # a Vagrant box (libvirt or virtualbox)
+          wisp run --mount ~/src:/src --mount ~/data:/data:ro image.qcow2   # shared folders (virtio-fs)
           wisp run --accel tcg image.qcow2                         # TCG even where KVM works
           wisp run --arch aarch64 --rm arm64.qcow2 -- uname -m     # an arm64 guest (read from the image anyway)
           wisp run oci-archive:fedora-bootc.tar                    # a bootc image saved by podman
@@ -56,6 +57,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("disk-size"), help: "Grow the instance's disk to this size (e.g. 20G).") var diskSize: String?
     @Option(name: .customLong("ssh-key"), help: "Also authorize this public key file (repeatable).") var sshKeys: [String] = []
     @Option(name: [.customShort("p"), .customLong("publish")], help: "Forward [HOST_IP:]HOST_PORT:GUEST_PORT (repeatable; host IP defaults to 127.0.0.1).") var publish: [String] = []
+    @Option(name: .customLong("mount"), help: ArgumentHelp("Share a host directory with the guest over virtio-fs, mounted at every boot: HOST_DIR[:GUEST_DIR][:ro] (repeatable; GUEST_DIR defaults to the host path). The guest user gets the host user's uid so both own the same files.", valueName: "HOST_DIR[:GUEST_DIR][:ro]")) var mounts: [String] = []
     @Option(name: .customLong("disk"), help: "Attach another disk image: FILE or FILE,readonly (repeatable).") var disks: [String] = []
     @Option(help: "auto (direct kernel boot when possible), direct or uefi.") var boot: BootMode = .auto
     @Option(help: "The boot entry to boot directly: its id, title or number in `wisp inspect` (default: the image's default entry; for a container image, the newest kernel).") var entry: String?
@@ -93,7 +95,8 @@ struct RunCommand: AsyncParsableCommand {
         options.diskSize = try diskSize.map(ByteSize.parse) ?? config.diskSize
         options.sshKeys = sshKeys.isEmpty ? config.sshKeys ?? [] : sshKeys
         options.user = config.user
-        options.forwards = try publish.map(PortForward.parse)
+        options.forwards = try publish.map { try PortForward.parse($0) }
+        options.mounts = try (mounts.isEmpty ? config.mounts ?? [] : mounts).map { try SharedFolder.parse($0) }
         options.extraDisks = try disks.map(RunOptions.parseDisk)
         options.boot = boot
         options.entry = entry
