@@ -18,6 +18,9 @@ public struct InstanceCreator: Sendable {
     public var progress: @Sendable (String) -> Void
     /// Told the instance's name as soon as its directory is claimed.
     public var onClaimed: (@Sendable (String) -> Void)?
+    /// Byte counts of downloads and pulls (label, done, total), for a progress meter; nil:
+    /// they go to `progress` as lines.
+    public var transfer: TransferProgress?
 
     public init(store: InstanceStore, progress: @escaping @Sendable (String) -> Void,
                 onClaimed: (@Sendable (String) -> Void)? = nil) {
@@ -76,10 +79,13 @@ public struct InstanceCreator: Sendable {
         }
 
         let progress = self.progress
-        let source = try Self.configure(try ImageReference.parse(options.image), options, progress: progress)
+        let source = try Self.configure(try ImageReference.parse(options.image), options, progress: progress, transfer: transfer)
         let context = ImageResolveContext(
             cache: ImageCacheDirectory(path: store.paths.images.path), expectedDigest: try options.digest.map(ImageReference.parseDigest),
-            progress: { done, total in progress("downloading: \(ByteSize.format(done))" + (total.map { " of \(ByteSize.format($0))" } ?? "")) },
+            progress: { [transfer] done, total in
+                if let transfer { return transfer("downloading", done, total) }
+                progress("downloading: \(ByteSize.format(done))" + (total.map { " of \(ByteSize.format($0))" } ?? ""))
+            },
             announce: progress)
         var resolved = try await source.resolve(context)
         // The name comes from the user's file, not from a copy Wisp made of it.
@@ -307,7 +313,7 @@ public struct InstanceCreator: Sendable {
     /// `--platform`, else `--arch`; `--disk-size` sizes the root filesystem Wisp writes (a
     /// guest provisioned without cloud-init has nothing that would grow it later).
     static func configure(_ source: any ImageSource, _ options: RunOptions,
-                          progress: @escaping @Sendable (String) -> Void) throws -> any ImageSource {
+                          progress: @escaping @Sendable (String) -> Void, transfer: TransferProgress? = nil) throws -> any ImageSource {
         guard var container = source as? OCIImageSource else {
             if options.containerPlatform != nil || options.containerTLSVerify != nil {
                 throw WispError.usage("--platform and --tls-verify are for container images (oci:, oci-archive:, docker-archive:, docker://); \(options.image) is not one")
@@ -318,6 +324,7 @@ public struct InstanceCreator: Sendable {
         container.pullOptions.platform = try platform.map { try OCIPlatform(parsing: $0) }
         container.pullOptions.tlsVerify = options.containerTLSVerify
         container.pullOptions.progress = { p in
+            if let transfer { return transfer("pulling", p.bytesDone, p.bytesTotal) }
             progress("pulling: \(ByteSize.format(p.bytesDone)) of \(ByteSize.format(p.bytesTotal)), layer \(min(p.layersDone + 1, p.layersTotal)) of \(p.layersTotal)")
         }
         container.diskOptions.size = options.diskSize

@@ -62,3 +62,7 @@ public struct RunOptions: Sendable {
         return (text, false)
     }
 }
+
+/// A transfer's progress: what it is ("downloading", "pulling"), bytes done, bytes in all
+/// when known.
+public typealias TransferProgress = @Sendable (_ label: String, _ done: UInt64, _ total: UInt64?) -> Void

@@ -30,10 +30,9 @@ struct ImagePullCommand: AsyncParsableCommand {
     func run() async throws {
         let parsed = try OCIReference.parse(reference)
         var options = OCIPullOptions(platform: try platform.map { try OCIPlatform(parsing: $0) }, tlsVerify: tlsVerify)
-        let progress = TerminalProgress("pulling")
+        let progress = ProgressMeter("pulling", style: ProgressMeter.style(lines: true), keepsLine: false)
         options.progress = { progress.update($0.bytesDone, $0.bytesTotal) }
-        let image = try await OCIPuller(options: options).pull(parsed)
-        progress.finish()
+        let image = try await progress.track { try await OCIPuller(options: options).pull(parsed) }
         let digest = (image.manifestDigest ?? image.configDigest).description
         let bytes = image.layers.reduce(UInt64(0)) { $0 + UInt64(max(0, $1.descriptor.size)) }
         if json {

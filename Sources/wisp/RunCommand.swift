@@ -122,7 +122,9 @@ struct RunCommand: AsyncParsableCommand {
         if !detach { interruption.install() }
         let record: InstanceRecord
         do {
-            record = try await Runner(store: store, progress: RunProgress.report, onClaimed: interruption.track).run(options)
+            var runner = Runner(store: store, progress: RunProgress.report, onClaimed: interruption.track)
+            runner.transfer = RunProgress.transfer
+            record = try await runner.run(options)
         } catch {
             interruption.parkIfInterrupted()
             RunProgress.finish()

@@ -104,4 +104,20 @@ import WispTestSupport
         let userData = try String(contentsOfFile: dir.file("user-data"), encoding: .utf8)
         #expect(!userData.contains("ssh_authorized_keys") && !userData.contains("hashed_passwd"))
     }
+
+    /// `-p` works whatever stderr is: not a terminal here, so a line per tenth that ends at
+    /// 100%; without -p, nothing (as qemu-img).
+    @Test func progressLinesWhenStderrIsNotATerminal() throws {
+        let dir = try TemporaryDirectory("wisp-everyday")
+        let source = dir.file("a.raw")
+        try ToolRunner.check("dd", ["if=/dev/urandom", "of=\(source)", "bs=1M", "count=48", "status=none"])
+        let shown = try WispBinary.run(["image", "convert", "-p", "-O", "qcow2", source, dir.file("b.qcow2")])
+        #expect(shown.status == 0, "\(shown.stderrText)")
+        let lines = shown.stderrText.split(separator: "\n").map(String.init)
+        #expect(lines.count >= 10 && lines.count <= 12, "\(lines)")
+        #expect(lines.allSatisfy { $0.hasPrefix("converting: ") && $0.contains(" of 48 MiB") }, "\(lines)")
+        #expect(lines.last?.hasPrefix("converting: 100% 48 MiB of 48 MiB") == true, "\(lines)")
+        let quiet = try WispBinary.run(["image", "convert", "-O", "qcow2", source, dir.file("c.qcow2")])
+        #expect(quiet.status == 0 && quiet.stderrText.isEmpty, "\(quiet.stderrText)")
+    }
 }
