@@ -100,12 +100,12 @@ extension CloudConfigSchema {
 
         if let types, !types.contains(where: { Self.matches(node.value, $0) }) {
             let list = types.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-            fail("\(node.pythonRepr) is not of type \(list)")
+            fail("\(node.messageRepr) is not of type \(list)")
             return
         }
         if let enumValues, !enumValues.contains(where: { Self.equal($0, node.value) }) {
             let list = enumValues.map { ConfigNode(value: $0).pythonRepr }.joined(separator: ", ")
-            fail("\(node.pythonRepr) is not one of [\(list)]")
+            fail("\(node.messageRepr) is not one of [\(list)]")
         }
         if !oneOf.isEmpty {
             var valid: [CloudConfigSchema] = []
@@ -119,10 +119,10 @@ extension CloudConfigSchema {
                 }
             }
             if valid.isEmpty {
-                fail("\(node.pythonRepr) is not valid under any of the given schemas")
+                fail("\(node.messageRepr) is not valid under any of the given schemas")
                 return
             } else if valid.count > 1 {
-                fail("\(node.pythonRepr) is valid under each of \(valid.count) of the given schemas")
+                fail("\(node.messageRepr) is valid under each of \(valid.count) of the given schemas")
                 return
             }
             findings.deprecations += branchFindings.deprecations
@@ -136,20 +136,20 @@ extension CloudConfigSchema {
                 choice.check(node, path: path, into: &scratch)
                 return scratch.errors.isEmpty
             }
-            if !anyValid { fail("\(node.pythonRepr) is not valid under any of the given schemas") }
+            if !anyValid { fail("\(node.messageRepr) is not valid under any of the given schemas") }
         }
         switch node.value {
         case .string(let text):
-            if let (predicate, regex) = pattern, !predicate(text) { fail("\(node.pythonRepr) does not match '\(regex)'") }
-            if uriFormat, !Self.looksLikeURI(text) { fail("\(node.pythonRepr) is not a 'uri'") }
+            if let (predicate, regex) = pattern, !predicate(text) { fail("\(node.messageRepr) does not match '\(regex)'") }
+            if uriFormat, !Self.looksLikeURI(text) { fail("\(node.messageRepr) is not a 'uri'") }
         case .int(let number):
             if let minimum, number < minimum { fail("\(number) is less than the minimum of \(minimum)") }
         case .array(let elements):
-            if let minItems, elements.count < minItems { fail("\(node.pythonRepr) is too short") }
-            if let maxItems, elements.count > maxItems { fail("\(node.pythonRepr) is too long") }
+            if let minItems, elements.count < minItems { fail("\(node.messageRepr) is too short") }
+            if let maxItems, elements.count > maxItems { fail("\(node.messageRepr) is too long") }
             if uniqueItems {
                 let reprs = elements.map(\.pythonRepr)
-                if Set(reprs).count != reprs.count { fail("\(node.pythonRepr) has non-unique elements") }
+                if Set(reprs).count != reprs.count { fail("\(node.messageRepr) has non-unique elements") }
             }
             if let item = items.first {
                 for (index, element) in elements.enumerated() {
@@ -157,7 +157,7 @@ extension CloudConfigSchema {
                 }
             }
         case .object(let pairs):
-            if let minProperties, pairs.count < minProperties { fail("\(node.pythonRepr) does not have enough properties") }
+            if let minProperties, pairs.count < minProperties { fail("\(node.messageRepr) does not have enough properties") }
             for name in required where !pairs.contains(where: { $0.key == name }) {
                 fail("\(ConfigNode.quote(name)) is a required property")
             }

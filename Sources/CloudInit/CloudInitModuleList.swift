@@ -23,7 +23,7 @@ public struct CloudInitModuleList: Sendable, Equatable {
         for text in configs {
             // Yams builds documents recursively: nesting deep enough to exhaust the stack is
             // refused before parsing, like any other file we cannot read as cloud-init would.
-            if UserDataValidator.excessiveNesting(text) != nil { return nil }
+            if YAMLPreflight.excess(in: text) != nil { return nil }
             // A file cloud-init itself fails to parse breaks the guest's cloud-init anyway;
             // guessing at its list would only make things worse.
             let root: Node?

@@ -263,14 +263,16 @@ public enum SeedGenerator {
 
     /// Extra user-data, parsed once: its top-level mapping, or nil when it is empty.
     static func parseExtra(_ yaml: String) throws -> Node.Mapping? {
-        guard UserDataValidator.excessiveNesting(yaml) == nil else {
-            throw WispError.invalidArgument("extra user-data nests too deeply to be cloud-config")
+        if let excess = YAMLPreflight.excess(in: yaml) {
+            throw WispError.invalidArgument("extra user-data \(excess.sentence)")
         }
         let node: Node?
         do {
             node = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw WispError.invalidArgument("extra user-data is not valid YAML: \(UserDataValidator.describe(error).2)")
         } catch {
-            throw WispError.invalidArgument("extra user-data is not valid YAML: \(error)")
+            throw WispError.invalidArgument("extra user-data is not valid YAML: \(ForeignErrorTranslation.sentence(error))")
         }
         guard let node else { return nil }
         guard case .mapping(let mapping) = node else {

@@ -54,8 +54,9 @@ public enum SeedImageWriter {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             return [ValidationIssue(severity: .error, path: "", message: "\(name) is not valid UTF-8", part: name)]
         }
-        if let (line, depth) = UserDataValidator.excessiveNesting(text) {
-            return [ValidationIssue(severity: .error, path: "format-l\(line).c1", message: "\(name) nests \(depth) levels deep", part: name)]
+        if let excess = YAMLPreflight.excess(in: text) {
+            return [ValidationIssue(severity: .error, path: "format-l\(excess.line).c\(excess.column)", message: "\(name) \(excess.sentence)",
+                                    line: excess.line, column: excess.column, part: name)]
         }
         do {
             guard let node = try Yams.compose(yaml: text, Resolver.basic) else {

@@ -24,7 +24,10 @@ public struct UserDataValidator: Sendable {
     /// cloud-init reads user-data into memory whole; beyond this it is almost surely a mistake.
     public static let maximumSize = 16 << 20
     /// Nesting beyond this is refused before YAML parsing (deep recursion in the parser).
-    public static let maximumNesting = 512
+    public static let maximumNesting = YAMLPreflight.maximumNesting
+
+    /// Unknown top-level keys warned about one by one; the rest are counted.
+    static let maximumUnknownKeyWarnings = 50
 
     /// The name used in messages (`cloud-init schema` prints the file name).
     public var fileName: String
@@ -102,7 +105,7 @@ public struct UserDataValidator: Sendable {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
             if !(line.hasPrefix("http://") || line.hasPrefix("https://")) {
-                issues.append(issue("format-l\(index + 1).c1", "#include line \"\(line)\" is not an http(s) URL", part: part, severity: .warning))
+                issues.append(issue("format-l\(index + 1).c1", "#include line \(ConfigNode(value: .string(line)).messageRepr) is not an http(s) URL", part: part, severity: .warning))
             }
         }
         return issues
@@ -118,8 +121,9 @@ public struct UserDataValidator: Sendable {
         if requireHeader && !text.hasPrefix("#cloud-config") {
             return [issue("format-l1.c1", "File \(fileName) needs to begin with \"#cloud-config\"", part: part)]
         }
-        if let (line, depth) = Self.excessiveNesting(text) {
-            return [issue("format-l\(line).c1", "File \(fileName) nests \(depth) levels deep; Wisp accepts \(Self.maximumNesting)", part: part, line: line, column: 1)]
+        if let excess = YAMLPreflight.excess(in: text) {
+            return [issue("format-l\(excess.line).c\(excess.column)", "File \(fileName) \(excess.sentence)", part: part,
+                          line: excess.line, column: excess.column)]
         }
         let root: Node?
         do {
@@ -145,6 +149,7 @@ public struct UserDataValidator: Sendable {
         }
         var findings = SchemaFindings()
         var issues: [ValidationIssue] = []
+        var unknownKeys = 0
         for (key, value) in pairs {
             if let schema = CloudConfigModules.schemas[key] {
                 schema.check(value, path: key, into: &findings)
@@ -152,10 +157,19 @@ public struct UserDataValidator: Sendable {
                     findings.deprecations.append((key, "DEPRECATED: \(note)", value.line, value.column))
                 }
             } else if !CloudConfigModules.knownKeys.contains(key) {
-                var message = "unknown top-level key \(ConfigNode.quote(key)): no cloud-init module reads it"
+                unknownKeys += 1
+                // A warning each for the first few; a document of 100,000 made-up keys gets
+                // one line for the rest, not 100,000 spelling suggestions.
+                guard unknownKeys <= Self.maximumUnknownKeyWarnings else { continue }
+                let shown = ConfigNode(value: .string(key)).messageRepr
+                var message = "unknown top-level key \(shown): no cloud-init module reads it"
                 if let guess = Self.closest(to: key) { message += " (did you mean '\(guess)'?)" }
-                issues.append(issue(key, message, part: part, severity: .warning, line: value.line.map { max(1, $0 - 0) }, column: nil))
+                issues.append(issue(String(key.prefix(ConfigNode.messageReprLimit)), message, part: part, severity: .warning,
+                                    line: value.line.map { max(1, $0 - 0) }, column: nil))
             }
+        }
+        if unknownKeys > Self.maximumUnknownKeyWarnings {
+            issues.append(issue("", "\(unknownKeys - Self.maximumUnknownKeyWarnings) more unknown top-level keys not listed", part: part, severity: .warning))
         }
         issues += findings.errors.map { issue($0.path, $0.message, part: part, line: $0.line, column: $0.column) }
         issues += findings.deprecations.map { issue($0.path, $0.message, part: part, severity: .warning, line: $0.line, column: $0.column) }
@@ -205,43 +219,6 @@ public struct UserDataValidator: Sendable {
         default:
             return (1, 1, "\(error)")
         }
-    }
-
-    /// A cheap pre-scan for nesting depth (indentation, "- " runs and brackets), so hostile
-    /// input cannot drive the recursive YAML composer off the stack.
-    static func excessiveNesting(_ text: String) -> (Int, Int)? {
-        var bracketDepth = 0
-        var lineNumber = 0
-        for line in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            lineNumber += 1
-            var indent = 0
-            var dashes = 0
-            var index = line.startIndex
-            // Leading indentation and "- " sequence markers (a run of "-" alone is text).
-            while index < line.endIndex {
-                let byte = line[index]
-                let next = line.index(after: index)
-                if byte == UInt8(ascii: " ") {
-                    indent += 1
-                } else if byte == UInt8(ascii: "-"), next == line.endIndex || line[next] == UInt8(ascii: " ") {
-                    dashes += 1
-                } else {
-                    break
-                }
-                index = next
-            }
-            while index < line.endIndex {
-                switch line[index] {
-                case UInt8(ascii: "["), UInt8(ascii: "{"): bracketDepth += 1
-                case UInt8(ascii: "]"), UInt8(ascii: "}"): bracketDepth = max(0, bracketDepth - 1)
-                default: break
-                }
-                index = line.index(after: index)
-            }
-            let depth = indent / 2 + dashes + bracketDepth
-            if depth > maximumNesting { return (lineNumber, depth) }
-        }
-        return nil
     }
 
     static func firstInvalidUTF8(_ bytes: [UInt8]) -> Int {

@@ -7,16 +7,23 @@ extension GuestDisk {
     /// otherwise the only filesystem there is (a data disk, a seed image). Several
     /// filesystems and no OS root is an error listing them.
     public func guestTree() throws -> any FileSystem {
-        if let root = findOSRoot() {
+        let search = searchOSRoot()
+        if let root = search.root {
             return try GuestFileSystem(inspector: try GuestInspector(guestDisk: self, root: root))
         }
         let readable = readableVolumes
         if readable.count == 1, let only = readable[0].fileSystem { return only }
         if readable.isEmpty {
-            let problems = volumes.compactMap { v in v.unreadable.map { "\(v.displayName): \($0)" } }
-            throw WispError.notFound("\(name): no readable filesystem found"
-                + (problems.isEmpty ? "" : " (" + problems.joined(separator: "; ") + ")"))
+            // Say what each partition held, so "nothing readable" always comes with a reason.
+            let problems = volumes.map { v in
+                "\(v.displayName): " + (v.unreadable ?? "no filesystem Wisp recognises (no known superblock magic)")
+            }
+            let detail = problems.isEmpty
+                ? " (the \(table.scheme.rawValue) partition table lists no partition that can hold one)"
+                : " (" + problems.joined(separator: "; ") + ")"
+            throw WispError.notFound("\(name): no readable filesystem found" + detail)
         }
+        if let failure = osRootFailure() { throw failure }
         throw WispError.usage("\(name): \(readable.count) filesystems and none holds an OS root; choose one with --partition: "
             + readable.map(\.displayName).joined(separator: ", "))
     }

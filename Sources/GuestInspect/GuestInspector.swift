@@ -80,6 +80,7 @@ public final class GuestInspector: @unchecked Sendable {
                     containers.append("partition \(partition.number) is LUKS-encrypted (not supported)")
                 }
             }
+            if containers.isEmpty, let failure = guestDisk.osRootFailure() { throw failure }
             let detail = containers.isEmpty ? "" : ": " + containers.joined(separator: "; ")
             throw WispError.notFound("\(disk.name): no filesystem holds an OS root (/etc/os-release)\(detail)")
         }

@@ -11,7 +11,7 @@ public struct ImageCacheDirectory: Sendable, Equatable {
 
     public func create() throws {
         do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try DirectoryCreation.createDirectories(path)
         } catch {
             throw WispError(.io, "\(path): could not create the image cache directory: \(error)", cause: error)
         }

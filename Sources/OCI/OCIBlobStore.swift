@@ -35,7 +35,7 @@ public struct OCIBlobStore: Sendable, Equatable {
 
     func create() throws {
         do {
-            try FileManager.default.createDirectory(atPath: blobDirectory, withIntermediateDirectories: true)
+            try DirectoryCreation.createDirectories(blobDirectory)
         } catch {
             throw WispError(.io, "\(blobDirectory): could not create the OCI blob cache: \(error)", cause: error)
         }

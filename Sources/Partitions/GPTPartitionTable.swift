@@ -92,6 +92,15 @@ public enum GPTPartitionTable {
         } else if let backupProblem {
             warnings.append("the backup GPT is damaged or missing (\(backupProblem))")
         }
+        if let primary = chosen?.header, primary.lastUsableLBA > lastLBA {
+            let pastEnd = "the primary GPT header (offset \(primary.offset + 48)) says the usable area ends at sector \(primary.lastUsableLBA), past the end of the disk (last sector \(lastLBA))"
+            if let backup, backup.header.lastUsableLBA <= lastLBA {
+                warnings.append("\(pastEnd); using the backup at sector \(backupLBA), which fits the disk")
+                chosen = backup
+            } else {
+                warnings.append("\(pastEnd): the image may be truncated")
+            }
+        }
         guard let (header, entries) = chosen else { return nil }
         var partitions: [Partition] = []
         let size = Int(header.entrySize)
@@ -161,13 +170,41 @@ public enum GPTPartitionTable {
             throw reader.error(at: 80, "\(entryCount) entries of \(entrySize) bytes exceed the \(maxArrayBytes)-byte limit for an entry array")
         }
         let first = try reader.u64le(40), last = try reader.u64le(48)
-        guard first <= last + 1 else {
-            throw reader.error(at: 40, "first usable sector \(first) is after last usable sector \(last)")
-        }
+        let entriesLBA = try reader.u64le(72)
+        try checkLBAs(reader, myLBA: myLBA, first: first, last: last, entriesLBA: entriesLBA,
+                      entryBytes: UInt64(entryCount) * UInt64(entrySize), unit: unit, lastLBA: lastLBA)
         return Header(offset: offset, myLBA: myLBA, alternateLBA: try reader.u64le(32), firstUsableLBA: first,
                       lastUsableLBA: last, diskGUID: GUIDText.format(try reader.slice(56, 16)),
-                      entriesLBA: try reader.u64le(72), entryCount: entryCount, entrySize: entrySize,
+                      entriesLBA: entriesLBA, entryCount: entryCount, entrySize: entrySize,
                       entriesCRC: try reader.u32le(88))
+    }
+
+    /// The header's sector numbers against the disk and each other, the way the Linux kernel
+    /// and sgdisk judge a header before trusting it: the usable area inside the disk and in
+    /// order, the header and its entry array outside that area. Every sum is checked: a
+    /// CRC-valid header may hold any 64-bit value in any field.
+    static func checkLBAs(_ reader: ByteReader, myLBA: UInt64, first: UInt64, last: UInt64, entriesLBA: UInt64,
+                          entryBytes: UInt64, unit: UInt64, lastLBA: UInt64) throws {
+        // A usable area past the end of the disk is judged by the caller: a truncated image
+        // keeps its primary; a header whose backup fits the disk loses to it.
+        guard first <= last else {
+            throw reader.error(at: 40, "first usable sector \(first) is after last usable sector \(last)")
+        }
+        guard myLBA < first || myLBA > last else {
+            throw reader.error(at: 24, "the header's own sector \(myLBA) lies inside the usable area \(first)-\(last)")
+        }
+        // The entry array: whole sectors from entriesLBA, on the disk, outside the usable area.
+        let sectors = entryBytes / unit + (entryBytes % unit == 0 ? 0 : 1)
+        let (end, overflow) = entriesLBA.addingReportingOverflow(sectors)
+        guard !overflow, sectors == 0 || end - 1 <= lastLBA else {
+            throw reader.error(at: 72, "the entry array (\(sectors) sectors from sector \(entriesLBA)) reaches past the end of the disk (last sector \(lastLBA))")
+        }
+        guard sectors == 0 || end - 1 < first || entriesLBA > last else {
+            throw reader.error(at: 72, "the entry array (sectors \(entriesLBA)-\(end - 1)) overlaps the usable area \(first)-\(last)")
+        }
+        guard sectors == 0 || myLBA < entriesLBA || myLBA >= end else {
+            throw reader.error(at: 72, "the entry array (sectors \(entriesLBA)-\(end - 1)) overlaps the header's own sector \(myLBA)")
+        }
     }
 
     static func readEntries(_ disk: any BlockDevice, header: Header, unit: UInt64) throws -> [UInt8] {

@@ -38,6 +38,10 @@ public struct Partition: Sendable, Codable, Equatable {
 
     /// The partition's bytes as a device of their own.
     public func device(on disk: any BlockDevice) throws -> SliceBlockDevice {
-        try SliceBlockDevice(base: disk, start: startOffset, size: size, name: "\(disk.name) partition \(number)")
+        // Readers name the device in every error, with offsets counted from its start:
+        // the name says so, and where the partition begins on the disk.
+        let name = startOffset == 0 ? "\(disk.name) partition \(number)"
+            : "\(disk.name) partition \(number) (offsets from its start, disk byte \(startOffset))"
+        return try SliceBlockDevice(base: disk, start: startOffset, size: size, name: name)
     }
 }

@@ -42,7 +42,7 @@ public struct InstanceStore: Sendable {
         } catch let error as WispError {
             throw error.prefixed(files.record)
         } catch {
-            throw WispError.corrupt(files.record, "instance record", "not a valid instance.json: \(error)")
+            throw WispError.corrupt(files.record, "instance record", "not a valid instance.json: \(ForeignErrorTranslation.sentence(error))")
         }
     }
 

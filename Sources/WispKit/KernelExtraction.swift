@@ -75,7 +75,7 @@ public enum KernelExtraction {
     /// Writes the plan's files into `directory` (created if missing), each atomically.
     public static func write(plan: BootPlan, from inspector: GuestInspector, to directory: String,
                              osRelease: OSRelease?) throws -> ExtractedKernel {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try DirectoryCreation.createDirectories(directory)
         var commandLine = plan.commandLine
         var kernelName = baseName(plan.kernelPath)
         var kernelSegments: [Segment] = []

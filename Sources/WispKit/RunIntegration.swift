@@ -214,7 +214,7 @@ extension RunIntegration {
 
     static func storeSeed(_ seed: CloudInit.NoCloudSeed, in files: InstanceFiles) throws {
         let dir = files.directory + "/seed"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try DirectoryCreation.createDirectories(dir, mode: 0o700)
         for file in seed.files { try AtomicOutput.write(file.contents, to: "\(dir)/\(file.name)", permissions: 0o600) }
     }
 }

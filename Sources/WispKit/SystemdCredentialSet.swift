@@ -59,7 +59,7 @@ struct SystemdCredentialSet: Sendable {
 
     /// Writes the files under `directory` (created owner-only) and returns the spec entries.
     func write(to directory: String) throws -> [SystemdCredential] {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try DirectoryCreation.createDirectories(directory, mode: 0o700)
         return try values().map { credential in
             let path = "\(directory)/\(credential.name)"
             try AtomicOutput.write(credential.value, to: path, permissions: 0o600)

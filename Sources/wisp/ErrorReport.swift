@@ -4,12 +4,11 @@ import WispCore
 
 /// How every failure reaches the user: one line starting `wisp:` (ArgumentParser's usage
 /// errors keep their usage line, for the command that failed), and the documented exit
-/// status. Raw Foundation or runtime text is never the whole story: such an error is named
-/// as unexpected so it can be reported.
+/// status. Raw Foundation or runtime text never reaches the user (`ForeignErrorTranslation`).
 enum ErrorReport {
     static func print(_ error: any Error) {
         // --help and --version arrive as errors too; they go to standard output.
-        if !(error is WispError), Wisp.exitCode(for: error) == .success {
+        if ForeignErrorTranslation.wispError(error) == nil, Wisp.exitCode(for: error) == .success {
             FileOutput.standardOutput(message(error))
         } else {
             FileOutput.standardError(message(error))
@@ -17,7 +16,9 @@ enum ErrorReport {
     }
 
     static func message(_ error: any Error) -> String {
-        if let error = error as? WispError { return "wisp: \(error.message)\n" }
+        // Foundation's and the runtime's errors are translated into a sentence; only
+        // ArgumentParser's own (usage, --help, validation) print themselves.
+        if let error = ForeignErrorTranslation.wispError(error) { return "wisp: \(error.message)\n" }
         let code = Wisp.exitCode(for: error)
         var text = Wisp.fullMessage(for: error)
         if text.isEmpty { return "" }
@@ -31,7 +32,7 @@ enum ErrorReport {
     }
 
     static func status(_ error: any Error) -> Int32 {
-        if let error = error as? WispError { return ExitStatus.of(error) }
+        if let error = ForeignErrorTranslation.wispError(error) { return ExitStatus.of(error) }
         return Wisp.exitCode(for: error).rawValue
     }
 

@@ -13,7 +13,7 @@ struct GuestDiskInfo: Encodable {
         do {
             report = try GuestDisk(path: path, policy: policy).report
         } catch {
-            self.error = "\(error)"
+            self.error = ForeignErrorTranslation.sentence(error)
         }
     }
 

@@ -127,7 +127,7 @@ import WispTestSupport
         #expect(report.filesystems.map(\.type) == ["btrfs"])
         // A subvolid= naming no subvolume is a warning, and nothing is mounted there.
         // (The reason is the reader's whole sentence, naming the partition.)
-        #expect(report.warnings == ["fstab line 4: /srv: \(disk) partition 1: btrfs subvolume 999 does not exist"], "\(report.warnings)")
+        #expect(report.warnings == ["fstab line 4: /srv: \(disk) partition 1 (offsets from its start, disk byte 1048576): btrfs subvolume 999 does not exist"], "\(report.warnings)")
         let view = try #require(inspector.view)
         let saved = try view.list("/var/lib/saved").map(\.name)
         #expect(saved == ["image"], "\(saved)")

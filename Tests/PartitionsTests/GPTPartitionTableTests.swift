@@ -134,6 +134,82 @@ import WispTestSupport
         #expect(throws: WispError.self) { _ = try PartitionTable.read(from: FileBlockDevice(path: path)) }
     }
 
+    /// Issue 16, failure 1: a CRC-valid header whose last usable sector is 2^64-1 trapped on
+    /// `last + 1`. Each LBA field is now checked against the disk and the others.
+    @Test func headerLBAsAreCheckedAgainstTheDiskAndEachOther() throws {
+        let dir = try TemporaryDirectory("gptlba")
+        let path = try makeSgdiskDisk(dir)
+        let good = try PartitionTable.read(from: FileBlockDevice(path: path))
+        let pristine = try PartitionFixtures.bytes(path, at: 0, count: 34 * 512)
+        let tail = try PartitionFixtures.bytes(path, at: (64 << 20) - 33 * 512, count: 33 * 512)
+        let backupHeader: UInt64 = (64 << 20) - 512
+        var maximum = [UInt8](repeating: 0, count: 8)
+        maximum.putLE64(UInt64.max, at: 0)
+        try PartitionFixtures.patch(path, at: 512 + 48, maximum)
+        try PartitionFixtures.refreshHeaderCRC(path, headerAt: 512)
+        let fallback = try PartitionTable.read(from: FileBlockDevice(path: path))
+        #expect(fallback.partitions == good.partitions)
+        #expect(fallback.warnings.contains {
+            $0.contains("primary GPT header (offset 560) says the usable area ends at sector 18446744073709551615, past the end of the disk")
+                && $0.contains("using the backup")
+        })
+        // Both headers so: the backup's own sector falls inside its usable area, so it is
+        // refused; the primary is kept as a truncated disk's would be, partitions checked
+        // against the disk.
+        try PartitionFixtures.patch(path, at: backupHeader + 48, maximum)
+        try PartitionFixtures.refreshHeaderCRC(path, headerAt: backupHeader)
+        let both = try PartitionTable.read(from: FileBlockDevice(path: path))
+        #expect(both.partitions == good.partitions)
+        #expect(both.warnings.contains { $0.contains("the image may be truncated") })
+        #expect(both.warnings.contains { $0.contains("backup GPT header at offset \(backupHeader + 24): the header's own sector \(backupHeader / 512) lies inside the usable area") })
+        // And with first usable > last usable in both: an error naming the field, not a trap.
+        var first = [UInt8](repeating: 0, count: 8), last = [UInt8](repeating: 0, count: 8)
+        first.putLE64(UInt64.max, at: 0)
+        last.putLE64(100, at: 0)
+        for header in [UInt64(512), backupHeader] {
+            try PartitionFixtures.patch(path, at: header + 40, first + last)
+            try PartitionFixtures.refreshHeaderCRC(path, headerAt: header)
+        }
+        #expect {
+            _ = try PartitionTable.read(from: FileBlockDevice(path: path))
+        } throws: { error in
+            (error as? WispError)?.kind == .corrupt && "\(error)".contains("both headers are unusable")
+                && "\(error)".contains("first usable sector 18446744073709551615 is after last usable sector 100")
+        }
+        // Every other field that names a sector, at a hostile value, in the primary: the
+        // backup is used and the warning names the check that refused the primary.
+        let lastLBA = UInt64((64 << 20) / 512 - 1)
+        let hostile: [(field: UInt64, value: UInt64, says: String)] = [
+            (48, lastLBA + 1, "says the usable area ends at sector \(lastLBA + 1), past the end of the disk"),
+            (40, UInt64.max, "first usable sector 18446744073709551615 is after last usable sector"),
+            (40, 0, "the header's own sector 1 lies inside the usable area"),
+            (72, UInt64.max, "reaches past the end of the disk"),
+            (72, UInt64.max - 1, "reaches past the end of the disk"),
+            (72, lastLBA - 5, "reaches past the end of the disk"),
+            (72, 40, "overlaps the usable area"),
+            (72, 0, "overlaps the header's own sector 1"),
+        ]
+        for (field, value, says) in hostile {
+            try PartitionFixtures.patch(path, at: 0, pristine)
+            try PartitionFixtures.patch(path, at: (64 << 20) - 33 * 512, tail)
+            var bytes = [UInt8](repeating: 0, count: 8)
+            bytes.putLE64(value, at: 0)
+            try PartitionFixtures.patch(path, at: 512 + field, bytes)
+            try PartitionFixtures.refreshHeaderCRC(path, headerAt: 512)
+            let table = try PartitionTable.read(from: FileBlockDevice(path: path))
+            #expect(table.partitions == good.partitions)
+            #expect(table.warnings.contains { $0.contains(says) && ($0.contains("primary GPT is damaged") || $0.contains("using the backup")) },
+                    "\(says): \(table.warnings)")
+        }
+        try PartitionFixtures.patch(path, at: 0, pristine)
+        try PartitionFixtures.patch(path, at: (64 << 20) - 33 * 512, tail)
+        // sgdisk, the judge, refuses the same header.
+        try PartitionFixtures.patch(path, at: 512 + 48, maximum)
+        try PartitionFixtures.refreshHeaderCRC(path, headerAt: 512)
+        let verify = try ToolRunner.run("sgdisk", ["-v", path]).stdoutText
+        #expect(!verify.contains("No problems found"))
+    }
+
     @Test func truncatedImageKeepsPrimaryAndCutsPartitions() throws {
         let dir = try TemporaryDirectory("gpttrunc")
         let path = try makeSgdiskDisk(dir)

@@ -3,6 +3,8 @@ import WispCore
 /// An INODE_ITEM: size, link count, ownership, mode, device number and times.
 struct BtrfsInode: Sendable {
     let size: UInt64
+    /// Where the size field lives on the device, for error messages.
+    let sizeOffset: UInt64
     let linkCount: UInt32
     let uid: UInt32
     let gid: UInt32
@@ -22,9 +24,22 @@ struct BtrfsInode: Sendable {
             guard nanoseconds < 1_000_000_000 else { throw r.error(at: at + 8, "nanoseconds \(nanoseconds) out of range") }
             return Timestamp(seconds: Int64(bitPattern: try r.u64le(at)), nanoseconds: nanoseconds)
         }
-        return BtrfsInode(size: try r.u64le(16), linkCount: try r.u32le(40), uid: try r.u32le(44), gid: try r.u32le(48),
+        return BtrfsInode(size: try r.u64le(16), sizeOffset: r.baseOffset &+ 16, linkCount: try r.u32le(40), uid: try r.u32le(44), gid: try r.u32le(48),
                           mode: try r.u32le(52), rdev: try r.u64le(56), flags: try r.u64le(64),
                           atime: try time(112), ctime: try time(124), mtime: try time(136))
+    }
+
+    /// Linux's MAX_LFS_FILESIZE: file offsets are signed 64-bit, so no btrfs file the kernel
+    /// wrote is larger, whatever the u64 field can hold.
+    static let maximumFileSize = UInt64(Int64.max)
+
+    /// The size, refused with the limit named when no btrfs file can be that large.
+    func checkedSize(inode: UInt64, source: String) throws -> UInt64 {
+        guard size <= Self.maximumFileSize else {
+            throw WispError.corrupt(source, "btrfs inode item of inode \(inode)", at: sizeOffset,
+                                    "size \(size) exceeds the largest file btrfs can hold (\(Self.maximumFileSize) bytes: file offsets are signed 64-bit)")
+        }
+        return size
     }
 
     func stat(inode: UInt64) -> FileStat {

@@ -144,8 +144,9 @@ public final class BtrfsReader: FileSystem {
         guard node.mode & 0o170000 == 0o100000 else {
             throw WispError.invalidArgument("\(source): btrfs inode \(inode) is not a regular file")
         }
-        guard count > 0, offset < node.size else { return [] }
-        return try readData(inode: inode, size: node.size, offset: offset, count: Int(min(UInt64(count), node.size - offset)))
+        let size = try node.checkedSize(inode: inode, source: source)
+        guard count > 0, offset < size else { return [] }
+        return try readData(inode: inode, size: size, offset: offset, count: Int(min(UInt64(count), size - offset)))
     }
 
     public func xattrs(inode: UInt64) throws -> [String: [UInt8]] {

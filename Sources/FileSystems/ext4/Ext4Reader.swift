@@ -164,7 +164,7 @@ public final class Ext4Reader: FileSystem {
     /// i_block, or blocks through the run map (holes and unwritten runs are zeros; each
     /// run is one device read).
     func contents(_ inode: Ext4Inode, offset: UInt64, count: Int) throws -> [UInt8] {
-        guard count > 0, offset < inode.size else { return [] }
+        guard count > 0, offset < (try checkedSize(inode)) else { return [] }
         guard !inode.isEncrypted else {
             throw WispError.unsupported(device.name, "ext4 inode \(inode.number) is encrypted (fscrypt); its contents cannot be read")
         }

@@ -56,8 +56,8 @@ public final class FATFileSystem: FileSystem, @unchecked Sendable {
         }
         let record = try record(inode: inode)
         if record.isDirectory {
-            let entries = try directoryRecords(cluster: record.firstCluster, what: "directory inode \(inode)")
-            let runs = try fat.runs(from: record.firstCluster, what: "directory inode \(inode)")
+            let entries = try directoryRecords(cluster: record.firstCluster, what: "the directory whose entry is at byte \(inode)")
+            let runs = try fat.runs(from: record.firstCluster, what: "the directory whose entry is at byte \(inode)")
             return FileStat(inode: inode, type: .directory, permissions: 0o755, size: chainBytes(runs),
                             linkCount: 2 + UInt32(entries.filter(\.isDirectory).count),
                             accessTime: record.access, modificationTime: record.modification,
@@ -76,9 +76,9 @@ public final class FATFileSystem: FileSystem, @unchecked Sendable {
         } else {
             let record = try record(inode: inode)
             guard record.isDirectory else {
-                throw WispError.invalidArgument("\(device.name): inode \(inode) is not a directory")
+                throw WispError.invalidArgument("\(device.name): the FAT directory entry at byte \(inode) is not a directory")
             }
-            records = try directoryRecords(cluster: record.firstCluster, what: "directory inode \(inode)")
+            records = try directoryRecords(cluster: record.firstCluster, what: "the directory whose entry is at byte \(inode)")
         }
         return records.map { DirectoryEntry(name: $0.name, inode: $0.entryOffset, type: $0.isDirectory ? .directory : .regular) }
     }
@@ -88,7 +88,13 @@ public final class FATFileSystem: FileSystem, @unchecked Sendable {
         guard inode != rootInode else { throw WispError.invalidArgument("\(device.name): the root is a directory") }
         let record = try record(inode: inode)
         guard !record.isDirectory else {
-            throw WispError.invalidArgument("\(device.name): inode \(inode) is a directory")
+            throw WispError.invalidArgument("\(device.name): the FAT directory entry at byte \(inode) is a directory")
+        }
+        // FAT has no sparse files: a size beyond the data area is corrupt, not a hole.
+        let dataArea = UInt64(boot.clusterCount) * boot.clusterSize
+        guard UInt64(record.size) <= dataArea else {
+            throw WispError.corrupt(device.name, "FAT directory entry", at: inode + 28,
+                                    "file size \(record.size) exceeds the largest file this filesystem can hold (\(dataArea) bytes: \(boot.clusterCount) clusters of \(boot.clusterSize) bytes)")
         }
         let size = try cappedSize(record, inode: inode)
         guard offset < size, count > 0 else { return [] }
@@ -117,7 +123,7 @@ public final class FATFileSystem: FileSystem, @unchecked Sendable {
     }
 
     public func readlink(inode: UInt64) throws -> String {
-        throw WispError.invalidArgument("\(device.name): FAT has no symbolic links (inode \(inode))")
+        throw WispError.invalidArgument("\(device.name): FAT has no symbolic links (directory entry at byte \(inode))")
     }
 
     public func xattrs(inode: UInt64) throws -> [String: [UInt8]] { [:] }
@@ -128,13 +134,13 @@ public final class FATFileSystem: FileSystem, @unchecked Sendable {
     func record(inode: UInt64) throws -> FATDirectoryRecord {
         let lowest = boot.variant == .fat32 ? boot.dataOffset : boot.rootDirOffset
         guard inode % 32 == 0, inode >= lowest, inode <= device.size, device.size - inode >= 32 else {
-            throw WispError.notFound("\(device.name): inode \(inode) is not a FAT directory entry position")
+            throw WispError.notFound("\(device.name): byte \(inode) is not the position of a FAT directory entry")
         }
         let bytes = try device.read(at: inode, count: 32)
         let attributes = bytes[11]
         guard bytes[0] != 0, bytes[0] != 0xE5, attributes & 0x3F != FATDirectoryRecord.attrLongName,
               attributes & FATDirectoryRecord.attrVolume == 0 else {
-            throw WispError.notFound("\(device.name): inode \(inode) is not a live FAT directory entry")
+            throw WispError.notFound("\(device.name): byte \(inode) does not hold a live FAT directory entry")
         }
         return FATDirectoryRecord.parseShort(bytes[...], offset: inode, variant: boot.variant)
     }
@@ -153,7 +159,7 @@ public final class FATFileSystem: FileSystem, @unchecked Sendable {
     func fileRuns(_ record: FATDirectoryRecord, size: UInt64, inode: UInt64) throws -> [FATClusterRun] {
         guard size > 0, record.firstCluster != 0 else { return [] }
         let needed = (size + boot.clusterSize - 1) / boot.clusterSize
-        return try fat.runs(from: record.firstCluster, limit: needed, what: "file inode \(inode)")
+        return try fat.runs(from: record.firstCluster, limit: needed, what: "the file whose entry is at byte \(inode)")
     }
 
     func directoryRecords(cluster: UInt32?, what: String = "the root directory") throws -> [FATDirectoryRecord] {

@@ -75,6 +75,10 @@ public final class XFSReader: FileSystem {
         guard node.type == .regular else {
             throw WispError.invalidArgument("\(source): XFS inode \(number) is not a regular file")
         }
+        guard node.size <= sb.maximumFileSize else {
+            throw WispError.corrupt(source, "XFS inode \(number)", at: sb.inodeLocation(number).map { $0 &+ 56 },
+                                    "size \(node.size) exceeds the largest file XFS can hold (\(sb.maximumFileSize) bytes: 2^54 blocks of \(sb.blockSize) bytes, file offsets signed 64-bit)")
+        }
         guard count > 0, offset < node.size else { return [] }
         let length = Int(min(UInt64(count), node.size - offset))
         var output = [UInt8](repeating: 0, count: length)

@@ -29,6 +29,13 @@ struct XFSSuperblock: Sendable {
 
     var isV5: Bool { version == 5 }
     var dirBlockSize: Int { Int(blockSize) << Int(dirBlockLog) }
+    /// The kernel's limit: block offsets in extent records are 54 bits (XFS_MAX_FILEOFF) and
+    /// file offsets are signed 64-bit; di_size with bit 63 set fails xfs_dinode_verify.
+    var maximumFileSize: UInt64 {
+        let blocks: UInt64 = 1 << 54
+        let (bytes, overflow) = blocks.multipliedReportingOverflow(by: UInt64(blockSize))
+        return overflow ? UInt64(Int64.max) : min(bytes, UInt64(Int64.max))
+    }
     var hasNrext64: Bool { incompat & Self.incompatNrext64 != 0 }
 
     static let magic: UInt32 = 0x5846_5342 // "XFSB"

@@ -80,12 +80,21 @@ struct BLSScanner: BootLoaderScanner {
         var runner = GrubMenu.Runner(context: GrubMenu.Context(grubenv: context.grubenv, fileExists: { _ in false }, blsEntries: [], prefix: "/grub"),
                                      source: config)
         runner.environment = context.grubenv
-        let options = runner.expand(bls.options.joined(separator: " ").split(separator: " ").map {
-            GrubWord(parts: GrubMenu.splitVariables(String($0)), quoted: false)
-        })
-        let initrds = runner.expand(bls.initrds.flatMap { $0.split(separator: " ") }.map {
-            GrubWord(parts: GrubMenu.splitVariables(String($0)), quoted: false)
-        })
+        // Expansion is budgeted: grubenv variables repeated in options could otherwise
+        // multiply into gigabytes. Over budget, the entry keeps no options and says why.
+        var options: [String] = []
+        var initrds: [String] = []
+        do {
+            options = try runner.expand(bls.options.joined(separator: " ").split(separator: " ").map {
+                GrubWord(parts: GrubMenu.splitVariables(String($0)), quoted: false)
+            }, line: 1)
+            initrds = try runner.expand(bls.initrds.flatMap { $0.split(separator: " ") }.map {
+                GrubWord(parts: GrubMenu.splitVariables(String($0)), quoted: false)
+            }, line: 1)
+        } catch let error as WispError {
+            context.warnings.append(error.message)
+            context.parseErrors.append(error)
+        } catch {}
         let isUKI = bls.linux == nil
         let kernelRaw = bls.linux ?? bls.efi ?? ""
         var kernel = kernelRaw

@@ -62,7 +62,7 @@ public struct GrubMenu: Sendable {
     }
 
     static let maxEntries = 4096
-    static let maxSteps = 200_000
+    static let maxSteps = GrubEvaluationBudget.maxSteps
 
     public init(statements: [GrubStatement], context: Context, source: String) throws {
         environment = [
@@ -101,40 +101,78 @@ public struct GrubMenu: Sendable {
         var context: Context
         var source: String
         var environment: [String: String] = [:]
-        var steps = 0
+        var budget: GrubEvaluationBudget
         var lastStatus = true
+        /// An unquoted lone `$name` split into words, kept while the variable holds the same
+        /// value: a big variable used in every menu entry is split once, not once per entry.
+        var splitCache: [String: (value: String, words: [String])] = [:]
+
+        init(context: Context, source: String) {
+            self.context = context
+            self.source = source
+            self.budget = GrubEvaluationBudget(source: source)
+        }
 
         mutating func step(_ line: Int) throws {
-            steps += 1
-            guard steps <= GrubMenu.maxSteps else {
-                throw WispError.corrupt(source, "GRUB script line \(line)", "more than \(GrubMenu.maxSteps) steps: refusing to run further")
-            }
+            try budget.step(line: line)
         }
 
         /// Expands words into arguments: variables from the environment (unknown ones are
-        /// empty), unquoted empty results dropped.
-        func expand(_ words: [GrubWord]) -> [String] {
+        /// empty), unquoted empty results dropped. Every byte and word is charged to the
+        /// budget before it is built.
+        mutating func expand(_ words: [GrubWord], line: Int) throws -> [String] {
             var out: [String] = []
             for word in words {
-                var s = ""
+                if !word.quoted, word.parts.count == 1, case .variable(let name) = word.parts[0], name != "?" {
+                    let value = environment[name] ?? ""
+                    let split: [String]
+                    if let cached = splitCache[name], cached.value == value {
+                        split = cached.words
+                    } else {
+                        split = Self.splitOnBlanks(value)
+                        splitCache[name] = (value, split)
+                    }
+                    try budget.chargeBytes(value.utf8.count, line: line)
+                    try budget.chargeWords(split.count, line: line)
+                    out += split
+                    continue
+                }
+                var length = 0
                 var hadVariable = false
+                for part in word.parts {
+                    switch part {
+                    case .text(let t): length += t.utf8.count
+                    case .variable(let name):
+                        hadVariable = true
+                        length += name == "?" ? 1 : (environment[name]?.utf8.count ?? 0)
+                    }
+                }
+                try budget.chargeBytes(length, line: line)
+                var s = ""
+                s.reserveCapacity(length)
                 for part in word.parts {
                     switch part {
                     case .text(let t): s += t
                     case .variable(let name):
-                        hadVariable = true
                         if name == "?" { s += lastStatus ? "0" : "1" } else { s += environment[name] ?? "" }
                     }
                 }
                 if s.isEmpty && hadVariable && !word.quoted { continue }
                 if hadVariable && !word.quoted {
-                    // Unquoted expansions split on whitespace, as GRUB's lexer re-reads them.
-                    out += s.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init)
+                    let split = Self.splitOnBlanks(s)
+                    try budget.chargeWords(split.count, line: line)
+                    out += split
                 } else {
+                    try budget.chargeWords(1, line: line)
                     out.append(s)
                 }
             }
             return out
+        }
+
+        /// Unquoted expansions split on whitespace, as GRUB's lexer re-reads them.
+        static func splitOnBlanks(_ s: String) -> [String] {
+            s.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init)
         }
 
         mutating func run(_ statements: [GrubStatement], submenuPath: [String],
@@ -144,7 +182,7 @@ public struct GrubMenu: Sendable {
                 switch statement {
                 case .command(let words, let line):
                     try step(line)
-                    let args = expand(words)
+                    let args = try expand(words, line: line)
                     guard let name = args.first else { continue }
                     if name == "blscfg" {
                         for bls in context.blsEntries {
@@ -161,12 +199,12 @@ public struct GrubMenu: Sendable {
                     guard pending.count < GrubMenu.maxEntries else {
                         throw WispError.corrupt(source, "GRUB script line \(line)", "more than \(GrubMenu.maxEntries) menu entries")
                     }
-                    let (title, id, classes) = try menuArguments(expand(words), line: line)
+                    let (title, id, classes) = try menuArguments(try expand(words, line: line), line: line)
                     items.append(.entry(pending.count))
                     pending.append((PendingEntry(title: title, id: id, classes: classes, body: body, bls: nil, line: line), submenuPath))
                 case .submenu(let words, let body, let line):
                     try step(line)
-                    let (title, id, _) = try menuArguments(expand(words), line: line)
+                    let (title, id, _) = try menuArguments(try expand(words, line: line), line: line)
                     // A submenu's body runs when opened, with the environment as it is then;
                     // its entries are collected now in order.
                     let saved = environment
@@ -257,7 +295,7 @@ public struct GrubMenu: Sendable {
                 if let (variable, device) = GrubMenu.parseSearch(args) { environment[variable] = device }
                 return true
             case "[", "test":
-                return evaluateTest(name == "[" ? Array(args.dropFirst().dropLast(args.last == "]" ? 1 : 0)) : Array(args.dropFirst()))
+                return evaluateTest(name == "[" ? args.dropFirst().dropLast(args.last == "]" ? 1 : 0) : args.dropFirst())
             case "true": return true
             case "false": return false
             default:
@@ -265,8 +303,20 @@ public struct GrubMenu: Sendable {
             }
         }
 
-        func evaluateTest(_ a: [String]) -> Bool {
-            if a.first == "!" { return !evaluateTest(Array(a.dropFirst())) }
+        /// `test` / `[`: leading `!`s negate, counted in one pass (a recursion per `!` that
+        /// copied the rest each time ran out of memory on 200,000 of them: issue 16, failure 6).
+        func evaluateTest(_ words: ArraySlice<String>) -> Bool {
+            var rest = words
+            var negated = false
+            while rest.first == "!" {
+                negated.toggle()
+                rest = rest.dropFirst()
+            }
+            let result = evaluatePrimary(Array(rest))
+            return negated ? !result : result
+        }
+
+        func evaluatePrimary(_ a: [String]) -> Bool {
             switch a.count {
             case 0: return false
             case 1: return !a[0].isEmpty
@@ -313,11 +363,11 @@ public struct GrubMenu: Sendable {
                 let words = (bls.options.joined(separator: " ")).split(separator: " ").map {
                     GrubWord(parts: GrubMenu.splitVariables(String($0)), quoted: false)
                 }
-                entry.arguments = expand(words)
+                entry.arguments = try expand(words, line: pending.line)
                 let initrdWords = bls.initrds.flatMap { $0.split(separator: " ") }.map {
                     GrubWord(parts: GrubMenu.splitVariables(String($0)), quoted: false)
                 }
-                entry.initrds = expand(initrdWords)
+                entry.initrds = try expand(initrdWords, line: pending.line)
                 return entry
             }
             try runBody(pending.body, into: &entry, depth: 0)
@@ -330,7 +380,7 @@ public struct GrubMenu: Sendable {
                 switch statement {
                 case .command(let words, let line):
                     try step(line)
-                    let args = expand(words)
+                    let args = try expand(words, line: line)
                     guard let name = args.first else { continue }
                     switch name {
                     case "linux", "linux16", "linuxefi", "kernel":
