@@ -64,11 +64,24 @@ struct transfer {
     void *context;
     wisp_http_write_fn write;
     wisp_http_progress_fn progress;
+    CURL *curl;
+    int sized;
 };
 
 static size_t on_body(char *data, size_t size, size_t count, void *user) {
     struct transfer *t = user;
     size_t bytes = size * count;
+    // The body's size, before its first byte is written: libcurl's progress callback may
+    // first run only after a megabyte has arrived, too late to refuse a download that
+    // cannot fit before writing any of it.
+    if (!t->sized && t->curl != NULL && t->progress != NULL) {
+        t->sized = 1;
+        curl_off_t length = -1;
+        if (api.easy_getinfo(t->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK && length > 0 &&
+            t->progress(t->context, 0, (uint64_t)length) != 0) {
+            return 0;
+        }
+    }
     return t->write(t->context, data, bytes) == 0 ? bytes : 0;
 }
 
@@ -96,7 +109,7 @@ int wisp_http_get(const char *url, void *context, wisp_http_write_fn write,
         return -1;
     }
     char curl_error[CURL_ERROR_SIZE] = {0};
-    struct transfer t = {context, write, progress};
+    struct transfer t = {context, write, progress, curl, 0};
     api.easy_setopt(curl, CURLOPT_URL, url);
     api.easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
     // http and https only, redirects included. The string options are libcurl 7.85+; the

@@ -42,7 +42,7 @@ public enum ImageConverter {
         if options.compression != nil && options.format != .qcow2 {
             throw WispError.invalidArgument("compression needs qcow2 output (-O qcow2)")
         }
-        let output = try AtomicOutput(path: path)
+        let output = try AtomicOutput(path: path, expectedSize: try spaceNeeded(input, options: options))
         do {
             switch options.format {
             case .raw: try convertToRaw(input, output: output.file, options: options)
@@ -58,6 +58,21 @@ public enum ImageConverter {
             output.discard()
             throw error
         }
+    }
+
+    /// About what an uncompressed raw or qcow2 output takes on disk: the input's allocated
+    /// data, plus qcow2's tables (an L2 entry and a refcount per cluster, with room to
+    /// spare). Checked against free space before the output is made; nil (no check) where
+    /// compression makes the size unknowable in advance.
+    static func spaceNeeded(_ input: any BlockDevice, options: ConvertOptions) throws -> UInt64? {
+        guard options.compression == nil, options.format == .raw || options.format == .qcow2 else { return nil }
+        var data: UInt64 = 0
+        for extent in try input.allocationMap() where extent.kind == .data {
+            data = data.addingReportingOverflow(extent.length).overflow ? UInt64.max : data + extent.length
+        }
+        guard options.format == .qcow2 else { return data }
+        let tables = data / 4096 + (256 << 10)
+        return data.addingReportingOverflow(tables).overflow ? UInt64.max : data + tables
     }
 
     /// One unit of work: a virtual range and the parts of it that hold data.

@@ -22,8 +22,7 @@ enum HTTPDownload {
                         .receive(UnsafeRawBufferPointer(start: data, count: size))
                 }, { context, done, total in
                     guard let context else { return 1 }
-                    Unmanaged<DownloadSink>.fromOpaque(context).takeUnretainedValue().report(done, total)
-                    return 0
+                    return Unmanaged<DownloadSink>.fromOpaque(context).takeUnretainedValue().report(done, total)
                 }, &status, &message, message.count)
                 withExtendedLifetime(sink) {}
                 if let failure = sink.failure {
@@ -55,6 +54,7 @@ private final class DownloadSink: @unchecked Sendable {
     let hasher = SHA256Digester()
     var written: UInt64 = 0
     var failure: Error?
+    var spaceChecked = false
 
     init(file: PosixFile, progress: (@Sendable (UInt64, UInt64?) -> Void)?) {
         self.file = file
@@ -74,7 +74,19 @@ private final class DownloadSink: @unchecked Sendable {
         }
     }
 
-    func report(_ done: UInt64, _ total: UInt64) {
+    /// Once the server has said the size, the cache's filesystem must have room for it:
+    /// a full disk is found before the transfer, not at its end.
+    func report(_ done: UInt64, _ total: UInt64) -> Int32 {
+        if total > 0 && !spaceChecked {
+            spaceChecked = true
+            do {
+                try DiskSpace.require(total, for: file.displayPath, what: "the download (\(ByteSize.format(total)))", alreadyHeld: written)
+            } catch {
+                failure = error
+                return 1
+            }
+        }
         progress?(done, total > 0 ? total : nil)
+        return 0
     }
 }

@@ -48,6 +48,16 @@ public struct HTTPImageSource: ImageSource {
             return try ResolvedImage(path: target, format: try Self.format(of: target), sha256: context.expectedDigest, origin: origin)
                 .importingArchive(context, reference: reference)
         }
+        // Two commands on the same URL at once: one downloads, the other waits and uses it.
+        let lock = try FileLock.exclusive("\(context.cache.path)/.\(cacheLeaf).lock", waiting: { _ in
+            context.announce?("waiting for another wisp that is downloading \(reference)")
+        })
+        defer { lock.release() }
+        if FileManager.default.fileExists(atPath: target) {
+            if let expected = context.expectedDigest { try ImageCacheDirectory.verify(target, expected: expected) }
+            return try ResolvedImage(path: target, format: try Self.format(of: target), sha256: context.expectedDigest, origin: origin)
+                .importingArchive(context, reference: reference)
+        }
         context.announce?("downloading \(reference)")
         let output = try AtomicOutput(path: target, permissions: 0o644)
         let actual: String

@@ -9,12 +9,15 @@ public struct ImageCacheDirectory: Sendable, Equatable {
 
     public init(path: String) { self.path = path }
 
+    /// Makes the directory, and removes what a killed Wisp left in it (temporaries whose
+    /// writer is gone: see `AbandonedWork`).
     public func create() throws {
         do {
             try DirectoryCreation.createDirectories(path)
         } catch {
-            throw WispError(.io, "\(path): could not create the image cache directory: \(error)", cause: error)
+            throw WispError(.io, "\(path): could not create the image cache directory: \(error.localizedDescription)", cause: error)
         }
+        AbandonedWork.sweepTemporaries(in: path)
     }
 
     /// The SHA-256 of a file, read in 1 MiB pieces (libcrypto, as downloads are hashed).

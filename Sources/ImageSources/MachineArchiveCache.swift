@@ -44,9 +44,10 @@ public struct MachineArchiveCache: Sendable {
         if FileManager.default.fileExists(atPath: "\(entry)/\(Self.manifestName)") { return try load(entry) }
         try cache.create()
         try makeDirectory(directory)
-        let staging = "\(directory)/.staging-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try makeDirectory(staging)
-        defer { try? FileManager.default.removeItem(atPath: staging) }
+        // Locked while this import lives; ones whose process died are swept here.
+        let stagingDirectory = try StagingDirectory(in: directory, permissions: 0o755)
+        defer { stagingDirectory.remove() }
+        let staging = stagingDirectory.path
         announce?("unpacking the \(kind == .ova ? "OVA" : "Vagrant box") \(path) into the image cache (once)")
         var image = kind == .ova ? try buildOva(path, into: staging) : try buildBox(path, into: staging)
         image.sha256 = digest

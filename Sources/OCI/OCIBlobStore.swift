@@ -39,6 +39,8 @@ public struct OCIBlobStore: Sendable, Equatable {
         } catch {
             throw WispError(.io, "\(blobDirectory): could not create the OCI blob cache: \(error)", cause: error)
         }
+        // Blobs a killed pull left half-stored, whichever blob the next pull needs.
+        AbandonedWork.sweepTemporaries(in: blobDirectory)
     }
 
     /// Stores a blob: `produce` writes its bytes into the writer (it may `restart()` it, as
@@ -51,7 +53,8 @@ public struct OCIBlobStore: Sendable, Equatable {
         if let expected, contains(expected.digest, size: expected.size) { return expected.digest }
         try create()
         let target = expected.map { path(of: $0.digest) } ?? "\(blobDirectory)/incoming"
-        let output = try AtomicOutput(path: target, permissions: 0o444)
+        // A blob's size is in its descriptor: a full disk is found before the transfer.
+        let output = try AtomicOutput(path: target, permissions: 0o444, expectedSize: expected.map { UInt64(max(0, $0.size)) })
         let writer = OCIBlobWriter(file: output.file, limit: expected.map { UInt64(max(0, $0.size)) }, source: source)
         writer.diffID = diffID
         do {

@@ -14,7 +14,7 @@ public final class FileBlockDevice: BlockDevice, @unchecked Sendable {
 
     public init(file: PosixFile) throws {
         self.file = file
-        name = file.path
+        name = file.displayPath
         try sizeLock.withLock { $0 = try file.size() }
     }
 

@@ -10,6 +10,10 @@ import CLinux
 /// instance may be used from many tasks at once.
 public final class PosixFile: @unchecked Sendable {
     public let path: String
+    /// The name errors give: the target of an `AtomicOutput`, not its hidden temporary.
+    public let displayPath: String
+    /// The whole output's size when known, so a full disk's error can say what was needed.
+    public let expectedSize: UInt64?
     public let descriptor: Int32
     public let isReadOnly: Bool
     private var closed = false
@@ -21,8 +25,10 @@ public final class PosixFile: @unchecked Sendable {
         case createExclusive(permissions: UInt32)
     }
 
-    public init(path: String, mode: Mode) throws {
+    public init(path: String, mode: Mode, displayPath: String? = nil, expectedSize: UInt64? = nil) throws {
         self.path = path
+        self.displayPath = displayPath ?? path
+        self.expectedSize = expectedSize
         var flags: Int32 = O_CLOEXEC
         var perms: UInt32 = 0o644
         switch mode {
@@ -96,8 +102,12 @@ public final class PosixFile: @unchecked Sendable {
             guard let base = buffer.baseAddress else { return }
             let n = pwrite(descriptor, base + done, buffer.count - done, off_t(offset) + off_t(done))
             if n < 0 {
-                if errno == EINTR { continue }
-                throw WispError.posix("write", path, errno: errno)
+                let code = errno
+                if code == EINTR { continue }
+                if code == ENOSPC || code == EDQUOT {
+                    throw DiskSpace.exhausted(displayPath, offset: offset, length: buffer.count, expected: expectedSize, errno: code)
+                }
+                throw WispError.posix("write", displayPath, errno: code)
             }
             done += n
         }
@@ -105,12 +115,12 @@ public final class PosixFile: @unchecked Sendable {
 
     public func truncate(to size: UInt64) throws {
         guard ftruncate(descriptor, off_t(size)) == 0 else {
-            throw WispError.posix("truncate", path, errno: errno)
+            throw WispError.posix("truncate", displayPath, errno: errno)
         }
     }
 
     public func sync() throws {
-        guard fsync(descriptor) == 0 else { throw WispError.posix("fsync", path, errno: errno) }
+        guard fsync(descriptor) == 0 else { throw WispError.posix("fsync", displayPath, errno: errno) }
     }
 
     /// Deallocates a range so it reads as zeros. Returns false where the filesystem cannot

@@ -51,6 +51,10 @@ public struct WispError: Error, CustomStringConvertible, Sendable, Equatable {
         case guestFailed
         /// A step of a larger operation failed for a reason none of the above names.
         case failed
+        /// The filesystem that was to hold an output is full (ENOSPC or EDQUOT, or found
+        /// too small before writing): the message names the path and the space needed, and
+        /// no partial output was kept.
+        case noSpace
     }
 
     public var kind: Kind
@@ -116,9 +120,13 @@ public struct WispError: Error, CustomStringConvertible, Sendable, Equatable {
         WispError(.timedOut, detail)
     }
 
-    /// Builds an I/O error from an `errno` value, keeping the number for callers.
+    /// Builds an I/O error from an `errno` value, keeping the number for callers. A full
+    /// filesystem (ENOSPC, EDQUOT) becomes `.noSpace`, still naming the path.
     public static func posix(_ operation: String, _ path: String, errno code: Int32) -> WispError {
-        WispError(.io, "\(path): \(operation) failed: \(String(cString: strerror(code)))", errno: code)
+        if code == ENOSPC || code == EDQUOT {
+            return WispError(.noSpace, "\(path): \(operation) failed: the filesystem holding it is full (\(String(cString: strerror(code))))", errno: code)
+        }
+        return WispError(.io, "\(path): \(operation) failed: \(String(cString: strerror(code)))", errno: code)
     }
 
     /// A child process that exited with `status` (128+N for signal N).

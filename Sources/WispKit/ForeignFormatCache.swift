@@ -16,7 +16,8 @@ import WispCore
 ///
 /// Entries are `<images>/converted/<key>.qcow2`, the key a SHA-256 over each chain member's
 /// path, device, inode, size and modification time: an image changed in place gets a new
-/// entry, an unchanged one is converted once. The entry appears atomically.
+/// entry, an unchanged one is converted once. The entry appears atomically, and is made
+/// under a lock per key (`.<key>.lock`), so concurrent runs convert it once.
 struct ForeignFormatCache {
     let directory: String
 
@@ -35,6 +36,12 @@ struct ForeignFormatCache {
             return path
         }
         try ImageCacheDirectory(path: directory).create()
+        // Two runs of the same base at once: one converts, the other waits and then uses it.
+        let lock = try FileLock.exclusive("\(directory)/.\(key).lock", waiting: { _ in
+            progress("waiting for another wisp that is converting \(chain.top.path)")
+        })
+        defer { lock.release() }
+        if FileManager.default.fileExists(atPath: path) { return path }
         progress("converting \(chain.top.path) (\(chain.top.format.rawValue)) to qcow2 in the cache, once")
         // ImageConverter writes through AtomicOutput: the entry is whole or absent.
         try ImageConverter.convert(input: try DiskImageFile.open(chain), to: path, options: ConvertOptions(format: .qcow2))

@@ -51,8 +51,9 @@ public struct InstanceController: Sendable {
         }
     }
 
-    /// Boots a stopped instance and waits until SSH answers.
-    public func start(_ name: String, booter: InstanceBooter) throws -> InstanceRecord {
+    /// Boots a stopped (or crashed and then killed) instance and waits until SSH answers,
+    /// unless `waitForReady` is false (`wisp start --detach`).
+    public func start(_ name: String, booter: InstanceBooter, waitForReady: Bool = true) throws -> InstanceRecord {
         var record = try store.load(name)
         let files = store.files(name)
         let lock = try InstanceLock(path: files.lock, name: name)
@@ -76,11 +77,8 @@ public struct InstanceController: Sendable {
         // Normally reset when it stopped; also here for a guest that powered itself off.
         if record.ephemeral { try InstanceDiskChains.resetOverlay(record, files: files) }
         let (booted, pid) = try booter.launch(record)
-        do {
-            try booter.waitUntilReady(booted, pid: pid, readiness: .init(metadata: nil, waitForSSH: true))
-        } catch {
-            throw error
-        }
+        guard waitForReady else { return booted }
+        try booter.waitUntilReady(booted, pid: pid, readiness: .init(metadata: nil, waitForSSH: true))
         return booted
     }
 

@@ -34,6 +34,9 @@ public struct InstanceCreator: Sendable {
         /// The seed listener that hears phone_home; nil for a guest provisioned by systemd
         /// credentials (ready when SSH answers with its host key).
         public var metadata: MetadataServer?
+        /// The instance's lock, held since its name was claimed: no other command touches
+        /// the instance until the caller has booted it and lets go.
+        public var lock: InstanceLock
     }
 
     public func create(_ options: RunOptions) async throws -> Created {
@@ -53,8 +56,10 @@ public struct InstanceCreator: Sendable {
         if let memory = options.memoryBytes, memory < 128 << 20 { throw WispError.usage("--memory: at least 128M is needed to boot a cloud image") }
         if let requested = options.name {
             try InstanceStore.validate(name: requested)
-            if FileManager.default.fileExists(atPath: store.files(requested).directory) {
-                throw WispError(.alreadyExists, "an instance named \(requested) already exists (wisp rm \(requested), or choose another --name)")
+            // Checked again when the name is claimed; this early look saves a download or a
+            // conversion for nothing. An incomplete directory (a killed run) is reclaimed then.
+            if FileManager.default.fileExists(atPath: store.files(requested).record) {
+                throw WispError(.alreadyExists, "the name \(requested) is taken: an instance named \(requested) already exists (wisp rm \(requested), or choose another --name)")
             }
         }
         try HostPortCheck.ensureFree(options.forwards, store: store)
@@ -115,10 +120,10 @@ public struct InstanceCreator: Sendable {
 
         // Kernel extraction happens before the name is claimed (the name comes from the OS).
         try FileManager.default.createDirectory(atPath: store.root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        Self.sweepStaleStaging(in: store.root)
-        let staging = "\(store.root)/.staging-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
-        defer { try? FileManager.default.removeItem(atPath: staging) }
+        // Locked while this run lives; ones whose run died are swept here.
+        let stagingDirectory = try StagingDirectory(in: store.root)
+        defer { stagingDirectory.remove() }
+        let staging = stagingDirectory.path
         var bootFacts: RunIntegration.BootFacts? = nil
         // Opened once: the boot plan, the architecture, cloud-init and what credentials need
         // are all read through it. An image that cannot be inspected (an unusual layout)
@@ -171,11 +176,11 @@ public struct InstanceCreator: Sendable {
 
         let nameBase = bootFacts.flatMap { facts in facts.osID.map { [$0, facts.osVersionID].compactMap { $0 }.joined(separator: "-") } }
             ?? URL(fileURLWithPath: imageFile).deletingPathExtension().lastPathComponent
-        let name = try store.claim(requested: options.name, base: nameBase)
+        let (name, lock) = try store.claimLocked(requested: options.name, base: nameBase)
         onClaimed?(name)
         let files = store.files(name)
         do {
-            return try build(name: name, files: files, board: board, options: options, resolved: resolved, baseChain: baseChain,
+            return try build(lock: lock, name: name, files: files, board: board, options: options, resolved: resolved, baseChain: baseChain,
                              baseSize: baseSize, allowedBacking: allowed, provisioning: provisioning,
                              staging: staging, bootFacts: bootFacts, firmware: firmware, extraDisks: extraDisks, userData: userData, extraKeys: hostKeys)
         } catch {
@@ -184,7 +189,7 @@ public struct InstanceCreator: Sendable {
         }
     }
 
-    private func build(name: String, files: InstanceFiles, board: any Board, options: RunOptions, resolved: ResolvedImage,
+    private func build(lock: InstanceLock, name: String, files: InstanceFiles, board: any Board, options: RunOptions, resolved: ResolvedImage,
                        baseChain: BackingChain, baseSize: UInt64, allowedBacking: [String], provisioning: GuestProvisioning,
                        staging: String, bootFacts: RunIntegration.BootFacts?, firmware: UEFIFirmwareFiles?,
                        extraDisks: [DiskAttachment], userData: String?, extraKeys: [String]) throws -> Created {
@@ -208,8 +213,7 @@ public struct InstanceCreator: Sendable {
                                             commandLine: Self.guestCommandLine(facts.commandLine, board: board, cloudInit: options.cloudInit, seedURL: nil,
                                                                                networkStage: earlyModules != nil)))
         } else if let firmware {
-            try fm.copyItem(atPath: firmware.varsTemplate, toPath: files.uefiVars)
-            chmod(files.uefiVars, 0o600)
+            try AtomicOutput.copy(from: firmware.varsTemplate, to: files.uefiVars, permissions: 0o600)
             bootMethod = .firmware(UEFIFirmware(code: firmware.code, vars: files.uefiVars))
         } else {
             throw WispError(.failed, "no way to boot \(options.image)")
@@ -250,7 +254,7 @@ public struct InstanceCreator: Sendable {
             record.provisioning = .systemd
             record.ephemeral = options.ephemeral
             try store.save(record)
-            return Created(record: record, metadata: nil)
+            return Created(record: record, metadata: nil, lock: lock)
         }
 
         let user = options.user ?? Self.defaultUser()
@@ -306,7 +310,7 @@ public struct InstanceCreator: Sendable {
         record.allowedBackingDirectories = allowedBacking
         record.ephemeral = options.ephemeral
         try store.save(record)
-        return Created(record: record, metadata: server)
+        return Created(record: record, metadata: server, lock: lock)
     }
 
     /// A container image's pull and disk options from `wisp run`'s: the platform from
@@ -357,22 +361,6 @@ public struct InstanceCreator: Sendable {
             throw WispError.usage("--allow-backing \(path): no such directory")
         }
         return absolute
-    }
-
-    /// Removes staging directories whose `wisp run` died (kill -9, power loss, an interrupt
-    /// before the instance existed): their names carry the creating process's pid.
-    static func sweepStaleStaging(in root: String) {
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where name.hasPrefix(".staging-") {
-            let fields = name.dropFirst(".staging-".count).split(separator: "-")
-            guard fields.count == 2, let pid = Int32(fields[0]), pid > 0 else { continue }
-            // Also old enough: a run in another pid namespace sharing this store has pids
-            // this one cannot see, and staging lasts seconds.
-            let path = "\(root)/\(name)"
-            let age = ((try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate]) as? Date).map { -$0.timeIntervalSinceNow } ?? 0
-            if kill(pid, 0) != 0 && errno == ESRCH && age > 3600 {
-                try? FileManager.default.removeItem(atPath: path)
-            }
-        }
     }
 
     /// The guest's own command line plus what Wisp needs: the board's serial console (progress

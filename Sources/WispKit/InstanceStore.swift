@@ -42,7 +42,7 @@ public struct InstanceStore: Sendable {
         } catch let error as WispError {
             throw error.prefixed(files.record)
         } catch {
-            throw WispError.corrupt(files.record, "instance record", "not a valid instance.json: \(ForeignErrorTranslation.sentence(error))")
+            throw WispError.corrupt(files.record, "instance record", "not a valid instance.json (\(Self.describe(error))): wisp rm \(name) removes the instance")
         }
     }
 
@@ -51,15 +51,45 @@ public struct InstanceStore: Sendable {
         try AtomicOutput.write(Array(data), to: files(record.name).record, permissions: 0o600)
     }
 
-    /// Claims `name` by creating its directory (mkdir is atomic: two runs can't both get it).
-    /// Without a requested name, `base`, `base-2`, `base-3`, ... is tried in turn.
+    /// Claims a name by creating its directory (mkdir is atomic: two runs can't both get
+    /// it) and returns it with the instance's lock held, which the creator keeps until the
+    /// instance is complete and booted. Without a requested name, `base`, `base-2`, ... is
+    /// tried in turn. A directory left by a creator that died (kill -9) before writing
+    /// instance.json, whose lock nobody holds, is abandoned: it is removed and claimed
+    /// again, so the same `wisp run` completes the second time and nothing stale stays.
+    /// Claims go one at a time through a store-wide lock, so two claimers never both
+    /// judge the same directory abandoned.
+    public func claimLocked(requested: String?, base: String) throws -> (name: String, lock: InstanceLock) {
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        if let requested { try Self.validate(name: requested) }
+        let storeLock = try FileLock.exclusive("\(root)/.claim.lock")
+        defer { storeLock.release() }
+        if let requested {
+            switch try attemptClaim(requested) {
+            case .claimed(let lock): return (requested, lock)
+            case .complete:
+                throw WispError(.alreadyExists, "the name \(requested) is taken: an instance named \(requested) already exists (wisp rm \(requested), or choose another --name)")
+            case .beingCreated:
+                throw WispError(.alreadyExists, "the name \(requested) is taken: another wisp command is creating an instance named \(requested) right now (choose another --name)")
+            }
+        }
+        let cleanBase = Self.sanitize(base)
+        for n in 1...1000 {
+            let candidate = n == 1 ? cleanBase : "\(cleanBase)-\(n)"
+            if case .claimed(let lock) = try attemptClaim(candidate) { return (candidate, lock) }
+        }
+        throw WispError(.alreadyExists, "too many instances named \(cleanBase)-N: choose a --name")
+    }
+
+    /// Claims a name without keeping its lock, for callers that write instance.json at once.
     public func claim(requested: String?, base: String) throws -> String {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         if let requested {
             try Self.validate(name: requested)
             guard mkdir("\(root)/\(requested)", 0o700) == 0 else {
-                if errno == EEXIST { throw WispError(.alreadyExists, "an instance named \(requested) already exists (wisp rm \(requested), or choose another --name)") }
+                if errno == EEXIST { throw WispError(.alreadyExists, "the name \(requested) is taken: an instance named \(requested) already exists (wisp rm \(requested), or choose another --name)") }
                 throw WispError.posix("mkdir", "\(root)/\(requested)", errno: errno)
             }
             return requested
@@ -71,6 +101,35 @@ public struct InstanceStore: Sendable {
             guard errno == EEXIST else { throw WispError.posix("mkdir", "\(root)/\(candidate)", errno: errno) }
         }
         throw WispError(.alreadyExists, "too many instances named \(cleanBase)-N: choose a --name")
+    }
+
+    enum ClaimAttempt {
+        case claimed(InstanceLock)
+        /// instance.json is there (a complete instance, even if its record is damaged).
+        case complete
+        /// No instance.json yet, and a live process holds the lock.
+        case beingCreated
+    }
+
+    /// One try at `name`, under the store-wide claim lock.
+    func attemptClaim(_ name: String) throws -> ClaimAttempt {
+        let instance = self.files(name)
+        if mkdir(instance.directory, 0o700) != 0 {
+            let code = errno
+            guard code == EEXIST else { throw WispError.posix("mkdir", instance.directory, errno: code) }
+            if FileManager.default.fileExists(atPath: instance.record) { return .complete }
+            guard let stale = try? InstanceLock(path: instance.lock, name: name) else { return .beingCreated }
+            // Abandoned by a creator that died: its partial files go, the name is free again.
+            do {
+                try FileManager.default.removeItem(atPath: instance.directory)
+            } catch {
+                stale.release()
+                throw WispError(.io, "\(instance.directory): could not remove the instance an interrupted wisp run left: \(error.localizedDescription)", cause: error)
+            }
+            stale.release()
+            guard mkdir(instance.directory, 0o700) == 0 else { throw WispError.posix("mkdir", instance.directory, errno: errno) }
+        }
+        return .claimed(try InstanceLock(path: instance.lock, name: name))
     }
 
     /// "Debian 12" / "debian-12-genericcloud-amd64.qcow2" → a valid instance name.
@@ -89,6 +148,25 @@ public struct InstanceStore: Sendable {
         let dir = files(name).directory
         guard FileManager.default.fileExists(atPath: dir) else { throw WispError.notFound("no instance named \(name) (see wisp list)") }
         try FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// A decoding failure in a few words (Foundation's own description is a dump of coding
+    /// paths and debug text).
+    static func describe(_ error: any Error) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+            return keys.isEmpty ? "the top level" : keys.joined(separator: ".")
+        }
+        switch error as? DecodingError {
+        case .dataCorrupted(let context)?:
+            return context.codingPath.isEmpty ? "the file is not JSON" : "a value at \(path(context)) is malformed"
+        case .keyNotFound(let key, let context)?:
+            return "\(key.stringValue) is missing at \(path(context))"
+        case .typeMismatch(_, let context)?, .valueNotFound(_, let context)?:
+            return "the value at \(path(context)) has the wrong type"
+        default:
+            return "it cannot be decoded"
+        }
     }
 
     static var encoder: JSONEncoder {

@@ -26,7 +26,8 @@ public struct Runner: Sendable {
         let created = try await creator.create(options)
         defer { created.metadata?.stop() }
         let files = store.files(created.record.name)
-        let lock = try InstanceLock(path: files.lock, name: created.record.name)
+        // Held since the name was claimed (a second InstanceLock would conflict with it).
+        let lock = created.lock
         defer { lock.release() }
         let booter = InstanceBooter(store: store, acceleratorChoice: options.accelerator, timeout: options.timeout, progress: progress)
         let booted: InstanceRecord, pid: Int32

@@ -98,7 +98,7 @@ final class Qcow2StreamWriter {
         let i = Int(clusterIndex)
         if i >= refcounts.count { refcounts += [UInt16](repeating: 0, count: i + 1 - refcounts.count) }
         guard refcounts[i] < UInt16.max else {
-            throw WispError(.failed, "\(file.path): refcount of host cluster \(i) overflows")
+            throw WispError(.failed, "\(file.displayPath): refcount of host cluster \(i) overflows")
         }
         refcounts[i] += 1
     }
@@ -184,7 +184,7 @@ final class Qcow2StreamWriter {
         let usedClusters = (hostEnd + cs - 1) / cs
         let coverage = UInt64(refcountBlockCount * (clusterSize / 2))
         guard usedClusters <= coverage else {
-            throw WispError(.failed, "\(file.path): internal error: \(usedClusters) clusters outgrew the \(coverage) reserved refcounts")
+            throw WispError(.failed, "\(file.displayPath): internal error: \(usedClusters) clusters outgrew the \(coverage) reserved refcounts")
         }
         if refcounts.count < Int(usedClusters) {
             refcounts += [UInt16](repeating: 0, count: Int(usedClusters) - refcounts.count)

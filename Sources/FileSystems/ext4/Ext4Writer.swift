@@ -125,10 +125,10 @@ public final class Ext4Writer {
     /// partition this will be); the file must already be that large.
     public convenience init(file: PosixFile, offset: UInt64, options: Ext4WriterOptions, fileIsZeroed: Bool = false) throws {
         guard let size = options.size else {
-            throw WispError.invalidArgument("\(file.path): an ext4 image written into a region needs a size")
+            throw WispError.invalidArgument("\(file.displayPath): an ext4 image written into a region needs a size")
         }
         let whole = try FileBlockDevice(file: file)
-        let region = try SliceBlockDevice(base: whole, start: offset, size: size, name: "\(file.path) at offset \(offset)")
+        let region = try SliceBlockDevice(base: whole, start: offset, size: size, name: "\(file.displayPath) at offset \(offset)")
         let geometry = try Ext4WriterGeometry(byteSize: size, requestedInodes: options.inodeCount, source: region.name)
         try self.init(device: region, geometry: geometry, options: options, output: nil, name: region.name,
                       zeroed: fileIsZeroed, writeback: (file, offset))

@@ -20,7 +20,8 @@ public struct ContainerBaseDisk: Sendable, Equatable {
 /// the options, so a tag that moves gets a new disk and the same image never builds
 /// twice. Each entry is `<digest>-<options>.raw` with a `.json` report beside it; the
 /// report is written after the disk, both atomically, and an entry counts only when both
-/// are there, so nothing half-written is ever used.
+/// are there, so nothing half-written is ever used. An entry is built under a lock of its
+/// own (`.<entry>.lock`): concurrent commands build it once.
 public struct ContainerDiskCache: Sendable {
     public let directory: String
     public var store: OCIBlobStore
@@ -44,6 +45,17 @@ public struct ContainerDiskCache: Sendable {
             return ContainerBaseDisk(path: path, report: report, built: false)
         }
         try ImageCacheDirectory(path: directory).create()
+        // Two commands on the same image at once: one builds, the other waits and uses it
+        // (a disk replaced under a running instance's overlay would be a different file).
+        let entry = (path as NSString).lastPathComponent.dropLast(4)
+        let lock = try FileLock.exclusive("\(directory)/.\(entry).lock", waiting: { _ in
+            announce?("waiting for another wisp that is building the disk of \(reference)")
+        })
+        defer { lock.release() }
+        if let report = try? cachedReport(String(reportPath)), FileManager.default.fileExists(atPath: path) {
+            try check(report, requireKernel: requireKernel)
+            return ContainerBaseDisk(path: path, report: report, built: false)
+        }
         announce?("building a disk from \(reference) (\(digest))")
         var report = try ContainerDiskBuilder.build(image, reference: reference, options: options,
                                                     requireKernel: requireKernel, to: path)
