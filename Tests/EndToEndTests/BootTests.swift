@@ -112,6 +112,10 @@ import WispTestSupport
         let disks = try #require(info["disks"] as? [[String: Any]])
         #expect(disks.first?["path"] as? String == instanceDir + "/overlay.qcow2" && ((disks.first?["virtual-size"] as? Int) ?? 0) > 0, "\(disks)")
         #expect(try box.check(["info", "e2e"]).stdoutText.contains("Uptime:"))
+        for (command, definition) in [(["info", "e2e", "--json"], "instance"), (["list", "--json"], "list")] {
+            let problems = try JSONSchemaJudge.problems(try box.check(command).stdoutText, definition: definition)
+            #expect(problems.isEmpty, "\(command): \(problems)")
+        }
         // exec needs no --, shell quoting is Wisp's; logs --tail gives exactly the last lines.
         #expect(try box.check(["exec", "e2e", "printf", "%s|", "a b", "c"]).stdoutText == "a b|c|")
         #expect(try box.run(["exec", "e2e", "sh", "-c", "exit 5"]).status == 5)
