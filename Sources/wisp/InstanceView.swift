@@ -79,7 +79,12 @@ struct InstanceView: Encodable {
         self.ports = []
         self.mounts = []
         self.ephemeral = false
-        guard let record = try? store.load(name) else { return }
+        // A directory without a readable instance.json: an interrupted run or a damaged
+        // record (`wisp rm` still removes it).
+        guard let record = try? store.load(name) else {
+            self.state = InstanceState.incomplete.rawValue
+            return
+        }
         image = record.image
         if case .container(_, let d)? = record.baseImage?.origin { digest = d }
         ephemeral = record.ephemeral
