@@ -94,6 +94,7 @@ let package = Package(
                 dependencies: [
                     "WispCore", "CLinux", "WispCompression", "DiskImage", "Partitions", "FileSystems",
                     "GuestInspect", "CloudInit", "OCI", "ImageSources", "Machine", "MetadataService",
+                    .product(name: "Yams", package: "Yams"),
                 ],
                 swiftSettings: swiftSettings),
         // Shared by test targets only: runs the real tools that make fixtures and judge (and

@@ -78,6 +78,10 @@ public enum SeedGenerator {
         lines.append("  - name: \(YAMLText.quoted(user))")
         lines.append("    sudo: \(YAMLText.quoted(sudoRule))")
         lines.append("    shell: \"/bin/bash\"")
+        if let uid = options.userID {
+            guard (1...0x7FFF_FFFE).contains(uid) else { throw WispError.invalidArgument("user id \(uid) is not a valid ordinary user id") }
+            lines.append("    uid: \(uid)")
+        }
         if let hash = options.passwordHash {
             guard PasswordHasher.looksHashed(hash) else {
                 throw WispError.invalidArgument("password hash \"\(hash.prefix(12))...\" is not a crypt(3) hash ($y$, $6$, ...); hash it with --password-stdin or mkpasswd")
@@ -124,6 +128,11 @@ public enum SeedGenerator {
             lines.append("runcmd:")
             lines.append(YAMLText.list(options.runcmd, indent: 2))
         }
+        if !options.bootcmd.isEmpty {
+            generated.insert("bootcmd")
+            lines.append("bootcmd:")
+            lines.append(YAMLText.list(options.bootcmd, indent: 2))
+        }
         if let url = options.phoneHomeURL {
             guard url.hasPrefix("http://") || url.hasPrefix("https://"), CloudConfigSchema.looksLikeURI(url) else {
                 throw WispError.invalidArgument("phone-home URL \"\(url)\" must be an http:// or https:// URL")
@@ -131,7 +140,10 @@ public enum SeedGenerator {
             generated.insert("phone_home")
             lines.append("phone_home:")
             lines.append("  url: \(YAMLText.quoted(url))")
-            lines.append("  post: all")
+            // Only what Wisp reads (the post itself is the signal): `all` also asks for the
+            // RSA and ECDSA host keys, which a guest given only an ed25519 host key lacks,
+            // and cloud-init logs a warning for each.
+            lines.append("  post: [instance_id]")
             lines.append("  tries: 10")
             if let modules = options.initStageModules {
                 // set_passwords applies ssh_pwauth. In the config stage it would restart a

@@ -27,6 +27,12 @@ public struct SeedOptions: Sendable, Equatable {
     /// The init stage must then run with the network up: NoCloud's dsmode "net" (the seed
     /// disk's default, and `ds=nocloud;dsmode=net` on a kernel command line).
     public var initStageModules: CloudInitModuleList?
+    /// The user's numeric id (`users: uid:`); nil lets the guest pick. Wisp gives the guest
+    /// user the host user's id when it shares folders, so files keep one owner on both sides.
+    public var userID: Int? = nil
+    /// Shell command lines cloud-init runs early at every boot (`bootcmd`), e.g. mounting
+    /// shared folders.
+    public var bootcmd: [String] = []
 
     public init(user: String? = nil, sshAuthorizedKeys: [String] = [], passwordHash: String? = nil,
                 hostname: String? = nil, instanceID: String? = nil, packages: [String] = [],

@@ -44,6 +44,7 @@ public struct HTTPImageSource: ImageSource {
         let origin = ImageOrigin.download(url: reference)
         if FileManager.default.fileExists(atPath: target) {
             if let expected = context.expectedDigest { try ImageCacheDirectory.verify(target, expected: expected) }
+            context.announce?("using the cached copy of \(reference) (\(target)): nothing to download")
             return try ResolvedImage(path: target, format: try Self.format(of: target), sha256: context.expectedDigest, origin: origin)
                 .importingArchive(context, reference: reference)
         }

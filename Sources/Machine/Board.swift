@@ -41,8 +41,11 @@ public struct BoardDevices: Sendable, Equatable {
     /// The entropy source ("virtio-rng-pci"): a guest without one can wait minutes for
     /// randomness (sshd host keys, TLS).
     public var rng: String
+    /// Each shared folder, a vhost-user virtio-fs device served by virtiofsd.
+    public var sharedFolder: String
 
-    public init(block: String, network: String, networkProperties: [String], rng: String) {
+    public init(block: String, network: String, networkProperties: [String], rng: String, sharedFolder: String = "vhost-user-fs-pci") {
+        self.sharedFolder = sharedFolder
         self.block = block
         self.network = network
         self.networkProperties = networkProperties

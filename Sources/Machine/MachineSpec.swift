@@ -18,6 +18,8 @@ public struct MachineSpec: Sendable, Codable, Equatable {
     /// systemd credentials for an image provisioned without cloud-init (see
     /// `SystemdCredential`); empty for cloud-init images.
     public var credentials: [SystemdCredential] = []
+    /// Host directories shared over virtio-fs (`wisp run --mount`); empty for most guests.
+    public var sharedFolders: [SharedFolder] = []
 
     public init(architecture: GuestArchitecture = .x86_64, cpus: Int, memoryBytes: UInt64, disks: [DiskAttachment] = [],
                 forwards: [PortForward] = [], boot: BootMethod = .firmware(UEFIFirmware(code: "", vars: "")),
@@ -47,6 +49,7 @@ public struct MachineSpec: Sendable, Codable, Equatable {
         macAddress = try container.decode(String.self, forKey: .macAddress)
         smbiosSerial = try container.decodeIfPresent(String.self, forKey: .smbiosSerial)
         credentials = try container.decodeIfPresent([SystemdCredential].self, forKey: .credentials) ?? []
+        sharedFolders = try container.decodeIfPresent([SharedFolder].self, forKey: .sharedFolders) ?? []
     }
 }
 

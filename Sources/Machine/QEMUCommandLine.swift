@@ -19,10 +19,14 @@ public struct QEMUCommandLine: Sendable {
         /// The SMBIOS type 11 table carrying systemd credentials (`-smbios file=`), written
         /// owner-only by the launcher when the spec has credentials and the guest sees SMBIOS.
         public var smbiosOEMTable: String?
+        /// Where the virtiofsd of shared folder N listens (`virtiofs-N.sock` in the instance
+        /// directory); nil when the machine has no shared folders.
+        public var sharedFolderSocketDirectory: String?
 
         public init(qmpSocket: String, consoleSocket: String, serialLog: String, pidFile: String, smbiosTable: String, qemuLog: String,
-                    smbiosOEMTable: String? = nil) {
+                    smbiosOEMTable: String? = nil, sharedFolderSocketDirectory: String? = nil) {
             self.smbiosOEMTable = smbiosOEMTable
+            self.sharedFolderSocketDirectory = sharedFolderSocketDirectory
             self.qmpSocket = qmpSocket
             self.consoleSocket = consoleSocket
             self.serialLog = serialLog
@@ -58,6 +62,9 @@ public struct QEMUCommandLine: Sendable {
         if spec.smbiosSerial != nil, case .direct = spec.boot, !board.capabilities.smbiosWithDirectKernelBoot {
             throw WispError(.unsupported, "a directly booted \(spec.architecture.rawValue) kernel sees no SMBIOS to carry the seed URL (use --cloud-init disk, or boot through firmware)")
         }
+        if !spec.sharedFolders.isEmpty && paths.sharedFolderSocketDirectory == nil {
+            throw WispError.invalidArgument("shared folders need a directory for their virtiofsd sockets")
+        }
         if !spec.credentials.isEmpty, Self.credentialTransport(board: board, boot: spec.boot) == .smbios, paths.smbiosOEMTable == nil {
             throw WispError.invalidArgument("systemd credentials over SMBIOS need a path for the OEM strings table")
         }
@@ -78,6 +85,15 @@ public struct QEMUCommandLine: Sendable {
         return .smbios
     }
 
+    /// The id of the one user-mode netdev: `hostfwd_add` and `hostfwd_remove` name it.
+    public static let userNetdevID = "net0"
+
+    /// The memory backend shared with virtiofsd.
+    static let sharedMemoryID = "wisp-mem"
+
+    /// The vhost-user socket of shared folder `index`.
+    public static func sharedFolderSocket(directory: String, index: Int) -> String { "\(directory)/virtiofs-\(index).sock" }
+
     /// QEMU option values are comma-separated; a literal comma is written twice.
     public static func escape(_ value: String) -> String {
         value.replacingOccurrences(of: ",", with: ",,")
@@ -90,9 +106,14 @@ public struct QEMUCommandLine: Sendable {
             // No default NIC, VGA, floppy, CD-ROM or serial: every device is ours, fewer
             // devices to probe means a faster boot.
             "-nodefaults", "-no-user-config",
-            "-machine", board.machineArgument,
+            // virtiofsd maps the guest's RAM to serve it: with shared folders, guest memory is
+            // a shared memfd instead of QEMU's private anonymous memory.
+            "-machine", board.machineArgument + (spec.sharedFolders.isEmpty ? "" : ",memory-backend=\(Self.sharedMemoryID)"),
             "-display", "none",
         ]
+        if !spec.sharedFolders.isEmpty {
+            args += ["-object", "memory-backend-memfd,id=\(Self.sharedMemoryID),size=\(max(UInt64(1), spec.memoryBytes >> 20))M,share=on"]
+        }
         switch spec.accelerator {
         case .kvm: args += ["-accel", "kvm"]
         // No tb-size: QEMU's default translation cache (1 GiB, or an eighth of host memory)
@@ -134,11 +155,16 @@ public struct QEMUCommandLine: Sendable {
             args += ["-device", "\(board.devices.block),drive=disk\(index)" + (index == 0 && firmwareBoot ? ",bootindex=0" : "")]
         }
 
-        var netdev = "user,id=net0"
+        var netdev = "user,id=\(Self.userNetdevID)"
         for forward in spec.forwards { netdev += ",hostfwd=\(forward.hostfwd)" }
-        let nic = [board.devices.network, "netdev=net0", "mac=\(spec.macAddress)"] + board.devices.networkProperties
+        let nic = [board.devices.network, "netdev=\(Self.userNetdevID)", "mac=\(spec.macAddress)"] + board.devices.networkProperties
         args += ["-netdev", netdev, "-device", nic.joined(separator: ",")]
         args += ["-device", board.devices.rng]
+        for (index, _) in spec.sharedFolders.enumerated() {
+            guard let directory = paths.sharedFolderSocketDirectory else { break }
+            args += ["-chardev", "socket,id=fs\(index),path=\(e(Self.sharedFolderSocket(directory: directory, index: index)))",
+                     "-device", "\(board.devices.sharedFolder),chardev=fs\(index),tag=\(SharedFolder.tag(index))"]
+        }
         // A guest panic pauses the machine, so QMP reports `guest-panicked` (state crashed)
         // instead of the VM silently rebooting.
         if let panic = board.capabilities.panicDevice {

@@ -1,12 +1,16 @@
 /// Sizes as users type them, in qemu-img's spelling: `10G`, `512M`, `1.5T`, `4096`, `64k`.
 /// Suffixes are binary (K = 1024), case-insensitive, with optional trailing `B`/`iB`.
 public enum ByteSize {
-    public static func parse(_ text: String) throws -> UInt64 {
+    /// `bareUnit` is what a number without a suffix counts: bytes for disk sizes (as
+    /// qemu-img), MiB for memory (as `qemu -m`, so `--memory 2048` is 2 GiB).
+    public static func parse(_ text: String) throws -> UInt64 { try parse(text, bareUnit: 1) }
+
+    public static func parse(_ text: String, bareUnit: UInt64) throws -> UInt64 {
         var s = text.trimmingWhitespace()
         guard !s.isEmpty else { throw WispError.usage("empty size") }
         let upper = s.uppercased()
         if upper.hasSuffix("IB") { s.removeLast(2) } else if upper.hasSuffix("B") && s.count > 1 { s.removeLast() }
-        var multiplier: UInt64 = 1
+        var multiplier: UInt64 = upper.hasSuffix("B") ? 1 : bareUnit
         if let last = s.last, last.isLetter {
             switch last.uppercased() {
             case "K": multiplier = 1 << 10
@@ -30,6 +34,11 @@ public enum ByteSize {
         let value = fractional * Double(multiplier)
         guard value < 1.8e19 else { throw WispError.usage("'\(text)': size is too large") }
         return UInt64(value.rounded())
+    }
+
+    /// Memory as `-m` reads it: a bare number is MiB.
+    public static func parseMemory(_ text: String) throws -> UInt64 {
+        try parse(text, bareUnit: 1 << 20)
     }
 
     /// `10 GiB`, `512 MiB`, `1.5 KiB`, `123 B`: for human output.

@@ -8,6 +8,15 @@ enum HostCommands {
     static func ssh() throws -> String { try openSSH("ssh") }
     static func sshKeygen() throws -> String { try openSSH("ssh-keygen") }
 
+    /// Another host tool (`tar` for `wisp cp`).
+    static func tool(_ name: String) throws -> String {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":").map(String.init) + ["/usr/bin", "/bin"] {
+            let candidate = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw WispError.notFound("\(name) is not installed on this host")
+    }
+
     private static func openSSH(_ tool: String) throws -> String {
         for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":").map(String.init) + ["/usr/bin"] {
             let candidate = "\(dir)/\(tool)"

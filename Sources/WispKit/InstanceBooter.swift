@@ -101,7 +101,17 @@ public struct InstanceBooter: Sendable {
         // Mark where this boot starts in the (appended) serial log.
         let offset = (try? FileManager.default.attributesOfItem(atPath: files.serialLog)[.size] as? UInt64) ?? 0
         try? AtomicOutput.write(Array(String(offset).utf8), to: files.directory + "/serial.offset", permissions: 0o600)
-        return try QEMULauncher.launch(commandLine)
+        // Shared folders: their virtiofsd must listen before QEMU connects while it starts.
+        var daemons: [Int32] = []
+        if !spec.sharedFolders.isEmpty {
+            daemons = try VirtiofsDaemon.find().start(spec.sharedFolders, socketDirectory: files.directory, logPath: files.virtiofsdLog)
+        }
+        do {
+            return try QEMULauncher.launch(commandLine)
+        } catch {
+            VirtiofsDaemon.terminate(daemons)
+            throw error
+        }
     }
 
     /// The serial output of the current boot only.

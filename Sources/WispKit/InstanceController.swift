@@ -30,6 +30,8 @@ public struct InstanceController: Sendable {
         public var cpus: Int?
         public var memory: String?
         public var pid: Int32?
+        /// Shared folders (`wisp run --mount`), host and guest paths and read-only.
+        public var mounts: [SharedFolder] = []
     }
 
     public func list() -> [Summary] {
@@ -45,7 +47,7 @@ public struct InstanceController: Sendable {
                            address: "127.0.0.1:\(record.sshPort)", user: record.user,
                            ports: record.spec.forwards.dropFirst().map(\.description),
                            accel: record.spec.accelerator.rawValue, arch: record.spec.architecture.rawValue, cpus: record.spec.cpus,
-                           memory: ByteSize.format(record.spec.memoryBytes), pid: pid)
+                           memory: ByteSize.format(record.spec.memoryBytes), pid: pid, mounts: record.spec.sharedFolders)
         }
     }
 
@@ -65,6 +67,7 @@ public struct InstanceController: Sendable {
             record.sshPort = try InstanceCreator.freePort()
             record.spec.forwards[0] = PortForward(hostPort: record.sshPort, guestPort: 22)
         }
+        try HostPortCheck.ensureFree(Array(record.spec.forwards.dropFirst()), store: store, except: name)
         // A guest configured for NoCloud-net reads its seed again at each boot.
         var server: MetadataServer? = nil
         if record.cloudInit == .http, let seedPort = record.metadataPort {

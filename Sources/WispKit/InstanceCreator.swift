@@ -18,6 +18,9 @@ public struct InstanceCreator: Sendable {
     public var progress: @Sendable (String) -> Void
     /// Told the instance's name as soon as its directory is claimed.
     public var onClaimed: (@Sendable (String) -> Void)?
+    /// Byte counts of downloads and pulls (label, done, total), for a progress meter; nil:
+    /// they go to `progress` as lines.
+    public var transfer: TransferProgress?
 
     public init(store: InstanceStore, progress: @escaping @Sendable (String) -> Void,
                 onClaimed: (@Sendable (String) -> Void)? = nil) {
@@ -51,7 +54,19 @@ public struct InstanceCreator: Sendable {
         if options.entry != nil && options.boot == .uefi { throw WispError.usage("--entry picks a kernel to boot directly: it cannot go with --boot uefi") }
         if let cpus = options.cpus, !(1...256).contains(cpus) { throw WispError.usage("--cpus \(cpus): expected 1 to 256") }
         if let memory = options.memoryBytes, memory < 128 << 20 { throw WispError.usage("--memory: at least 128M is needed to boot a cloud image") }
-        if let requested = options.name { try InstanceStore.validate(name: requested) }
+        if let requested = options.name {
+            try InstanceStore.validate(name: requested)
+            // Checked again when the name is claimed; this early look saves a download or a
+            // conversion for nothing. An incomplete directory (a killed run) is reclaimed then.
+            if FileManager.default.fileExists(atPath: store.files(requested).record) {
+                throw WispError(.alreadyExists, "the name \(requested) is taken: an instance named \(requested) already exists (wisp rm \(requested), or choose another --name)")
+            }
+        }
+        try HostPortCheck.ensureFree(options.forwards, store: store)
+        if !options.mounts.isEmpty {
+            try SharedFolder.checkDistinct(options.mounts)
+            _ = try VirtiofsDaemon.find()
+        }
         let allowed = try options.allowBacking.map(Self.allowedDirectory)
         let extraDisks = try options.extraDisks.map { disk -> DiskAttachment in
             let path = URL(fileURLWithPath: disk.path).standardizedFileURL.path
@@ -69,10 +84,13 @@ public struct InstanceCreator: Sendable {
         }
 
         let progress = self.progress
-        let source = try Self.configure(try ImageReference.parse(options.image), options, progress: progress)
+        let source = try Self.configure(try ImageReference.parse(options.image), options, progress: progress, transfer: transfer)
         let context = ImageResolveContext(
             cache: ImageCacheDirectory(path: store.paths.images.path), expectedDigest: try options.digest.map(ImageReference.parseDigest),
-            progress: { done, total in progress("downloading: \(ByteSize.format(done))" + (total.map { " of \(ByteSize.format($0))" } ?? "")) },
+            progress: { [transfer] done, total in
+                if let transfer { return transfer("downloading", done, total) }
+                progress("downloading: \(ByteSize.format(done))" + (total.map { " of \(ByteSize.format($0))" } ?? ""))
+            },
             announce: progress)
         var resolved = try await source.resolve(context)
         // The name comes from the user's file, not from a copy Wisp made of it.
@@ -92,6 +110,13 @@ public struct InstanceCreator: Sendable {
         let options = Self.machineDefaults(options, from: resolved.archive, progress: progress)
         let base = resolved.path
         let baseSize = baseChain.top.virtualSize
+        // Disks only grow: shrinking would cut the guest's filesystems.
+        // (A container image's disk was made at --disk-size already.)
+        var isContainer = false
+        if case .container = resolved.origin { isContainer = true }
+        if let wanted = options.diskSize, wanted < baseSize, !isContainer {
+            throw WispError.usage("--disk-size \(ByteSize.format(wanted)) is smaller than the image (\(ByteSize.format(baseSize))): a disk can only grow")
+        }
 
         // Kernel extraction happens before the name is claimed (the name comes from the OS).
         try FileManager.default.createDirectory(atPath: store.root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -141,6 +166,9 @@ public struct InstanceCreator: Sendable {
                 throw WispError.usage("--user-data needs cloud-init, which \(options.image) does not have (its keys and hostname come as systemd credentials)")
             }
             if let gap = RunIntegration.credentialProvisioningGap(inspector, name: options.image) {
+                throw WispError(.unsupported, gap)
+            }
+            if !options.mounts.isEmpty, let gap = SharedFolderMounts.credentialGap(inspector?.view, image: options.image) {
                 throw WispError(.unsupported, gap)
             }
             progress("no cloud-init in the image: provisioning root's SSH key, the host key and the hostname as systemd credentials")
@@ -205,7 +233,7 @@ public struct InstanceCreator: Sendable {
         let mac = Self.macAddress(for: name)
         if provisioning == .systemd {
             let credentials = SystemdCredentialSet(authorizedKeys: authorized, hostKeyPrivate: hostPrivate, hostKeyPublic: hostPublic,
-                                                   hostname: name, macAddress: mac)
+                                                   hostname: name, macAddress: mac, sharedFolders: options.mounts)
             if case .direct(var direct) = bootMethod, let facts = bootFacts {
                 direct.commandLine = Self.credentialCommandLine(facts.commandLine, board: board, hostname: name)
                 bootMethod = .direct(direct)
@@ -217,6 +245,7 @@ public struct InstanceCreator: Sendable {
             spec.credentials = try credentials.write(to: files.credentialsDirectory)
             spec.disks = [DiskAttachment(path: files.overlay, format: .qcow2)] + extraDisks
             spec.forwards = [PortForward(hostPort: sshPort, guestPort: 22)] + options.forwards
+            spec.sharedFolders = options.mounts
             var record = InstanceRecord(name: name, image: options.image, baseImagePath: base, baseImage: resolved, spec: spec,
                                         bootMode: bootFacts == nil ? .uefi : .direct, user: "root", hostname: name,
                                         sshPort: sshPort, cloudInit: options.cloudInit,
@@ -228,13 +257,14 @@ public struct InstanceCreator: Sendable {
             return Created(record: record, metadata: nil, lock: lock)
         }
 
-        let user = Self.defaultUser()
+        let user = options.user ?? Self.defaultUser()
 
         let metadata = try MetadataServer(seed: nil)
         let request = RunIntegration.SeedRequest(
             user: user, authorizedKeys: authorized, hostname: name, instanceID: "wisp-\(name)-\(UInt32.random(in: 0...UInt32.max))",
             phoneHomeURL: metadata.guestPhoneHomeURL, staticNetwork: true, macAddress: mac,
-            hostKeyPrivate: hostPrivate, hostKeyPublic: hostPublic, extraUserData: userData, initStageModules: earlyModules)
+            hostKeyPrivate: hostPrivate, hostKeyPublic: hostPublic, extraUserData: userData, initStageModules: earlyModules,
+            sharedFolders: options.mounts, userID: options.mounts.isEmpty ? nil : SharedFolderMounts.guestUserID())
         let seed = try RunIntegration.makeSeed(request)
         var disks = [DiskAttachment(path: files.overlay, format: .qcow2)]
         var server = metadata
@@ -269,6 +299,7 @@ public struct InstanceCreator: Sendable {
         }
         spec.disks = disks + extraDisks
         spec.forwards = [PortForward(hostPort: sshPort, guestPort: 22)] + options.forwards
+        spec.sharedFolders = options.mounts
         spec.boot = Self.appendingUserArguments(spec.boot, options.kernelArguments)
         var record = InstanceRecord(name: name, image: options.image, baseImagePath: base, baseImage: resolved, spec: spec,
                                     bootMode: bootFacts == nil ? .uefi : .direct, user: user, hostname: name,
@@ -286,7 +317,7 @@ public struct InstanceCreator: Sendable {
     /// `--platform`, else `--arch`; `--disk-size` sizes the root filesystem Wisp writes (a
     /// guest provisioned without cloud-init has nothing that would grow it later).
     static func configure(_ source: any ImageSource, _ options: RunOptions,
-                          progress: @escaping @Sendable (String) -> Void) throws -> any ImageSource {
+                          progress: @escaping @Sendable (String) -> Void, transfer: TransferProgress? = nil) throws -> any ImageSource {
         guard var container = source as? OCIImageSource else {
             if options.containerPlatform != nil || options.containerTLSVerify != nil {
                 throw WispError.usage("--platform and --tls-verify are for container images (oci:, oci-archive:, docker-archive:, docker://); \(options.image) is not one")
@@ -297,6 +328,7 @@ public struct InstanceCreator: Sendable {
         container.pullOptions.platform = try platform.map { try OCIPlatform(parsing: $0) }
         container.pullOptions.tlsVerify = options.containerTLSVerify
         container.pullOptions.progress = { p in
+            if let transfer { return transfer("pulling", p.bytesDone, p.bytesTotal) }
             progress("pulling: \(ByteSize.format(p.bytesDone)) of \(ByteSize.format(p.bytesTotal)), layer \(min(p.layersDone + 1, p.layersTotal)) of \(p.layersTotal)")
         }
         container.diskOptions.size = options.diskSize

@@ -141,9 +141,11 @@ public struct InstanceFiles: Sendable {
     public var smbiosOEMTable: String { "\(directory)/smbios-type11.bin" }
     /// systemd credentials, one owner-only file each (images without cloud-init).
     public var credentialsDirectory: String { "\(directory)/credentials" }
+    /// The output of the virtiofsd processes serving shared folders (owner-only).
+    public var virtiofsdLog: String { "\(directory)/virtiofsd.log" }
 
     public var runtimePaths: QEMUCommandLine.RuntimePaths {
         .init(qmpSocket: qmpSocket, consoleSocket: consoleSocket, serialLog: serialLog, pidFile: pidFile,
-              smbiosTable: smbiosTable, qemuLog: qemuLog, smbiosOEMTable: smbiosOEMTable)
+              smbiosTable: smbiosTable, qemuLog: qemuLog, smbiosOEMTable: smbiosOEMTable, sharedFolderSocketDirectory: directory)
     }
 }

@@ -175,6 +175,9 @@ enum RunIntegration {
         var extraUserData: String?
         /// Phone home from the init stage with this module list (see `SeedOptions`).
         var initStageModules: CloudInitModuleList?
+        /// Shared folders to mount at every boot, and the guest user's uid they call for.
+        var sharedFolders: [SharedFolder] = []
+        var userID: Int? = nil
     }
 
     static func makeSeed(_ request: SeedRequest) throws -> NoCloudSeed {
@@ -182,6 +185,8 @@ enum RunIntegration {
                                   instanceID: request.instanceID, phoneHomeURL: request.phoneHomeURL,
                                   sshHostKeys: [SSHHostKey(type: .ed25519, privateKey: request.hostKeyPrivate, publicKey: request.hostKeyPublic)],
                                   extraUserDataYAML: request.extraUserData, initStageModules: request.initStageModules)
+        options.userID = request.userID
+        options.bootcmd = SharedFolderMounts.bootCommands(request.sharedFolders, user: request.user, userID: request.userID)
         // User-mode networking's fixed layout, as a static address: it saves the DHCP round
         // trips of an emulated boot.
         if request.staticNetwork {

@@ -13,7 +13,12 @@ public struct RunOptions: Sendable {
     public static let defaultMemoryBytes: UInt64 = 2 << 30
     public var diskSize: UInt64? = nil
     public var sshKeys: [String] = []
+    /// The login to create (the config file's `user`); nil: the host user's name, "wisp"
+    /// for root.
+    public var user: String? = nil
     public var forwards: [PortForward] = []
+    /// Host directories shared with the guest (`--mount`), mounted at every boot.
+    public var mounts: [SharedFolder] = []
     public var extraDisks: [(path: String, readOnly: Bool)] = []
     public var boot: BootMode = .auto
     /// The boot entry to boot directly (its id, title or index in `wisp inspect`); nil:
@@ -57,3 +62,7 @@ public struct RunOptions: Sendable {
         return (text, false)
     }
 }
+
+/// A transfer's progress: what it is ("downloading", "pulling"), bytes done, bytes in all
+/// when known.
+public typealias TransferProgress = @Sendable (_ label: String, _ done: UInt64, _ total: UInt64?) -> Void

@@ -10,6 +10,8 @@ public struct Runner: Sendable {
     public var progress: @Sendable (String) -> Void
     /// Told the instance's name as soon as its directory is claimed (before it is complete).
     public var onClaimed: (@Sendable (String) -> Void)?
+    /// Byte counts of downloads and pulls, for a progress meter (see `InstanceCreator`).
+    public var transfer: TransferProgress?
 
     public init(store: InstanceStore = InstanceStore(), progress: @escaping @Sendable (String) -> Void,
                 onClaimed: (@Sendable (String) -> Void)? = nil) {
@@ -19,7 +21,9 @@ public struct Runner: Sendable {
     }
 
     public func run(_ options: RunOptions) async throws -> InstanceRecord {
-        let created = try await InstanceCreator(store: store, progress: progress, onClaimed: onClaimed).create(options)
+        var creator = InstanceCreator(store: store, progress: progress, onClaimed: onClaimed)
+        creator.transfer = transfer
+        let created = try await creator.create(options)
         defer { created.metadata?.stop() }
         let files = store.files(created.record.name)
         // Held since the name was claimed (a second InstanceLock would conflict with it).

@@ -21,14 +21,18 @@ struct SystemdCredentialSet: Sendable {
     var hostKeyPublic: String
     var hostname: String
     var macAddress: String
+    /// Shared folders to mount (`fstab.extra`, read by systemd 254 and later).
+    var sharedFolders: [SharedFolder] = []
 
     /// Name and value of each credential, in the order they are handed over.
     func values() -> [(name: String, value: [UInt8])] {
-        [
+        var values: [(name: String, value: [UInt8])] = [
             ("ssh.authorized_keys.root", Array((authorizedKeys.joined(separator: "\n") + "\n").utf8)),
             ("tmpfiles.extra", Array(tmpfilesLines().utf8)),
             ("system.hostname", Array(hostname.utf8)),
         ]
+        if !sharedFolders.isEmpty { values.append(("fstab.extra", Array(SharedFolderMounts.fstabExtra(sharedFolders).utf8))) }
+        return values
     }
 
     func tmpfilesLines() -> String {

@@ -4,6 +4,8 @@ import Foundation
 public struct WispPaths: Sendable {
     public var dataHome: URL
     public var cacheHome: URL
+    /// `$XDG_CONFIG_HOME/wisp`: config.yaml (defaults for `wisp run`).
+    public var configHome: URL
 
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         let home = environment["HOME"].map { URL(fileURLWithPath: $0) }
@@ -12,6 +14,9 @@ public struct WispPaths: Sendable {
             ?? home.appendingPathComponent(".local/share")
         let cache = environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
             ?? home.appendingPathComponent(".cache")
+        let config = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+            ?? home.appendingPathComponent(".config")
+        configHome = config.appendingPathComponent("wisp")
         dataHome = data.appendingPathComponent("wisp")
         cacheHome = cache.appendingPathComponent("wisp")
     }

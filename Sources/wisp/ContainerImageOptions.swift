@@ -19,13 +19,14 @@ struct ContainerImageOptions: ParsableArguments {
     /// The cached base disk for `reference` (pulled and built when not cached yet).
     func baseDisk(_ reference: String, requireKernel: Bool) async throws -> ContainerBaseDisk {
         var pull = OCIPullOptions(platform: try platform.map { try OCIPlatform(parsing: $0) }, tlsVerify: tlsVerify)
-        let progress = TerminalProgress("pulling")
+        let progress = ProgressMeter("pulling", style: ProgressMeter.style(lines: true), keepsLine: false)
         pull.progress = { progress.update($0.bytesDone, $0.bytesTotal) }
-        defer { progress.finish() }
         let options = ContainerDiskOptions(size: try size.map(ByteSize.parse))
         let cache = ContainerDiskCache(images: ImageCacheDirectory(path: WispPaths().images.path))
-        let disk = try await cache.baseDisk(for: reference, pull: pull, options: options, requireKernel: requireKernel) { line in
-            FileHandle.standardError.write(Data("\(line)\n".utf8))
+        let disk = try await progress.track {
+            try await cache.baseDisk(for: reference, pull: pull, options: options, requireKernel: requireKernel) { line in
+                progress.interject(line)
+            }
         }
         for warning in disk.report.warnings {
             FileHandle.standardError.write(Data("wisp: warning: \(warning)\n".utf8))

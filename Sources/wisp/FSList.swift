@@ -28,9 +28,7 @@ struct FSList: AsyncParsableCommand {
             let fs = try options.openFileSystem()
             let entries = try GuestListing.list(fs, path: path, long: long || json)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                FileOutput.standardOutput(String(decoding: try encoder.encode(entries), as: UTF8.self) + "\n")
+                try JSONOutput.print(entries)
             } else if long {
                 FileOutput.standardOutput(GuestListing.longLines(entries).map { $0 + "\n" }.joined())
             } else {

@@ -32,9 +32,7 @@ struct ImageCheckCommand: AsyncParsableCommand {
     func run() async throws {
         let report = try ImageChecker.check(path: image, repair: repair, policy: backing.policy)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try JSONOutput.print(report)
         } else {
             print(report.text)
         }

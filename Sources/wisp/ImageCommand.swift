@@ -18,31 +18,6 @@ struct ImageCommand: AsyncParsableCommand {
     )
 }
 
-/// A one-line progress display on stderr, shown only when stderr is a terminal.
-final class TerminalProgress: @unchecked Sendable {
-    private let label: String
-    private let enabled = isatty(2) == 1
-    private let lastPercent = LockedValue(-1)
-
-    init(_ label: String) { self.label = label }
-
-    func update(_ done: UInt64, _ total: UInt64) {
-        guard enabled, total > 0 else { return }
-        let percent = Int(done * 100 / total)
-        let changed = lastPercent.withLock { last -> Bool in
-            guard percent != last else { return false }
-            last = percent
-            return true
-        }
-        if changed { FileHandle.standardError.write(Data("\r\(label): \(percent)%".utf8)) }
-    }
-
-    func finish() {
-        guard enabled else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
-    }
-}
-
 /// Parses qemu-img's format names.
 func parseImageFormat(_ text: String) throws -> ImageFormat {
     // qemu-img calls VHD "vpc".

@@ -51,7 +51,7 @@ struct ImageConvertCommand: AsyncParsableCommand {
     var options: String?
     @Flag(name: .long, help: "VHD for Azure: fixed, size rounded up to a whole MiB (implies -O vhd).")
     var azure = false
-    @Flag(name: .short, help: "Show progress (shown anyway when stderr is a terminal).") var progress = false
+    @Flag(name: .short, help: "Show progress when stderr is not a terminal too: a line at each tenth or every 10 s (a bar on a terminal anyway).") var progress = false
     @Argument(help: "The input image.") var input: String
     @Argument(help: "The output file.") var output: String
     @OptionGroup var backing: BackingOptions
@@ -97,9 +97,8 @@ struct ImageConvertCommand: AsyncParsableCommand {
             let (path, policy) = format == nil ? try ImageArgument.disk(input, policy: backing.policy) : (input, backing.policy)
             source = try DiskImageFile.open(path, format: try format.map(parseImageFormat), policy: policy)
         }
-        let display = TerminalProgress("converting")
+        let display = ProgressMeter("converting", style: ProgressMeter.style(lines: progress), keepsLine: false)
         opts.progress = { display.update($0, $1) }
-        defer { display.finish() }
-        try ImageConverter.convert(input: source, to: output, options: opts)
+        try await display.track { try ImageConverter.convert(input: source, to: output, options: opts) }
     }
 }

@@ -27,7 +27,7 @@ struct ImageExportCommand: AsyncParsableCommand {
     @Option(help: "The machine's name in the OVF (default: the instance's name, or the output's file name).") var name: String?
     @Option(help: "CPU count in the OVF (default: the instance's, else 1).") var cpus: Int?
     @Option(help: "Memory in the OVF, e.g. 2G (default: the instance's, else 1G).") var memory: String?
-    @Flag(name: .short, help: "Show progress (shown anyway when stderr is a terminal).") var progress = false
+    @Flag(name: .short, help: "Show progress when stderr is not a terminal too: a line at each tenth or every 10 s (a bar on a terminal anyway).") var progress = false
     @Argument(help: "IMAGE OUT.ova, or OUT.ova alone with --instance.") var paths: [String] = []
     @OptionGroup var backing: BackingOptions
 
@@ -38,19 +38,23 @@ struct ImageExportCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let memoryBytes = try memory.map(ByteSize.parse)
+        let memoryBytes = try memory.map(ByteSize.parseMemory)
         if let memoryBytes, memoryBytes < 1 << 20 { throw ValidationError("--memory: at least 1M") }
-        let display = TerminalProgress("exporting")
-        defer { display.finish() }
+        let display = ProgressMeter("exporting", style: ProgressMeter.style(lines: progress), keepsLine: false)
         if let instance {
             let overrides = InstanceExporter.Overrides(name: name, cpus: cpus, memoryBytes: memoryBytes)
-            try InstanceExporter().export(instance, to: paths[0], overrides: overrides, progress: { display.update($0, $1) })
+            try await display.track {
+                try InstanceExporter().export(instance, to: paths[0], overrides: overrides, progress: { display.update($0, $1) })
+            }
             return
         }
         let (path, policy) = try ImageArgument.disk(paths[0], policy: backing.policy)
         let output = paths[1]
         let machine = OvaWriter.Machine(name: name ?? URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent,
                                         cpus: cpus ?? 1, memoryMiB: (memoryBytes ?? 1 << 30) >> 20)
-        try OvaWriter.export(try DiskImageFile.open(path, policy: policy), to: output, machine: machine, progress: { display.update($0, $1) })
+        let disk = try DiskImageFile.open(path, policy: policy)
+        try await display.track {
+            try OvaWriter.export(disk, to: output, machine: machine, progress: { display.update($0, $1) })
+        }
     }
 }

@@ -26,12 +26,10 @@ struct ImageInfoCommand: AsyncParsableCommand {
         let info = try ImageInfo.read(path: path, policy: policy)
         let guest = partitions ? GuestDiskInfo(path: path, policy: policy) : nil
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             if let guest {
-                print(String(decoding: try encoder.encode(ImageInfoWithGuest(info: info, guest: guest)), as: UTF8.self))
+                try JSONOutput.print(ImageInfoWithGuest(info: info, guest: guest))
             } else {
-                print(String(decoding: try encoder.encode(info), as: UTF8.self))
+                try JSONOutput.print(info)
             }
         } else {
             print(info.text)

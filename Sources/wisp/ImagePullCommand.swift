@@ -30,17 +30,15 @@ struct ImagePullCommand: AsyncParsableCommand {
     func run() async throws {
         let parsed = try OCIReference.parse(reference)
         var options = OCIPullOptions(platform: try platform.map { try OCIPlatform(parsing: $0) }, tlsVerify: tlsVerify)
-        let progress = TerminalProgress("pulling")
+        let progress = ProgressMeter("pulling", style: ProgressMeter.style(lines: true), keepsLine: false)
         options.progress = { progress.update($0.bytesDone, $0.bytesTotal) }
-        let image = try await OCIPuller(options: options).pull(parsed)
-        progress.finish()
+        let image = try await progress.track { try await OCIPuller(options: options).pull(parsed) }
         let digest = (image.manifestDigest ?? image.configDigest).description
         let bytes = image.layers.reduce(UInt64(0)) { $0 + UInt64(max(0, $1.descriptor.size)) }
         if json {
-            let object: [String: Any] = ["reference": reference, "digest": digest, "config": image.configDigest.description,
-                                         "platform": image.platform.description, "layers": image.layers.count, "size": bytes]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-            print(String(decoding: data, as: UTF8.self))
+            struct Pulled: Encodable { var reference, digest, config, platform: String; var layers: Int; var size: UInt64 }
+            try JSONOutput.print(Pulled(reference: reference, digest: digest, config: image.configDigest.description,
+                                        platform: image.platform.description, layers: image.layers.count, size: bytes))
         } else {
             FileHandle.standardError.write(Data("pulled \(reference): \(image.platform), \(image.layers.count) layers, \(ByteSize.format(bytes))\n".utf8))
             print(digest)

@@ -38,13 +38,11 @@ struct InspectCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         if OCIReference.hasTransport(image) {
             let base = try await container.baseDisk(image, requireKernel: false)
             let report = try GuestInspector(disk: try FileBlockDevice(path: base.path)).inspect()
             if json {
-                print(String(decoding: try encoder.encode(ContainerInspection(container: base.report, disk: report)), as: UTF8.self))
+                try JSONOutput.print(ContainerInspection(container: base.report, disk: report))
             } else {
                 print(Self.render(base.report) + "\n" + Self.render(report))
             }
@@ -54,7 +52,7 @@ struct InspectCommand: AsyncParsableCommand {
         let disk = try DiskImageFile.open(path, policy: policy)
         let report = try GuestInspector(disk: disk).inspect()
         if json {
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try JSONOutput.print(report)
             return
         }
         print(Self.render(report))

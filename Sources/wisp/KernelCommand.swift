@@ -40,15 +40,12 @@ struct KernelExtract: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         if list {
             let (path, policy) = try ImageArgument.disk(image, policy: backing.policy)
             let report = try GuestInspector(disk: try DiskImageFile.open(path, policy: policy)).inspect()
             if json {
                 struct Listing: Encodable { var entries: [BootEntry]; var defaultEntry: Int?; var defaultReason: String }
-                print(String(decoding: try encoder.encode(Listing(entries: report.bootEntries, defaultEntry: report.defaultEntry,
-                                                                  defaultReason: report.defaultReason)), as: UTF8.self))
+                try JSONOutput.print(Listing(entries: report.bootEntries, defaultEntry: report.defaultEntry, defaultReason: report.defaultReason))
             } else {
                 for (i, e) in report.bootEntries.enumerated() {
                     print("\(i == report.defaultEntry ? "*" : " ")\(i)  \(e.id)  \(e.title)  [\(e.source.rawValue)]")
@@ -62,7 +59,7 @@ struct KernelExtract: AsyncParsableCommand {
         let inspector = try GuestInspector(disk: try DiskImageFile.open(path, policy: policy))
         let result = try KernelExtraction.extract(from: inspector, to: output, entry: entry, unwrapZboot: unwrapZboot)
         if json {
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            try JSONOutput.print(result)
         } else {
             print("kernel:  \(result.kernelPath)")
             if let i = result.initrdPath { print("initrd:  \(i)") }

@@ -8,13 +8,12 @@ struct ListCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        let summaries = InstanceController().list()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(summaries), as: UTF8.self))
+            let store = InstanceStore()
+            try JSONOutput.print(store.names().map { InstanceView(name: $0, store: store, detailed: false) })
             return
         }
+        let summaries = InstanceController().list()
         var rows: [[String]] = [["NAME", "STATE", "IMAGE", "SSH", "PORTS", "ARCH", "ACCEL"]]
         for s in summaries {
             // A container image by its reference and short digest; a file by its name.

@@ -43,6 +43,7 @@ struct RunCommand: AsyncParsableCommand {
           wisp run --rm image.qcow2 -- sh -c 'uname -a; exit 3'     # exits 3
           wisp run appliance.ova                                   # CPUs and memory from its OVF
           wisp run --memory 1G debian12.box                        # a Vagrant box (libvirt or virtualbox)
+          wisp run --mount ~/src:/src --mount ~/data:/data:ro image.qcow2   # shared folders (virtio-fs)
           wisp run --accel tcg image.qcow2                         # TCG even where KVM works
           wisp run --arch aarch64 --rm arm64.qcow2 -- uname -m     # an arm64 guest (read from the image anyway)
           wisp run oci-archive:fedora-bootc.tar                    # a bootc image saved by podman
@@ -52,15 +53,16 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(help: "Image file, OVA, Vagrant box, http(s) URL or container image reference.") var image: String
     @Option(help: "Instance name (default: from the image's OS, e.g. debian-12).") var name: String?
     @Option(help: "Virtual CPUs (default: the OVF's for an OVA or box, else 2).") var cpus: Int?
-    @Option(help: "Memory, e.g. 2G or 1536M (default: the OVF's for an OVA or box, else 2G).") var memory: String?
+    @Option(help: "Memory, e.g. 2G or 1536M; a bare number is MiB, as with qemu -m (default: the OVF's for an OVA or box, else 2G).") var memory: String?
     @Option(name: .customLong("disk-size"), help: "Grow the instance's disk to this size (e.g. 20G).") var diskSize: String?
     @Option(name: .customLong("ssh-key"), help: "Also authorize this public key file (repeatable).") var sshKeys: [String] = []
     @Option(name: [.customShort("p"), .customLong("publish")], help: "Forward [HOST_IP:]HOST_PORT:GUEST_PORT (repeatable; host IP defaults to 127.0.0.1).") var publish: [String] = []
+    @Option(name: .customLong("mount"), help: ArgumentHelp("Share a host directory with the guest over virtio-fs, mounted at every boot: HOST_DIR[:GUEST_DIR][:ro] (repeatable; GUEST_DIR defaults to the host path). The guest user gets the host user's uid so both own the same files.", valueName: "HOST_DIR[:GUEST_DIR][:ro]")) var mounts: [String] = []
     @Option(name: .customLong("disk"), help: "Attach another disk image: FILE or FILE,readonly (repeatable).") var disks: [String] = []
     @Option(help: "auto (direct kernel boot when possible), direct or uefi.") var boot: BootMode = .auto
     @Option(help: "The boot entry to boot directly: its id, title or number in `wisp inspect` (default: the image's default entry; for a container image, the newest kernel).") var entry: String?
     @Option(name: .customLong("karg"), help: "Append an argument to the kernel command line of a directly booted guest (repeatable), e.g. --karg systemd.unit=rescue.target.") var kargs: [String] = []
-    @Option(help: "auto (KVM if it works, else TCG), kvm or tcg.") var accel: AcceleratorChoice = .auto
+    @Option(help: "auto (KVM if it works, else TCG), kvm or tcg (default: the config file's accelerator, else auto).") var accel: AcceleratorChoice?
     @Option(help: "Guest CPU architecture, when the image's own kernel or init does not say it (x86_64 or aarch64).") var arch: ArchitectureArgument?
     @Option(name: .customLong("user-data"), help: "Extra cloud-config merged into the seed.") var userData: String?
     @Option(name: .customLong("cloud-init"), help: "How the seed reaches the guest: disk (NoCloud seed disk) or http (NoCloud-net from Wisp's listener).") var cloudInit: CloudInitTransport = .disk
@@ -83,19 +85,23 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Flags first, then $XDG_CONFIG_HOME/wisp/config.yaml, then Wisp's defaults.
+        let config = try WispConfig.load()
         var options = RunOptions(image: image)
         options.name = name
         options.digest = digest
-        options.cpus = cpus
-        options.memoryBytes = try memory.map(ByteSize.parse)
-        options.diskSize = try diskSize.map(ByteSize.parse)
-        options.sshKeys = sshKeys
-        options.forwards = try publish.map(PortForward.parse)
+        options.cpus = cpus ?? config.cpus
+        options.memoryBytes = try memory.map(ByteSize.parseMemory) ?? config.memoryBytes
+        options.diskSize = try diskSize.map(ByteSize.parse) ?? config.diskSize
+        options.sshKeys = sshKeys.isEmpty ? config.sshKeys ?? [] : sshKeys
+        options.user = config.user
+        options.forwards = try publish.map { try PortForward.parse($0) }
+        options.mounts = try (mounts.isEmpty ? config.mounts ?? [] : mounts).map { try SharedFolder.parse($0) }
         options.extraDisks = try disks.map(RunOptions.parseDisk)
         options.boot = boot
         options.entry = entry
         options.kernelArguments = kargs
-        options.accelerator = accel
+        options.accelerator = accel ?? config.accelerator ?? .auto
         options.architecture = arch?.guestArchitecture
         options.userData = userData
         options.allowBacking = backing.allowBacking
@@ -108,6 +114,7 @@ struct RunCommand: AsyncParsableCommand {
         options.waitForReady = !detach && !console
         // A command to run (the CI use) gets a settled guest: every cloud-init stage done.
         options.waitForFinalStage = waitFinal || !command.isEmpty
+        let started = Date()
         let store = InstanceStore()
         let controller = InstanceController(store: store)
         // Ctrl-C or a CI runner's SIGTERM never leaves the instance booting unattended.
@@ -115,7 +122,9 @@ struct RunCommand: AsyncParsableCommand {
         if !detach { interruption.install() }
         let record: InstanceRecord
         do {
-            record = try await Runner(store: store, progress: RunProgress.report, onClaimed: interruption.track).run(options)
+            var runner = Runner(store: store, progress: RunProgress.report, onClaimed: interruption.track)
+            runner.transfer = RunProgress.transfer
+            record = try await runner.run(options)
         } catch {
             interruption.parkIfInterrupted()
             RunProgress.finish()
@@ -138,14 +147,18 @@ struct RunCommand: AsyncParsableCommand {
         if !command.isEmpty {
             let status = try InstanceSSH(record: record, files: files).run(command, tty: false)
             interruption.parkIfInterrupted()
-            if rm { try controller.remove(record.name, force: true) }
+            if rm {
+                try controller.remove(record.name, force: true)
+            } else {
+                FileOutput.standardError("wisp: \(record.name) is still running (wisp ssh \(record.name); wisp rm -f \(record.name) removes it; --rm does that after CMD)\n")
+            }
             throw ExitCode(status)
         }
         if rm {
             try controller.remove(record.name, force: true)
             return
         }
-        FileHandle.standardError.write(Data("\(record.name) is \(detach ? "starting" : "ready") (\(record.spec.accelerator.rawValue)): wisp ssh \(record.name)\n".utf8))
+        FileOutput.standardError(ReadyLine.text(record, elapsed: Date().timeIntervalSince(started), detached: detach))
         print(record.name)
     }
 }

@@ -9,6 +9,7 @@ enum RunProgress {
     static let isTerminal = isatty(STDERR_FILENO) == 1
 
     static let report: @Sendable (String) -> Void = { line in
+        endTransfers()
         if isTerminal {
             FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
         } else {
@@ -21,7 +22,29 @@ enum RunProgress {
         }
     }
 
+    /// Downloads and pulls: one meter per label (a bar on a terminal, else a line per tenth
+    /// or 10 s), ended by the next phase's line.
+    static let transfer: @Sendable (String, UInt64, UInt64?) -> Void = { label, done, total in
+        let meter = meters.withLock { meters in
+            if let meter = meters[label] { return meter }
+            let meter = ProgressMeter(label, style: isTerminal ? .bar : .lines)
+            meters[label] = meter
+            return meter
+        }
+        meter.update(done, total)
+    }
+
+    static func endTransfers() {
+        for meter in meters.withLock({ meters in defer { meters = [:] }; return Array(meters.values) }) {
+            meter.finish()
+            if isTerminal { FileHandle.standardError.write(Data("\n".utf8)) }
+        }
+    }
+
+    static let meters = Lock<[String: ProgressMeter]>([:])
+
     static func finish() {
+        endTransfers()
         if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
 

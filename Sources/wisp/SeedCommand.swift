@@ -17,6 +17,8 @@ struct SeedCommand: AsyncParsableCommand {
           wisp seed seed.img -f vfat user-data meta-data
           printf '%s' "$PASSWORD" | wisp seed seed.iso --password-stdin --hostname web1
           wisp seed --validate user-data
+
+        A generated seed must let someone log in: with no --ssh-key, no ~/.ssh/*.pub and no password it is refused unless --allow-no-login is given.
         """
     )
 
@@ -53,13 +55,16 @@ struct SeedCommand: AsyncParsableCommand {
     @Option(help: "MAC address of the NIC --static-ip applies to (matched and named eth0; without it, any e* interface, which only netplan guests honour).")
     var mac: String?
 
+    @Flag(name: .customLong("allow-no-login"), help: "Write a generated seed even when it authorizes no SSH key and sets no password.")
+    var allowNoLogin = false
+
     @Option(name: .customLong("validate"), help: "Only validate this user-data file; exit 1 if it has errors.")
     var validatePath: String?
     @Flag(help: "Print the result as JSON.") var json = false
 
     private var generationFlagsUsed: Bool {
         user != nil || !sshKeys.isEmpty || passwordHash != nil || passwordStdin || !packages.isEmpty || !run.isEmpty
-            || phoneHome != nil || staticIP != nil
+            || phoneHome != nil || staticIP != nil || allowNoLogin
     }
 
     func validate() throws {
@@ -97,13 +102,18 @@ struct SeedCommand: AsyncParsableCommand {
                                           .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty },
                                       runcmd: run, phoneHomeURL: phoneHome)
             options.sshAuthorizedKeys = try authorizedKeys()
-            if options.sshAuthorizedKeys.isEmpty {
-                FileHandle.standardError.write(Data("wisp seed: warning: no SSH public keys (none given and none in ~/.ssh/*.pub); the user can log in only with a password\n".utf8))
-            }
             if let passwordHash {
                 options.passwordHash = passwordHash
             } else if passwordStdin {
                 options.passwordHash = try Self.hashPasswordFromStdin(method: PasswordHasher.Method(rawValue: hashMethod) ?? .yescrypt)
+            }
+            // A seed nobody can log in with is almost always a mistake (no ~/.ssh/*.pub on a
+            // CI runner): refused unless asked for.
+            if options.sshAuthorizedKeys.isEmpty && options.passwordHash == nil && !allowNoLogin {
+                throw WispError.usage("no SSH public key (none given and none in ~/.ssh/*.pub) and no password: nobody could log in; give --ssh-key FILE or --password-stdin, or --allow-no-login")
+            }
+            if options.sshAuthorizedKeys.isEmpty && options.passwordHash != nil && !json {
+                FileOutput.standardError("wisp seed: note: no SSH public keys (none given and none in ~/.ssh/*.pub); \(options.user ?? "the user") can log in only with the password\n")
             }
             if let staticIP { options.network = StaticNetwork(address: staticIP, gateway: gateway, dns: dns, macAddress: mac) }
             seed = try SeedGenerator.makeSeed(options)
@@ -210,9 +220,7 @@ struct SeedCommand: AsyncParsableCommand {
     }
 
     static func jsonText<T: Encodable>(_ value: T) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+        try JSONOutput.text(value)
     }
 }
 

@@ -2,13 +2,29 @@ import ArgumentParser
 import WispKit
 
 struct StopCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "stop", abstract: "Shut an instance down (ACPI power button; quit after a timeout).")
+    static let configuration = CommandConfiguration(
+        commandName: "stop", abstract: "Shut instances down (ACPI power button; quit after a timeout).",
+        discussion: """
+        An instance that is already stopped is left as it is, with a note.
+
+        Examples:
+          wisp stop web
+          wisp stop -f web db        # quit QEMU at once
+        """)
 
     @Argument(help: "Instance names.") var names: [String]
-    @Flag(help: "Quit QEMU at once instead of asking the guest to shut down.") var force = false
+    @Flag(name: [.short, .long], help: "Quit QEMU at once instead of asking the guest to shut down.") var force = false
     @Option(help: "Seconds to wait for the guest to power off before quitting QEMU.") var timeout: Double = 90
 
     func run() async throws {
-        for name in names { try InstanceController().stop(name, force: force, timeout: timeout) }
+        let store = InstanceStore()
+        try await EachInstance.run(names) { name in
+            _ = try store.load(name)
+            if InstanceState.probe(store.files(name)).state == .stopped {
+                FileOutput.standardError("wisp: \(name) is already stopped\n")
+                return
+            }
+            try InstanceController(store: store).stop(name, force: force, timeout: timeout)
+        }
     }
 }

@@ -22,8 +22,9 @@ struct Wisp: AsyncParsableCommand {
             KernelCommand.self,
             FSCommand.self,
             SeedCommand.self,
-            RunCommand.self, ListCommand.self, SSHCommand.self, StopCommand.self, StartCommand.self,
-            RemoveCommand.self, ConsoleCommand.self, LogsCommand.self,
+            RunCommand.self, ListCommand.self, InfoCommand.self, SSHCommand.self, ShellCommand.self, ExecCommand.self,
+            StopCommand.self, StartCommand.self, RemoveCommand.self, ConsoleCommand.self, LogsCommand.self,
+            CopyCommand.self, PortCommand.self, ConfigCommand.self,
         ]
     )
 }
@@ -33,6 +34,10 @@ struct Wisp: AsyncParsableCommand {
 @main
 enum WispMain {
     static func main() async {
+        if let sentence = CommandSuggestion.unknownCommand(Array(CommandLine.arguments.dropFirst())) {
+            FileOutput.standardError("wisp: \(sentence)\n")
+            exit(ExitStatus.usage)
+        }
         do {
             var command = try Wisp.parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
@@ -41,13 +46,8 @@ enum WispMain {
                 try command.run()
             }
         } catch {
-            // Foundation's and the runtime's errors are translated into a sentence; only
-            // ArgumentParser's own (usage, --help, validation) print themselves.
-            if let error = ForeignErrorTranslation.wispError(error) {
-                FileOutput.standardError("wisp: \(error.message)\n")
-                exit(ExitStatus.of(error))
-            }
-            Wisp.exit(withError: error)
+            ErrorReport.print(error)
+            exit(ErrorReport.status(error))
         }
     }
 }

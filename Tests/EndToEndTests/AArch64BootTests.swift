@@ -36,7 +36,7 @@ import WispTestSupport
         // The cloud flavour's vmlinuz is a bare Image (linux-image-arm64's is gzip-compressed;
         // KernelImageTests covers that form and EFI zboot on kernels built in the test).
         #expect(kernel?["format"] as? String == "arm64 Image")
-        #expect(kernel?["qemuDirectBoot"] as? Bool == true)
+        #expect(kernel?["qemu-direct-boot"] as? Bool == true)
     }
 
     @Test(.timeLimit(.minutes(30))) func runUnameUnderTCG() throws {

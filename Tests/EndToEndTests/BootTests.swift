@@ -80,6 +80,9 @@ import WispTestSupport
             #expect(try box.check(["ssh", "e2e", "--", "sudo", "-n", "grep", "-c", "init-network/config-\(module)", "/var/log/cloud-init.log"]).stdoutText != "0\n")
         }
         #expect(try box.check(["ssh", "e2e", "--", "sudo -n sshd -T | grep -i ^passwordauthentication"]).stdoutText == "passwordauthentication no\n")
+        // Wisp's phone_home posts only what Wisp reads, so cloud-init logs no warning about
+        // host keys the guest does not have (RSA, ECDSA).
+        #expect(try box.run(["ssh", "e2e", "--", "sudo -n grep -c 'can not phone home' /var/log/cloud-init.log"]).stdoutText == "0\n")
         let status = try box.run(["ssh", "e2e", "--", "cloud-init", "status", "--wait", "--long"])
         #expect(status.status == 0 && status.stdoutText.contains("status: done"), "\(status.stdoutText)\(status.stderrText)")
         // The hostname resolves (manage_etc_hosts), so sudo does not complain.
@@ -101,13 +104,36 @@ import WispTestSupport
         let list = try box.check(["list", "--json"]).stdoutText
         let entries = try JSONSerialization.jsonObject(with: Data(list.utf8)) as? [[String: Any]]
         #expect(entries?.first?["state"] as? String == "running")
-        #expect(entries?.first?["accel"] as? String == Self.accel)
+        #expect(entries?.first?["accelerator"] as? String == Self.accel)
+        #expect(entries?.first?["memory"] as? Int == 1536 << 20, "sizes are bytes")
 
-        // Two starts cannot both run it; rm refuses a running instance without --force.
-        #expect(try box.run(["start", "e2e"]).status != 0)
+        // info: the SSH endpoint as an object, the disks read from their headers, uptime.
+        let info = try #require(try JSONSerialization.jsonObject(with: Data(try box.check(["info", "e2e", "--json"]).stdoutText.utf8)) as? [String: Any])
+        let ssh = try #require(info["ssh"] as? [String: Any])
+        #expect(ssh["user"] as? String == user && ssh["command"] as? String == "wisp ssh e2e")
+        #expect(((info["uptime-seconds"] as? Double) ?? -1) >= 0)
+        let disks = try #require(info["disks"] as? [[String: Any]])
+        #expect(disks.first?["path"] as? String == instanceDir + "/overlay.qcow2" && ((disks.first?["virtual-size"] as? Int) ?? 0) > 0, "\(disks)")
+        #expect(try box.check(["info", "e2e"]).stdoutText.contains("Uptime:"))
+        for (command, definition) in [(["info", "e2e", "--json"], "instance"), (["list", "--json"], "list")] {
+            let problems = try JSONSchemaJudge.problems(try box.check(command).stdoutText, definition: definition)
+            #expect(problems.isEmpty, "\(command): \(problems)")
+        }
+        // exec needs no --, shell quoting is Wisp's; logs --tail gives exactly the last lines.
+        #expect(try box.check(["exec", "e2e", "printf", "%s|", "a b", "c"]).stdoutText == "a b|c|")
+        #expect(try box.run(["exec", "e2e", "sh", "-c", "exit 5"]).status == 5)
+        let tail = try box.check(["logs", "--tail", "2", "e2e"]).stdoutText
+        #expect(tail.split(separator: "\n", omittingEmptySubsequences: false).count <= 3, "\(tail)")
+
+        // Starting a running instance changes nothing and says so; rm refuses a running
+        // instance without --force.
+        let again = try box.run(["start", "e2e"])
+        #expect(again.status == 0 && again.stderrText.contains("e2e is already running"), "\(again.stderrText)")
         #expect(try box.run(["rm", "e2e"]).status != 0)
 
         _ = try box.check(["stop", "e2e"])
+        let stoppedAgain = try box.run(["stop", "e2e"])
+        #expect(stoppedAgain.status == 0 && stoppedAgain.stderrText == "wisp: e2e is already stopped\n", "\(stoppedAgain.stderrText)")
         let stopped = try JSONSerialization.jsonObject(with: Data(try box.check(["list", "--json"]).stdoutText.utf8)) as? [[String: Any]]
         #expect(stopped?.first?["state"] as? String == "stopped")
         #expect(try box.run(["ssh", "e2e", "--", "true"]).status != 0)
@@ -145,11 +171,14 @@ import WispTestSupport
         defer { box.cleanUp() }
         let vhdx = box.dir.file("debian.vhdx")
         try ToolRunner.check("qemu-img", ["convert", "-O", "vhdx", "-o", "subformat=dynamic", box.image, vhdx])
-        let result = try box.run(["run", "--rm", "--name", "hyperv", "--accel", Self.accel, "--memory", "1536M", "--timeout", "900",
+        // Without --rm, -- CMD leaves the VM running and says so.
+        let result = try box.run(["run", "--name", "hyperv", "--accel", Self.accel, "--memory", "1536M", "--timeout", "900",
                                   vhdx, "--", "cat", "/etc/hostname"])
         #expect(result.status == 0, "\(result.stderrText)")
         #expect(result.stdoutText == "hyperv\n")
         #expect(result.stderrText.contains("converting \(vhdx) (vhdx) to qcow2"), "\(result.stderrText)")
+        #expect(result.stderrText.hasSuffix("wisp: hyperv is still running (wisp ssh hyperv; wisp rm -f hyperv removes it; --rm does that after CMD)\n"), "\(result.stderrText)")
+        _ = try box.check(["rm", "-f", "hyperv"])
     }
 
     /// `--cloud-init http`: no seed disk; the guest fetches the seed from Wisp's listener as

@@ -96,8 +96,8 @@ import WispTestSupport
         let second = try await ImageReference.parse(url).resolve(context)
         #expect(second.path == first.path)
         #expect(hits.withLock { $0 } == 1)
-        // "downloading" is said once: the second resolve used the cached copy.
-        #expect(announced.withLock { $0 } == ["downloading \(url)"])
+        // "downloading" is said once: the second resolve used the cached copy, and says so.
+        #expect(announced.withLock { $0 } == ["downloading \(url)", "using the cached copy of \(url) (\(first.path)): nothing to download"])
 
         // A wrong digest fails and caches nothing; a 404 fails with the status, as notFound.
         do {

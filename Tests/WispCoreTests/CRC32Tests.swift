@@ -31,6 +31,16 @@ import Testing
         #expect(throws: WispError.self) { try ByteSize.parse("ten") }
         #expect(throws: WispError.self) { try ByteSize.parse("99999999999E") }
     }
+
+    /// Memory as `qemu -m` reads it: a bare number is MiB; a unit (B included) is kept.
+    @Test func memoryBareNumbersAreMiB() throws {
+        #expect(try ByteSize.parseMemory("2048") == 2 << 30)
+        #expect(try ByteSize.parseMemory("1.5") == 3 << 19)
+        #expect(try ByteSize.parseMemory("2G") == 2 << 30)
+        #expect(try ByteSize.parseMemory("1536M") == 1536 << 20)
+        #expect(try ByteSize.parseMemory("4096B") == 4096)
+        #expect(throws: WispError.self) { try ByteSize.parseMemory("99999999999999") }
+    }
 }
 
 @Suite struct ByteReaderTests {

@@ -49,7 +49,7 @@ import WispTestSupport
         #expect(entries.map { $0["name"] as? String } == ["big.bin", "dir"])
         #expect(entries[0]["size"] as? Int == f.big.count)
         #expect(entries[0]["type"] as? String == "regular")
-        #expect(entries[1]["modeString"] as? String == "drwxr-xr-x")
+        #expect(entries[1]["mode-string"] as? String == "drwxr-xr-x")
     }
 
     @Test func catStreamsWholeFiles() throws {
@@ -104,17 +104,17 @@ import WispTestSupport
         #expect(text.contains("EFI System, name \"ESP\"; vfat label \"MYESP\" uuid \(uuid)"))
         let json = try ToolRunner.check(wisp, ["image", "info", "--json", f.disk]).stdout
         let object = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
-        let table = try #require(object["partitionTable"] as? [String: Any])
+        let table = try #require(object["partition-table"] as? [String: Any])
         let sfdisk = try #require(try JSONSerialization.jsonObject(
             with: ToolRunner.check("sfdisk", ["--json", f.disk]).stdout) as? [String: Any])
         let judged = try #require(sfdisk["partitiontable"] as? [String: Any])
-        #expect(table["diskGUID"] as? String == (judged["id"] as? String)?.lowercased())
+        #expect(table["disk-guid"] as? String == (judged["id"] as? String)?.lowercased())
         #expect(table["scheme"] as? String == "gpt")
         let partitions = try #require(table["partitions"] as? [[String: Any]])
         #expect(partitions.count == 1)
-        #expect(partitions[0]["startOffset"] as? Int == 1 << 20)
+        #expect(partitions[0]["start-offset"] as? Int == 1 << 20)
         #expect(partitions[0]["name"] as? String == "ESP")
-        #expect(partitions[0]["typeGUID"] as? String == "c12a7328-f81f-11d2-ba4b-00a0c93ec93b")
+        #expect(partitions[0]["type-guid"] as? String == "c12a7328-f81f-11d2-ba4b-00a0c93ec93b")
         // The same PartitionInfo/FileSystemInfo as `wisp inspect --json`.
         let filesystems = try #require(table["filesystems"] as? [[String: Any]])
         #expect(filesystems.count == 1)

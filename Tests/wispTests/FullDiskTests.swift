@@ -54,7 +54,7 @@ import WispTestSupport
         defer { small.unmount() }
         try small.fill(leaving: 16 << 10)
         let output = small.path + "/seed.iso"
-        let result = try box.wisp(["seed", output, "--user", "me", "--hostname", "full"])
+        let result = try box.wisp(["seed", output, "--user", "me", "--hostname", "full", "--allow-no-login"])
         #expect(result.status == 1)
         #expect(result.stderrText.contains("wisp: \(output): the filesystem holding it is full (needs at least "), "\(result.stderrText)")
         #expect(allEntries(small.path) == ["filler"], "\(allEntries(small.path))")

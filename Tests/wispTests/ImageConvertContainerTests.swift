@@ -45,14 +45,14 @@ import WispTestSupport
 
         let inspected = try WispBinary.check(["inspect", "--json", out], environment: environment)
         let report = try #require(try JSONSerialization.jsonObject(with: Data(inspected.stdoutText.utf8)) as? [String: Any])
-        let entries = try #require(report["bootEntries"] as? [[String: Any]])
-        let index = try #require(report["defaultEntry"] as? Int)
+        let entries = try #require(report["boot-entries"] as? [[String: Any]])
+        let index = try #require(report["default-entry"] as? Int)
         let entry = entries[index]
         #expect(entry["kernel"] as? String == "/usr/lib/modules/6.9.2-test/vmlinuz", "the newest kernel, bootc's layout")
         #expect(entry["initrds"] as? [String] == ["/usr/lib/modules/6.9.2-test/initramfs.img"])
         let filesystems = try #require(report["filesystems"] as? [[String: Any]])
         let uuid = try #require(filesystems.first?["uuid"] as? String)
-        #expect(entry["commandLine"] as? String == "root=UUID=\(uuid) rw console=ttyS0 mitigations=auto")
+        #expect(entry["command-line"] as? String == "root=UUID=\(uuid) rw console=ttyS0 mitigations=auto")
 
         try WispBinary.check(["kernel", "extract", out, "-o", dir.file("boot")], environment: environment)
         let cmdline = try String(contentsOfFile: dir.file("boot/cmdline"), encoding: .utf8)
@@ -63,8 +63,8 @@ import WispTestSupport
         let direct = try WispBinary.check(["inspect", "--json", "oci-archive:\(archive):v1"], environment: environment)
         let both = try #require(try JSONSerialization.jsonObject(with: Data(direct.stdoutText.utf8)) as? [String: Any])
         let container = try #require(both["container"] as? [String: Any])
-        #expect(container["kernelArguments"] as? [String] == ["console=ttyS0", "mitigations=auto"])
-        #expect(container["filesystemUUID"] as? String == uuid, "the same image gives the same disk")
+        #expect(container["kernel-arguments"] as? [String] == ["console=ttyS0", "mitigations=auto"])
+        #expect(container["filesystem-uuid"] as? String == uuid, "the same image gives the same disk")
         #expect((container["kernels"] as? [[String: Any]])?.count == 2)
         let cached = try FileManager.default.contentsOfDirectory(atPath: dir.file("cache/wisp/images/oci"))
         #expect(cached.filter { $0.hasSuffix(".raw") }.count == 1, "\(cached)")

@@ -15,11 +15,11 @@ import WispTestSupport
         let result = try WispBinary.run(["kernel", "extract", guest.disk, "-o", out, "--json"])
         #expect(result.status == 0, "\(result.stderrText)")
         let json = try #require(try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any])
-        let kernelPath = try #require(json["kernelPath"] as? String)
-        let initrdPath = try #require(json["initrdPath"] as? String)
+        let kernelPath = try #require(json["kernel-path"] as? String)
+        let initrdPath = try #require(json["initrd-path"] as? String)
         #expect(try WispBinary.bytes(kernelPath) == guest.kernel)
         #expect(try WispBinary.bytes(initrdPath) == guest.initrd)
-        #expect(json["commandLine"] as? String == guest.commandLine)
+        #expect(json["command-line"] as? String == guest.commandLine)
         #expect(try String(contentsOfFile: out + "/cmdline", encoding: .utf8) == guest.commandLine + "\n")
     }
 
@@ -32,7 +32,7 @@ import WispTestSupport
         let result = try WispBinary.run(["kernel", "extract", disk, "-o", out, "--json"])
         #expect(result.status == 0, "\(result.stderrText)")
         let json = try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any]
-        #expect(json?["kernelPath"] as? String == out + "/vmlinuz-6.1.0-27-cloud-amd64")
+        #expect(json?["kernel-path"] as? String == out + "/vmlinuz-6.1.0-27-cloud-amd64")
         #expect(try WispBinary.bytes(out + "/vmlinuz-6.1.0-27-cloud-amd64") == FakeKernel.bzImage(version: "6.1.0-27-cloud-amd64"))
         #expect(try WispBinary.bytes(out + "/initrd.img-6.1.0-27-cloud-amd64") == CloudImageLayouts.debianInitrd("6.1.0-27-cloud-amd64"))
         #expect(try String(contentsOfFile: out + "/cmdline", encoding: .utf8) == "root=PARTUUID=1d5fa5a4 ro console=ttyS0\n")

@@ -33,7 +33,7 @@ import WispTestSupport
         let box = try FaultBox("wisp-kill-seed")
         try FileManager.default.createDirectory(atPath: box.dir.file("out"), withIntermediateDirectories: false)
         let output = box.dir.file("out/seed.iso")
-        let arguments = ["seed", output, "--user", "me", "--hostname", "killed"]
+        let arguments = ["seed", output, "--user", "me", "--hostname", "killed", "--allow-no-login"]
         try killWispAtFirstFsync(arguments, environment: box.environment)
         #expect(!FileManager.default.fileExists(atPath: output))
         #expect(leftovers(box.dir.file("out")).count == 1, "\(allEntries(box.dir.file("out")))")

@@ -16,8 +16,8 @@ import WispTestSupport
         try #require(result.status == 0, "wisp kernel extract failed: \(result.stderrText)")
         let json = try #require(try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any])
         let plan = try #require(json["plan"] as? [String: Any])
-        let guestKernel = try #require(plan["kernelPath"] as? String)
-        let guestInitrds = try #require(plan["initrdPaths"] as? [String])
+        let guestKernel = try #require(plan["kernel-path"] as? String)
+        let guestInitrds = try #require(plan["initrd-paths"] as? [String])
         #expect(guestKernel.hasPrefix("/boot/vmlinuz-"))
         #expect(guestInitrds.count == 1)
 
@@ -36,8 +36,8 @@ import WispTestSupport
         }
         let kernelJudge = try dump(guestKernel)
         #expect(kernelJudge.count > 1 << 20)
-        #expect(try WispBinary.bytes(try #require(json["kernelPath"] as? String)) == kernelJudge)
-        #expect(try WispBinary.bytes(try #require(json["initrdPath"] as? String)) == (try dump(guestInitrds[0])))
+        #expect(try WispBinary.bytes(try #require(json["kernel-path"] as? String)) == kernelJudge)
+        #expect(try WispBinary.bytes(try #require(json["initrd-path"] as? String)) == (try dump(guestInitrds[0])))
 
         // The command line is the first menu entry's linux line, arguments after the path.
         let grubCfg = String(decoding: try dump("/boot/grub/grub.cfg"), as: UTF8.self)
@@ -45,7 +45,7 @@ import WispTestSupport
             $0.trimmingCharacters(in: .whitespaces).hasPrefix("linux")
         })
         let args = linuxLine.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst(2).joined(separator: " ")
-        #expect(json["commandLine"] as? String == args)
+        #expect(json["command-line"] as? String == args)
         #expect(try String(contentsOfFile: out + "/cmdline", encoding: .utf8) == args + "\n")
     }
 
@@ -54,17 +54,17 @@ import WispTestSupport
         let result = try WispBinary.run(["inspect", image, "--json"])
         try #require(result.status == 0, "wisp inspect failed: \(result.stderrText)")
         let json = try #require(try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any])
-        #expect(json["partitionScheme"] as? String == "gpt")
-        #expect(json["rootPartition"] as? Int == 1)
-        let os = try #require(json["osRelease"] as? [String: Any])
+        #expect(json["partition-scheme"] as? String == "gpt")
+        #expect(json["root-partition"] as? Int == 1)
+        let os = try #require(json["os-release"] as? [String: Any])
         #expect(os["id"] as? String == "debian")
-        #expect(os["versionID"] as? String == "12")
+        #expect(os["version-id"] as? String == "12")
         let filesystems = try #require(json["filesystems"] as? [[String: Any]])
         #expect(filesystems.first { $0["partition"] as? Int == 1 }?["uuid"] as? String == "57495350-0001-4000-8000-000000000001")
         let kernel = try #require(json["kernel"] as? [String: Any])
         #expect(kernel["format"] as? String == "bzImage")
         #expect(kernel["architecture"] as? String == "x86_64")
-        #expect(kernel["qemuDirectBoot"] as? Bool == true)
-        #expect((kernel["versionString"] as? String)?.contains("cloud-amd64") == true)
+        #expect(kernel["qemu-direct-boot"] as? Bool == true)
+        #expect((kernel["version-string"] as? String)?.contains("cloud-amd64") == true)
     }
 }
