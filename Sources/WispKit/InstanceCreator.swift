@@ -124,6 +124,10 @@ public struct InstanceCreator: Sendable {
         let stagingDirectory = try StagingDirectory(in: store.root)
         defer { stagingDirectory.remove() }
         let staging = stagingDirectory.path
+        // Made beside the inspection (see GuestHostKeyGeneration); a guest provisioned by
+        // systemd credentials cancels it.
+        let extraHostKeys = options.provisioning == .systemd ? nil : try GuestHostKeyGeneration(in: staging)
+        defer { extraHostKeys?.cancel() }
         var bootFacts: RunIntegration.BootFacts? = nil
         // Opened once: the boot plan, the architecture, cloud-init and what credentials need
         // are all read through it. An image that cannot be inspected (an unusual layout)
@@ -182,7 +186,8 @@ public struct InstanceCreator: Sendable {
         do {
             return try build(lock: lock, name: name, files: files, board: board, options: options, resolved: resolved, baseChain: baseChain,
                              baseSize: baseSize, allowedBacking: allowed, provisioning: provisioning,
-                             staging: staging, bootFacts: bootFacts, firmware: firmware, extraDisks: extraDisks, userData: userData, extraKeys: hostKeys)
+                             staging: staging, bootFacts: bootFacts, firmware: firmware, extraDisks: extraDisks, userData: userData, extraKeys: hostKeys,
+                             extraHostKeys: extraHostKeys)
         } catch {
             try? FileManager.default.removeItem(atPath: files.directory)
             throw error
@@ -192,7 +197,8 @@ public struct InstanceCreator: Sendable {
     private func build(lock: InstanceLock, name: String, files: InstanceFiles, board: any Board, options: RunOptions, resolved: ResolvedImage,
                        baseChain: BackingChain, baseSize: UInt64, allowedBacking: [String], provisioning: GuestProvisioning,
                        staging: String, bootFacts: RunIntegration.BootFacts?, firmware: UEFIFirmwareFiles?,
-                       extraDisks: [DiskAttachment], userData: String?, extraKeys: [String]) throws -> Created {
+                       extraDisks: [DiskAttachment], userData: String?, extraKeys: [String],
+                       extraHostKeys: GuestHostKeyGeneration?) throws -> Created {
         let fm = FileManager.default
         let base = resolved.path
         let size = max(baseSize, options.diskSize ?? 0)
@@ -264,7 +270,8 @@ public struct InstanceCreator: Sendable {
             user: user, authorizedKeys: authorized, hostname: name, instanceID: "wisp-\(name)-\(UInt32.random(in: 0...UInt32.max))",
             phoneHomeURL: metadata.guestPhoneHomeURL, staticNetwork: true, macAddress: mac,
             hostKeyPrivate: hostPrivate, hostKeyPublic: hostPublic, extraUserData: userData, initStageModules: earlyModules,
-            sharedFolders: options.mounts, userID: options.mounts.isEmpty ? nil : SharedFolderMounts.guestUserID())
+            sharedFolders: options.mounts, userID: options.mounts.isEmpty ? nil : SharedFolderMounts.guestUserID(),
+            otherHostKeys: try extraHostKeys?.keys() ?? [])
         let seed = try RunIntegration.makeSeed(request)
         var disks = [DiskAttachment(path: files.overlay, format: .qcow2)]
         var server = metadata

@@ -178,12 +178,15 @@ enum RunIntegration {
         /// Shared folders to mount at every boot, and the guest user's uid they call for.
         var sharedFolders: [SharedFolder] = []
         var userID: Int? = nil
+        /// RSA and ECDSA host keys beside the ed25519 one Wisp checks (GuestHostKeyGeneration).
+        var otherHostKeys: [SSHHostKey] = []
     }
 
     static func makeSeed(_ request: SeedRequest) throws -> NoCloudSeed {
         var options = SeedOptions(user: request.user, sshAuthorizedKeys: request.authorizedKeys, hostname: request.hostname,
                                   instanceID: request.instanceID, phoneHomeURL: request.phoneHomeURL,
-                                  sshHostKeys: [SSHHostKey(type: .ed25519, privateKey: request.hostKeyPrivate, publicKey: request.hostKeyPublic)],
+                                  sshHostKeys: [SSHHostKey(type: .ed25519, privateKey: request.hostKeyPrivate, publicKey: request.hostKeyPublic)]
+                                      + request.otherHostKeys,
                                   extraUserDataYAML: request.extraUserData, initStageModules: request.initStageModules)
         options.userID = request.userID
         options.bootcmd = SharedFolderMounts.bootCommands(request.sharedFolders, user: request.user, userID: request.userID)
