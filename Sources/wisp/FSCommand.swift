@@ -12,14 +12,15 @@ struct FSCommand: AsyncParsableCommand {
         IMAGE is any image Wisp reads (raw, qcow2, ..., an OVA or a Vagrant box). Paths are the guest's: Wisp finds \
         the OS root and mounts every filesystem of its /etc/fstab it can read on top (a \
         separate /boot, the ESP on /boot/efi, /home, btrfs subvolumes), so paths and \
-        symlinks resolve across them as in the running guest. A disk without an OS root is \
-        read from its only filesystem. --partition reads one filesystem on its own, from \
+        symlinks resolve across them as in the running guest. An ISO image (plain or isohybrid) \
+        is read as its ISO 9660 tree. A disk without an OS root is read from its only filesystem. --partition reads one filesystem on its own, from \
         its top level, with no mounts.
 
         Examples:
           wisp fs ls fedora.qcow2 /boot/efi/EFI       # the ESP, as the guest mounts it
           wisp fs cat fedora.qcow2 /etc/os-release    # the root subvolume's file
           wisp fs ls fedora.qcow2 / --partition 3     # the btrfs top level: home, root
+          wisp fs ls debian-live.iso /live            # an ISO's files (Rock Ridge, Joliet)
         """,
         subcommands: [FSList.self, FSCat.self, FSGet.self]
     )
