@@ -20,7 +20,7 @@ public enum FileSystemOpener {
         case .btrfs:
             return try BtrfsReader(device: device)
         case .iso9660:
-            throw WispError.unsupported(device.name, "ISO 9660 reader not available yet")
+            return try ISO9660Reader(device: device)
         case .swap, .squashfs:
             throw WispError.unsupported(device.name, "\(kind.rawValue) holds no files Wisp can read")
         }

@@ -4,13 +4,16 @@ import WispCore
 extension GuestDisk {
     /// What `wisp fs` reads when not given `--partition`: the guest's tree (root plus every
     /// fstab mount Wisp can read, as `GuestFileSystem`) when a filesystem holds an OS root;
-    /// otherwise the only filesystem there is (a data disk, a seed image). Several
+    /// otherwise an ISO image's own ISO 9660 tree, or the only filesystem there is (a data
+    /// disk, a seed image). Several
     /// filesystems and no OS root is an error listing them.
     public func guestTree() throws -> any FileSystem {
         let search = searchOSRoot()
         if let root = search.root {
             return try GuestFileSystem(inspector: try GuestInspector(guestDisk: self, root: root))
         }
+        // A CD image is read as the medium, whatever partitions its isohybrid table adds.
+        if let medium = mediumVolume?.fileSystem { return medium }
         let readable = readableVolumes
         if readable.count == 1, let only = readable[0].fileSystem { return only }
         if readable.isEmpty {

@@ -48,7 +48,28 @@ public final class GuestDisk: Sendable {
                                            unreadable: Self.reason(error)))
             }
         }
+        // An isohybrid image (installer and live ISOs) carries an MBR or GPT for USB sticks
+        // whose partitions need not include the ISO 9660 filesystem that starts at byte 0
+        // (Debian's first MBR entry is type 0, "empty"): the whole image is then one more
+        // volume, listed first because it is what a CD drive would read.
+        if table.scheme != .none, !volumes.contains(where: { $0.kind == .iso9660 && $0.partition.startOffset == 0 }),
+           (try? FileSystemProbe.probe(device)) == .iso9660 {
+            let whole = Partition(number: 0, startOffset: 0, size: device.size)
+            do {
+                volumes.insert(GuestVolume(partition: whole, device: device, kind: .iso9660,
+                                           fileSystem: try FileSystemOpener.open(device, as: .iso9660), unreadable: nil), at: 0)
+            } catch {
+                volumes.insert(GuestVolume(partition: whole, device: device, kind: .iso9660, fileSystem: nil,
+                                           unreadable: Self.reason(error)), at: 0)
+            }
+        }
         self.volumes = volumes
+    }
+
+    /// The ISO 9660 filesystem that spans the image from its first byte (a CD image, plain
+    /// or isohybrid), if there is one Wisp can read: the tree of a live or installer medium.
+    public var mediumVolume: GuestVolume? {
+        volumes.first { $0.kind == .iso9660 && $0.partition.startOffset == 0 && $0.fileSystem != nil }
     }
 
     /// An error as a report field: its whole sentence (which names the device it is about).

@@ -12,12 +12,14 @@ public struct GuestDiskReport: Codable, Sendable, Equatable {
     public var warnings: [String]
     public var partitions: [PartitionInfo]
     public var filesystems: [FileSystemInfo]
+    /// Set when the image is a CD image (ISO 9660 from byte 0).
+    public var iso: ISOMediumReport? = nil
 }
 
 extension GuestDisk {
     public var report: GuestDiskReport {
         GuestDiskReport(scheme: table.scheme, sectorSize: table.sectorSize, diskGUID: table.diskGUID,
                         warnings: table.warnings, partitions: table.partitions.map(PartitionInfo.init),
-                        filesystems: volumes.compactMap { $0.info() })
+                        filesystems: volumes.compactMap { $0.info() }, iso: isoReport)
     }
 }

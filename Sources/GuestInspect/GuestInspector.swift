@@ -17,6 +17,8 @@ public final class GuestInspector: @unchecked Sendable {
     public private(set) var fstab: [FstabEntry] = []
     public private(set) var view: MountView?
     public private(set) var osRelease: OSRelease?
+    /// The image is a live or installer ISO read as its medium (no OS root on it).
+    public private(set) var isLiveMedium = false
     var warnings: [String] = []
     /// Mount points whose filesystem Wisp cannot read, with the reason.
     var unreadableMounts: [String: String] = [:]
@@ -61,6 +63,17 @@ public final class GuestInspector: @unchecked Sendable {
 
     private func assembleMountView(root: GuestDisk.OSRoot?) throws {
         let rootVolume = root.map { guestDisk.volumes[$0.volumeIndex] }
+        if root == nil, let medium = guestDisk.mediumVolume, let fs = medium.fileSystem,
+           let index = fileSystems.firstIndex(where: { $0.partition.number == medium.partition.number && $0.kind == .iso9660 }) {
+            // A live or installer ISO has no OS root of its own (the system lives in a
+            // squashfs or an initramfs): its boot loader files are read from the medium,
+            // which stands at "/" as isolinux and GRUB see it.
+            isLiveMedium = true
+            fileSystems[index].mountPoint = "/"
+            view = try MountView(mounts: [MountView.Mount(mountPoint: "/", fileSystem: fs, fileSystemIndex: index,
+                                                          sourcePath: "/", sourceInode: fs.rootInode)])
+            return
+        }
         guard let rootVolume, let root, let rootFS = rootVolume.fileSystem,
               let rootIndex = fileSystems.firstIndex(where: { $0.partition.number == rootVolume.partition.number }) else {
             let unreadable = fileSystems.filter { $0.unreadable != nil }
@@ -298,6 +311,8 @@ public final class GuestInspector: @unchecked Sendable {
     /// serial console of the architecture: what a cloud image's own entry would say.
     public func fallbackCommandLine(architecture: String) -> String {
         var parts: [String] = []
+        // A live medium's entries name their own root (boot=live, root=live:...): none to add.
+        if isLiveMedium { return architecture == "arm64" ? "console=ttyAMA0" : "console=ttyS0" }
         if let rootIndex, let uuid = fileSystems[rootIndex].fileSystem?.uuid {
             parts.append("root=UUID=\(uuid)")
         } else if let rootIndex {

@@ -15,8 +15,8 @@ struct FSCommand: AsyncParsableCommand {
         its disk changes under the reader: use wisp cp NAME:PATH there). Paths are the guest's: Wisp finds \
         the OS root and mounts every filesystem of its /etc/fstab it can read on top (a \
         separate /boot, the ESP on /boot/efi, /home, btrfs subvolumes), so paths and \
-        symlinks resolve across them as in the running guest. A disk without an OS root is \
-        read from its only filesystem. --partition reads one filesystem on its own, from \
+        symlinks resolve across them as in the running guest. An ISO image (plain or isohybrid) \
+        is read as its ISO 9660 tree. A disk without an OS root is read from its only filesystem. --partition reads one filesystem on its own, from \
         its top level, with no mounts.
 
         Examples:
@@ -24,6 +24,7 @@ struct FSCommand: AsyncParsableCommand {
           wisp fs cat fedora.qcow2 /etc/os-release    # the root subvolume's file
           wisp fs ls fedora.qcow2 / --partition 3     # the btrfs top level: home, root
           wisp fs get web /var/log/syslog -o .        # from the stopped instance web
+          wisp fs ls debian-live.iso /live            # an ISO's files (Rock Ridge, Joliet)
         """,
         subcommands: [FSList.self, FSCat.self, FSGet.self]
     )

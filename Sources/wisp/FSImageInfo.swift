@@ -25,6 +25,7 @@ struct GuestDiskInfo: Encodable {
     /// One line per partition, with its filesystem, under a heading.
     static func textLines(_ report: GuestDiskReport) -> [String] {
         var lines: [String] = []
+        if let iso = report.iso { lines += isoLines(iso) }
         switch report.scheme {
         case .none: lines.append("partition table: none (filesystem on the whole disk)")
         case .gpt, .mbr:
@@ -44,6 +45,33 @@ struct GuestDiskInfo: Encodable {
                 if let unreadable = fs.unreadable { line += " (\(unreadable))" }
             }
             lines.append(line)
+        }
+        return lines
+    }
+}
+
+extension GuestDiskInfo {
+    /// The CD image's volume, names, El Torito entries and hybrid table.
+    static func isoLines(_ iso: ISOMediumReport) -> [String] {
+        var lines = ["ISO 9660 volume \"\(iso.volumeID)\" (\(ByteSize.format(iso.volumeBytes)), \(iso.names) names"
+            + (iso.hasJoliet && iso.names != "Joliet" ? ", Joliet too" : "") + ")"]
+        if let catalog = iso.bootCatalog {
+            lines.append("El Torito boot catalog at sector \(catalog.sector)" + (catalog.idString.isEmpty ? "" : " (\(catalog.idString))"))
+            for entry in catalog.entries {
+                var line = "  \(entry.platform.rawValue): \(entry.media) image at sector \(entry.loadSector), \(entry.sectorCount) x 512 bytes"
+                if entry.platform == .uefi, let fs = iso.efiImageFileSystem {
+                    line += ", an EFI system partition image (\(fs)" + (iso.efiImageLabel.map { " label \"\($0)\"" } ?? "") + ")"
+                }
+                if !entry.bootable { line += ", not bootable" }
+                lines.append(line)
+            }
+        } else if let error = iso.bootCatalogError {
+            lines.append("El Torito boot catalog: unreadable (\(error))")
+        } else {
+            lines.append("El Torito boot catalog: none (not bootable from a CD)")
+        }
+        if let table = iso.hybridPartitionTable {
+            lines.append("isohybrid: the first sectors hold \(table == "mbr" ? "an MBR" : "a GPT") partition table too (boots from a USB stick)")
         }
         return lines
     }

@@ -10,7 +10,11 @@ struct ImageInfoCommand: AsyncParsableCommand {
         discussion: """
             Like 'qemu-img info --backing-chain', plus the partition table and filesystems \
             inside (skip them with --no-partitions). Dirty and corrupt qcow2 images are \
-            reported, not refused.
+            reported, not refused. An ISO image is named with its volume id, its El Torito \
+            boot catalog (BIOS and UEFI entries, the EFI system partition image) and, when \
+            isohybrid, the MBR or GPT in its first sectors.
+              wisp image info disk.qcow2
+              wisp image info --json debian-live-12-amd64.iso
             """)
 
     @Argument(help: "The image file.") var image: String

@@ -21,12 +21,16 @@ struct InspectCommand: AsyncParsableCommand {
             pulled and turned into its cached base disk (as `wisp image convert` makes it), \
             which is then inspected like any disk; the image's platform, digest, layers, \
             size, kernels and kargs.d arguments are shown first.
+
+            A live or installer ISO has no OS root: its boot menus (boot/grub/grub.cfg, \
+            isolinux/isolinux.cfg, syslinux.cfg) are read from the medium itself.
               wisp inspect disk.qcow2
+              wisp inspect debian-live-12-amd64.iso
               wisp inspect oci-archive:fedora-bootc.tar
               wisp inspect --json docker://127.0.0.1:5000/debian:12
             """)
 
-    @Argument(help: "The disk image (qcow2, raw, vmdk, vhd, vhdx, vdi, an OVA or a Vagrant box) or a container image reference.") var image: String
+    @Argument(help: "The disk image (qcow2, raw, vmdk, vhd, vhdx, vdi, an ISO, an OVA or a Vagrant box) or a container image reference.") var image: String
     @Flag(help: "Print the report as JSON.") var json = false
     @OptionGroup var backing: BackingOptions
     @OptionGroup var container: ContainerImageOptions
