@@ -82,7 +82,7 @@ public struct StaticNetwork: Sendable, Equatable {
 
 /// One SSH host key pair for cloud-init's `ssh_keys` (`<type>_private`, `<type>_public`).
 public struct SSHHostKey: Sendable, Equatable {
-    public enum KeyType: String, Sendable, CaseIterable { case rsa, ecdsa, ed25519 }
+    public enum KeyType: String, Sendable, CaseIterable { case rsa, ecdsa, ed25519, dsa }
 
     public var type: KeyType
     /// The OpenSSH private key file's text ("-----BEGIN OPENSSH PRIVATE KEY-----" ...).

@@ -7,17 +7,22 @@ import WispCore
 /// phone_home module reads all three host key files whatever `post` asks for, and logs a
 /// warning for each one missing; a guest given only the ed25519 key would print two on
 /// every boot. RSA 3072 takes about 0.8 s of CPU here, so it is started early and runs
-/// beside the inspection instead of after it.
+/// beside the inspection instead of after it. cloud-init up to 23.x (Debian 12 has 22.4)
+/// also reads the DSA key: one is made too and handed in when the guest's phone_home
+/// module names that file (sshd no longer offers DSA keys, so it only quiets the warning).
+/// A host whose OpenSSH cannot make DSA keys any more skips it.
 final class GuestHostKeyGeneration: @unchecked Sendable {
     private let directory: String
     private let processes: [(SSHHostKey.KeyType, Process, Pipe)]
+    /// Set once the image is inspected: whether its phone_home reads the DSA key.
+    var includeDSA = false
 
     /// Starts both ssh-keygen runs, writing into `directory` (the run's staging directory).
     init(in directory: String) throws {
         self.directory = directory
         let keygen = try HostCommands.sshKeygen()
         var started: [(SSHHostKey.KeyType, Process, Pipe)] = []
-        for (type, arguments) in [(SSHHostKey.KeyType.rsa, ["-t", "rsa", "-b", "3072"]), (.ecdsa, ["-t", "ecdsa", "-b", "256"])] {
+        for (type, arguments) in [(SSHHostKey.KeyType.rsa, ["-t", "rsa", "-b", "3072"]), (.ecdsa, ["-t", "ecdsa", "-b", "256"]), (.dsa, ["-t", "dsa"])] {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: keygen)
             process.arguments = ["-q"] + arguments + ["-N", "", "-C", "wisp-host", "-f", Self.path(directory, type)]
@@ -37,9 +42,10 @@ final class GuestHostKeyGeneration: @unchecked Sendable {
 
     /// The key pairs, once both runs have ended.
     func keys() throws -> [SSHHostKey] {
-        try processes.map { type, process, errors in
+        try processes.compactMap { type, process, errors in
             process.waitUntilExit()
             let path = Self.path(directory, type)
+            if type == .dsa && (!includeDSA || process.terminationStatus != 0) { return nil }
             guard process.terminationStatus == 0 else {
                 let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
                 throw WispError(.processFailed, "ssh-keygen could not make the guest's \(type.rawValue) host key at \(path): \(text.prefix(200))")

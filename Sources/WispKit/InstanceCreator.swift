@@ -164,6 +164,7 @@ public struct InstanceCreator: Sendable {
             throw WispError.usage("--cloud-init http needs SMBIOS, which a directly booted \(architecture.rawValue) kernel does not see: use --cloud-init disk (the default) or --boot uefi")
         }
         let firmware = bootFacts == nil ? try HostQEMU.firmware(for: board) : nil
+        extraHostKeys?.includeDSA = inspector.map(RunIntegration.phoneHomeReadsDSAKey) ?? false
         let provisioning = options.provisioning.resolve(imageHasCloudInit: bootFacts?.hasCloudInit ?? RunIntegration.hasCloudInit(anyOf: inspector))
         if provisioning == .systemd {
             if options.userData != nil {

@@ -122,6 +122,19 @@ enum RunIntegration {
         return guestInitStageModules(inspector)
     }
 
+    /// Whether the guest's cloud-init phone_home module reads the DSA host key (it did up to
+    /// 23.x, and warns when the file is missing), from the module's own source.
+    static func phoneHomeReadsDSAKey(_ inspector: GuestInspector) -> Bool {
+        guard let view = inspector.view, let entries = try? view.list("/usr/lib") else { return false }
+        for python in entries.map(\.name).filter({ $0.hasPrefix("python3") }).sorted().prefix(16) {
+            for packages in ["dist-packages", "site-packages"] {
+                guard let bytes = try? view.readFile("/usr/lib/\(python)/\(packages)/cloudinit/config/cc_phone_home.py", limit: 256 << 10) else { continue }
+                return String(decoding: bytes, as: UTF8.self).contains("ssh_host_dsa_key.pub")
+            }
+        }
+        return false
+    }
+
     /// cloud-init's version from its `cloudinit/version.py` under the guest's Python
     /// (/usr/lib/python3*/{dist,site}-packages), as `__VERSION__ = "22.4.2"`.
     static func guestCloudInitVersion(_ inspector: GuestInspector) -> String? {
