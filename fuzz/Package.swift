@@ -14,9 +14,11 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "WispFuzz",
-            dependencies: [.product(name: "WispKit", package: "Wisp")],
+            dependencies: ["WispFuzzDriver", .product(name: "WispKit", package: "Wisp")],
             path: "Sources/WispFuzz"
         ),
+        // The executable's entry point, in C: see driver.c.
+        .target(name: "WispFuzzDriver", path: "Sources/WispFuzzDriver"),
     ],
     swiftLanguageModes: [.v6]
 )

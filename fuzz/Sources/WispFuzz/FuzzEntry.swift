@@ -14,7 +14,7 @@ enum FuzzEntry {
     static func expectTyped(_ error: any Error, target: String) {
         if error is WispError { return }
         let text = "wisp-fuzz \(target): untyped error escaped a parser: \(type(of: error)): \(error)\n"
-        fputs(text, stderr)
+        reportToStderr(text)
         abort()
     }
 }
@@ -29,7 +29,7 @@ public func fuzzerInitialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: Unsafe
         exit(0)
     }
     guard let target = FuzzTargets.named(wanted) else {
-        fputs("wisp-fuzz: set WISP_FUZZ_TARGET to one of: \(FuzzTargets.all.map(\.name).joined(separator: " ")) (or list)\n", stderr)
+        reportToStderr("wisp-fuzz: set WISP_FUZZ_TARGET to one of: \(FuzzTargets.all.map(\.name).joined(separator: " ")) (or list)\n")
         exit(2)
     }
     FuzzEntry.target = target
@@ -46,4 +46,17 @@ public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> In
         FuzzEntry.expectTyped(error, target: target.name)
     }
     return 0
+}
+
+/// Writes `text` to standard error (Glibc's `stderr` is a global var Swift 6 rejects).
+func reportToStderr(_ text: String) {
+    var bytes = Array(text.utf8)
+    bytes.withUnsafeMutableBytes { raw in
+        var done = 0
+        while done < raw.count {
+            let n = write(2, raw.baseAddress! + done, raw.count - done)
+            if n <= 0 { return }
+            done += n
+        }
+    }
 }

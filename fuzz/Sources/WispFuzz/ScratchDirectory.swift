@@ -27,12 +27,12 @@ enum ScratchDirectory {
         for stale in written.subtracting(names) { unlink("\(dir)/\(stale)") }
         for (name, bytes) in files {
             let fd = open("\(dir)/\(name)", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { fputs("wisp-fuzz: cannot write \(dir)/\(name)\n", stderr); abort() }
+            guard fd >= 0 else { reportToStderr("wisp-fuzz: cannot write \(dir)/\(name)\n"); abort() }
             var done = 0
             bytes.withUnsafeBytes { raw in
                 while done < raw.count {
                     let n = write(fd, raw.baseAddress! + done, raw.count - done)
-                    if n <= 0 { fputs("wisp-fuzz: short write to \(dir)/\(name)\n", stderr); abort() }
+                    if n <= 0 { reportToStderr("wisp-fuzz: short write to \(dir)/\(name)\n"); abort() }
                     done += n
                 }
             }

@@ -38,13 +38,14 @@ extension FuzzTargets {
     /// Reads the first MiB in clusters, then a few spots further out: enough to walk the
     /// mapping tables without reading gigabytes of a large virtual disk.
     static func readSample(_ device: any BlockDevice) throws {
-        var buffer = [UInt8](repeating: 0, count: 64 << 10)
-        var offsets = stride(from: UInt64(0), to: min(device.size, 1 << 20), by: UInt64(buffer.count)).map { $0 }
-        for far in [device.size / 2, device.size &- UInt64(buffer.count)] where far < device.size {
+        let chunk: UInt64 = 64 << 10
+        var buffer = [UInt8](repeating: 0, count: Int(chunk))
+        var offsets: [UInt64] = Array(stride(from: UInt64(0), to: min(device.size, UInt64(1 << 20)), by: Int(chunk)))
+        for far in [device.size / 2, device.size &- chunk] where far < device.size {
             offsets.append(far & ~UInt64(511))
         }
         for offset in offsets {
-            let count = Int(min(UInt64(buffer.count), device.size - offset))
+            let count = Int(min(chunk, device.size - offset))
             try buffer.withUnsafeMutableBytes { try device.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), at: offset) }
         }
     }
