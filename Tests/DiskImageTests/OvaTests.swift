@@ -113,4 +113,23 @@ import WispTestSupport
         #expect(parsed.disks.map(\.capacity) == [1 << 30])
         #expect(throws: WispError.self) { try OvfDescriptor.parse(Array("<Envelope><?x".utf8), name: "open") }
     }
+
+    /// Found by the ovf fuzz target: one byte that is not UTF-8 in a namespace prefix made
+    /// Foundation's XMLParser trap (a force-unwrapped name). The descriptor is the one the
+    /// real tar carries in the OVA; the hostile change is that byte.
+    @Test func invalidUTF8InANameIsRefusedNotATrap() throws {
+        let dir = try TemporaryDirectory()
+        let (ova, _) = try Self.makeOva(in: dir, digest: "SHA256")
+        let index = try TarIndex(FileBlockDevice(path: ova))
+        let member = try #require(index.member("vm.ovf"))
+        var descriptor = try FileBlockDevice(path: ova).read(at: member.offset, count: Int(member.size))
+        #expect(try OvfDescriptor.parse(descriptor, name: "vm.ovf").disks.count == 1)
+        let prefix = Array("xmlns:rasd".utf8)
+        let at = try #require((0...(descriptor.count - prefix.count)).first { Array(descriptor[$0..<($0 + prefix.count)]) == prefix })
+        descriptor.insert(0xFF, at: at + prefix.count)
+        let error = #expect(throws: WispError.self) { try OvfDescriptor.parse(descriptor, name: "vm.ovf") }
+        #expect(error?.kind == .corrupt)
+        #expect(error?.message == "vm.ovf: OVF descriptor at offset \(at + prefix.count): is not valid UTF-8 (byte 0xff)")
+    }
+}
 }

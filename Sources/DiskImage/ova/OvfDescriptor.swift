@@ -70,6 +70,12 @@ public struct OvfDescriptor: Sendable, Equatable {
     /// way to declare entities, and so to build an entity-expansion bomb) is refused: OVF
     /// descriptors never carry one.
     static func preflight(_ bytes: [UInt8], name: String) throws -> [UInt8] {
+        // Foundation's XMLParser force-unwraps every element and attribute name as UTF-8:
+        // one invalid byte in a name (`xmlns:rasd\xFF=`) traps the process (found by the
+        // ovf fuzz target). OVF descriptors are UTF-8; anything else is refused here.
+        if let bad = firstInvalidUTF8(bytes) {
+            throw WispError.corrupt(name, "OVF descriptor", at: UInt64(bad), "is not valid UTF-8 (byte 0x\(String(bytes[bad], radix: 16)))")
+        }
         var out = bytes
         var i = 0
         let count = bytes.count
@@ -96,6 +102,20 @@ public struct OvfDescriptor: Sendable, Equatable {
             i = end + 2
         }
         return out
+    }
+
+    /// The offset of the first byte that does not start a valid UTF-8 sequence, or nil.
+    static func firstInvalidUTF8(_ bytes: [UInt8]) -> Int? {
+        var parser = Unicode.UTF8.ForwardParser()
+        var iterator = bytes.makeIterator()
+        var offset = 0
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid(let scalar): offset += scalar.count
+            case .emptyInput: return nil
+            case .error: return offset
+            }
+        }
     }
 
     /// "byte", "byte * 2^20", "byte * 1024", "KiloBytes", "MegaBytes", "GigaBytes".
