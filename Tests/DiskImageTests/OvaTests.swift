@@ -132,4 +132,3 @@ import WispTestSupport
         #expect(error?.message == "vm.ovf: OVF descriptor at offset \(at + prefix.count): is not valid UTF-8 (byte 0xff)")
     }
 }
-}
