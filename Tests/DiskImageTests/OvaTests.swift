@@ -113,4 +113,42 @@ import WispTestSupport
         #expect(parsed.disks.map(\.capacity) == [1 << 30])
         #expect(throws: WispError.self) { try OvfDescriptor.parse(Array("<Envelope><?x".utf8), name: "open") }
     }
+
+    /// Found by the ovf fuzz target: one byte that is not UTF-8 in a namespace prefix made
+    /// Foundation's XMLParser trap (a force-unwrapped name). The descriptor is the one the
+    /// real tar carries in the OVA; the hostile change is that byte.
+    @Test func invalidUTF8InANameIsRefusedNotATrap() throws {
+        let dir = try TemporaryDirectory()
+        let (ova, _) = try Self.makeOva(in: dir, digest: "SHA256")
+        let index = try TarIndex(FileBlockDevice(path: ova))
+        let member = try #require(index.member("vm.ovf"))
+        var descriptor = try FileBlockDevice(path: ova).read(at: member.offset, count: Int(member.size))
+        #expect(try OvfDescriptor.parse(descriptor, name: "vm.ovf").disks.count == 1)
+        let prefix = Array("xmlns:rasd".utf8)
+        let at = try #require((0...(descriptor.count - prefix.count)).first { Array(descriptor[$0..<($0 + prefix.count)]) == prefix })
+        descriptor.insert(0xFF, at: at + prefix.count)
+        let error = #expect(throws: WispError.self) { try OvfDescriptor.parse(descriptor, name: "vm.ovf") }
+        #expect(error?.kind == .corrupt)
+        #expect(error?.message == "vm.ovf: OVF descriptor at offset \(at + prefix.count): is not valid UTF-8 (byte 0xff)")
+    }
+
+    /// Found by the ovf fuzz target: a declaration libxml cannot parse (`<?xml >`) followed
+    /// by a processing instruction without data made Foundation's XMLParser read a NULL
+    /// pointer (the preflight took both for one declaration and kept the instruction).
+    @Test func malformedDeclarationIsRefusedNotACrash() throws {
+        let dir = try TemporaryDirectory()
+        let (ova, _) = try Self.makeOva(in: dir, digest: "SHA256")
+        let index = try TarIndex(FileBlockDevice(path: ova))
+        let member = try #require(index.member("vm.ovf"))
+        let descriptor = String(decoding: try FileBlockDevice(path: ova).read(at: member.offset, count: Int(member.size)), as: UTF8.self)
+        #expect(descriptor.hasPrefix("<?xml version=\"1.0\"?>"))
+        let hostile = Array(descriptor.replacingOccurrences(of: "<?xml version=\"1.0\"?>", with: "<?xml ><?l?>").utf8)
+        let error = #expect(throws: WispError.self) { try OvfDescriptor.parse(hostile, name: "vm.ovf") }
+        #expect(error?.message == "vm.ovf: OVF descriptor at offset 0: a malformed XML declaration")
+        // Declarations with every legal form of quoting and spacing still parse.
+        for declaration in ["<?xml version='1.0' encoding=\"UTF-8\" standalone='yes'?>", "<?xml  version = \"1.0\" ?>"] {
+            let fine = Array(descriptor.replacingOccurrences(of: "<?xml version=\"1.0\"?>", with: declaration).utf8)
+            #expect(try OvfDescriptor.parse(fine, name: "vm.ovf").disks.count == 1)
+        }
+    }
 }

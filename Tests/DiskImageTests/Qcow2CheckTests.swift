@@ -66,4 +66,35 @@ import WispTestSupport
         #expect(broken.corruptions.contains { $0.contains("overlaps") }, "\(broken.corruptions)")
         #expect(throws: WispError.self) { _ = try Qcow2Checker.check(path: overlap, repair: true) }
     }
+
+    /// Found by the qcow2 fuzz target: a refcount table whose last entry names the block
+    /// entry 0 names made check compare (index + 1) × entries-per-block clusters one by one
+    /// (2^28 with 16 KiB clusters and 1-bit refcounts; with 2 MiB clusters, 2^42). The image
+    /// is qemu-img's; the hostile change is that one table entry.
+    @Test func refcountTableNamingOneBlockEverywhereIsCheckedQuickly() throws {
+        let dir = try TemporaryDirectory()
+        let image = dir.file("shared.qcow2")
+        try Qemu.img("create", "-f", "qcow2", "-o", "cluster_size=16384,refcount_bits=1", image, "1M")
+        try Qemu.io(image, "write -P 7 0 64k")
+        let clean = try Qcow2Checker.check(path: image)
+        #expect(clean.isClean, "\(clean.text)")
+        let file = try PosixFile(path: image, mode: .readWrite)
+        let header = try file.readExactly(at: 0, count: 72)
+        let tableOffset = header[48..<56].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let firstEntry = try file.readExactly(at: tableOffset, count: 8)
+        let lastIndex = UInt64(16384 / 8 - 1)
+        try file.write(firstEntry, at: tableOffset + lastIndex * 8)
+        file.close()
+
+        let started = Date()
+        let report = try Qcow2Checker.check(path: image)
+        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(report.corruptions.contains { $0.contains("refcount block \(lastIndex)") && $0.contains("overlaps") },
+                "\(report.corruptions)")
+        // Block 2047 repeats block 0's counts (1 for every cluster of the clean file) for
+        // clusters past the end of the file: each is a leak.
+        let fileClusters = (try FileBlockDevice(path: image).size + 16383) / 16384
+        #expect(report.leakedClusters == Int(fileClusters))
+        #expect(throws: WispError.self) { _ = try Qcow2Checker.check(path: image, repair: true) }
+    }
 }

@@ -70,6 +70,12 @@ public struct OvfDescriptor: Sendable, Equatable {
     /// way to declare entities, and so to build an entity-expansion bomb) is refused: OVF
     /// descriptors never carry one.
     static func preflight(_ bytes: [UInt8], name: String) throws -> [UInt8] {
+        // Foundation's XMLParser force-unwraps every element and attribute name as UTF-8:
+        // one invalid byte in a name (`xmlns:rasd\xFF=`) traps the process (found by the
+        // ovf fuzz target). OVF descriptors are UTF-8; anything else is refused here.
+        if let bad = firstInvalidUTF8(bytes) {
+            throw WispError.corrupt(name, "OVF descriptor", at: UInt64(bad), "is not valid UTF-8 (byte 0x\(String(bytes[bad], radix: 16)))")
+        }
         var out = bytes
         var i = 0
         let count = bytes.count
@@ -90,12 +96,68 @@ public struct OvfDescriptor: Sendable, Equatable {
             }
             let isDeclaration = i == bomLength && starts(Array("<?xml".utf8), at: i)
                 && (i + 5 < count && [UInt8(ascii: " "), 0x09, 0x0A, 0x0D].contains(bytes[i + 5]))
-            if !isDeclaration {
+            if isDeclaration {
+                // libxml must end the declaration where this scan does: one it cannot parse
+                // (`<?xml version=<?xml ...`) sends it on to report a later `<?xml?>` as a
+                // processing instruction without data, which Foundation's XMLParser passes
+                // to strlen (a NULL read, found by the ovf fuzz target).
+                guard isWellFormedDeclaration(bytes[(i + 5)..<end]) else {
+                    throw WispError.corrupt(name, "OVF descriptor", at: UInt64(i), "a malformed XML declaration")
+                }
+            } else {
                 for k in i...(end + 1) where out[k] != 0x0A { out[k] = UInt8(ascii: " ") }
             }
             i = end + 2
         }
         return out
+    }
+
+    /// The inside of `<?xml ... ?>`: only `name="value"` or `name='value'` pairs separated by
+    /// white space, values without `<` (XML 1.0 production 23, as libxml reads it).
+    static func isWellFormedDeclaration(_ inside: ArraySlice<UInt8>) -> Bool {
+        let space: Set<UInt8> = [0x20, 0x09, 0x0A, 0x0D]
+        func isNameByte(_ b: UInt8) -> Bool {
+            (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x2D || b == 0x5F || b == 0x2E
+        }
+        var i = inside.startIndex
+        var pairs = 0
+        while true {
+            while i < inside.endIndex, space.contains(inside[i]) { i += 1 }
+            guard i < inside.endIndex else { return pairs > 0 }
+            let nameStart = i
+            while i < inside.endIndex, isNameByte(inside[i]) { i += 1 }
+            guard i > nameStart else { return false }
+            while i < inside.endIndex, space.contains(inside[i]) { i += 1 }
+            guard i < inside.endIndex, inside[i] == UInt8(ascii: "=") else { return false }
+            i += 1
+            while i < inside.endIndex, space.contains(inside[i]) { i += 1 }
+            guard i < inside.endIndex, inside[i] == 0x22 || inside[i] == 0x27 else { return false }
+            let quote = inside[i]
+            i += 1
+            while i < inside.endIndex, inside[i] != quote {
+                guard inside[i] != UInt8(ascii: "<") else { return false }
+                i += 1
+            }
+            guard i < inside.endIndex else { return false }
+            i += 1
+            pairs += 1
+            // Pairs are separated by white space.
+            guard i == inside.endIndex || space.contains(inside[i]) else { return false }
+        }
+    }
+
+    /// The offset of the first byte that does not start a valid UTF-8 sequence, or nil.
+    static func firstInvalidUTF8(_ bytes: [UInt8]) -> Int? {
+        var parser = Unicode.UTF8.ForwardParser()
+        var iterator = bytes.makeIterator()
+        var offset = 0
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid(let scalar): offset += scalar.count
+            case .emptyInput: return nil
+            case .error: return offset
+            }
+        }
     }
 
     /// "byte", "byte * 2^20", "byte * 1024", "KiloBytes", "MegaBytes", "GigaBytes".

@@ -9,36 +9,6 @@ import Glibc
 #endif
 
 
-/// An in-memory device, for corrupting images byte by byte without touching disk.
-final class MemoryBlockDevice: BlockDevice, @unchecked Sendable {
-    let name: String
-    let bytes: [UInt8]
-    var size: UInt64 { UInt64(bytes.count) }
-    var isReadOnly: Bool { true }
-
-    init(name: String, bytes: [UInt8]) {
-        self.name = name
-        self.bytes = bytes
-    }
-
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
-        try checkRange(offset: offset, count: UInt64(buffer.count), what: "read")
-        bytes.withUnsafeBytes { source in
-            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[Int(offset)..<(Int(offset) + buffer.count)]))
-        }
-    }
-
-    func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
-        throw WispError.invalidArgument("\(name) is read-only")
-    }
-
-    func flush() throws {}
-
-    func allocationMap(offset: UInt64, length: UInt64) throws -> [AllocationExtent] {
-        [AllocationExtent(offset: offset, length: length, kind: .data)]
-    }
-}
-
 /// Builds the source trees the ext4 fixtures are made from with the real `mkfs.ext4 -d`.
 enum Ext4SourceTree {
     struct Options {
