@@ -10,6 +10,7 @@ extension FuzzTargets {
         fileSystem(.xfs, "XFS superblock, AG headers, inodes, extent lists and btrees, all directory forms, attrs"),
         fileSystem(.btrfs, "btrfs superblock, chunk map, trees, subvolumes, inline/regular/compressed extents"),
         fileSystem(.vfat, "FAT12/16/32 boot sector, FATs, cluster chains, long names"),
+        fileSystem(.iso9660, "ISO 9660 volume descriptors, path table, directory records, Rock Ridge, Joliet, multi-extent files"),
     ]
 
     static func fileSystem(_ kind: FileSystemKind, _ summary: String) -> FuzzTarget {
