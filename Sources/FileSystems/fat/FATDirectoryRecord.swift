@@ -91,7 +91,7 @@ struct FATDirectoryRecord: Sendable {
                     name = FATName.displayShortName(rawName, caseFlags: e[e.startIndex + 12])
                 }
                 // Names that cannot be path components are hostile; leave them out.
-                if name.isEmpty || name == "." || name == ".." || name.contains("/") || name.contains("\0") { continue }
+                if name.isEmpty || name == "." || name == ".." || name.utf8.contains(0x2F) || name.utf8.contains(0) { continue }  // bytes: String.contains(String) is NSString search here
                 record.name = name
                 records.append(record)
             }

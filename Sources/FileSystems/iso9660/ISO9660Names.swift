@@ -36,7 +36,9 @@ enum ISO9660Names {
 
     /// Refuses names that would escape a directory when extracted or break path lookup.
     static func check(_ name: String, record: ISO9660Record, source: String) throws {
-        guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.contains("\u{0}") else {
+        // Byte tests, not String.contains(String): with Foundation imported that is
+        // NSString's search, which made listing an 8,000-file ISO take 0.6 s.
+        guard !name.isEmpty, name != ".", name != "..", !name.utf8.contains(0x2F), !name.utf8.contains(0) else {
             throw WispError.corrupt(source, "ISO 9660 directory record", at: record.offset,
                                     "file name \"\(name)\" is empty, \".\", \"..\" or holds \"/\" or NUL")
         }

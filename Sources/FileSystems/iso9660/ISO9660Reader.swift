@@ -34,6 +34,11 @@ public final class ISO9660Reader: FileSystem, @unchecked Sendable {
     /// `ISO9660PathTable`); nil means parents are read from ".." records instead.
     let pathTableParents: [UInt32: UInt32]?
     public let rootInode: UInt64
+    /// Recent directory listings: inspection resolves many paths through the same few
+    /// directories (the OS-root search lists "/" a dozen times), and an ISO's directories
+    /// are re-parsed record by record otherwise. Only listings of up to 65,536 entries are
+    /// kept, so a hostile image cannot make the cache large.
+    private let listings = SharedLRUCache<UInt64, [DirectoryEntry]>(capacity: 8)
     public var typeName: String { "iso9660" }
     public var label: String? { volumeID.isEmpty ? nil : volumeID }
     /// As blkid and /dev/disk/by-uuid show it: the volume's modification date.
@@ -109,6 +114,13 @@ public final class ISO9660Reader: FileSystem, @unchecked Sendable {
     }
 
     public func list(directory inode: UInt64) throws -> [DirectoryEntry] {
+        if let cached = listings[inode] { return cached }
+        let entries = try readListing(inode)
+        if entries.count <= 65_536 { listings.insert(entries, for: inode) }
+        return entries
+    }
+
+    private func readListing(_ inode: UInt64) throws -> [DirectoryEntry] {
         let node = try node(inode)
         guard let directory = node.directoryOffset else {
             throw WispError.invalidArgument("\(device.name): the ISO 9660 record at offset \(inode) is not a directory")
