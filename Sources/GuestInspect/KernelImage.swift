@@ -16,8 +16,9 @@ public struct KernelFacts: Sendable, Codable, Equatable {
     /// x86 boot protocol, e.g. "2.15".
     public var bootProtocol: String?
     public var relocatable: Bool?
-    /// x86: XLF_KERNEL_64 (a 64-bit entry point) is set.
-    public var has64BitEntry: Bool?
+    /// x86: XLF_KERNEL_64 (a 64-bit entry point) is set. (Named so the JSON key reads
+    /// `has-entry64-bit`, with no number inside a word.)
+    public var hasEntry64Bit: Bool?
     /// The compression around the kernel proper ("gzip", "zstd"), nil when it is bare.
     public var compression: String?
     /// arm64 Image header: text_offset, image_size (bytes the kernel occupies once loaded,
@@ -30,14 +31,14 @@ public struct KernelFacts: Sendable, Codable, Equatable {
     public var note: String?
 
     public init(architecture: String, format: String, versionString: String? = nil, bootProtocol: String? = nil,
-                relocatable: Bool? = nil, has64BitEntry: Bool? = nil, qemuDirectBoot: Bool, note: String? = nil) {
+                relocatable: Bool? = nil, hasEntry64Bit: Bool? = nil, qemuDirectBoot: Bool, note: String? = nil) {
         self.architecture = architecture
         self.guestArchitecture = GuestArchitecture(kernelName: architecture)
         self.format = format
         self.versionString = versionString
         self.bootProtocol = bootProtocol
         self.relocatable = relocatable
-        self.has64BitEntry = has64BitEntry
+        self.hasEntry64Bit = hasEntry64Bit
         self.qemuDirectBoot = qemuDirectBoot
         self.note = note
     }
@@ -126,7 +127,7 @@ public enum KernelImage {
         return KernelFacts(architecture: has64 == true ? "x86_64" : "x86",
                            format: bzImage ? "bzImage" : "zImage", versionString: version,
                            bootProtocol: "\(major).\(minor < 10 ? "0" : "")\(minor)",
-                           relocatable: relocatable, has64BitEntry: has64,
+                           relocatable: relocatable, hasEntry64Bit: has64,
                            qemuDirectBoot: protocolVersion >= 0x200,
                            note: protocolVersion < 0x200 ? "boot protocol older than 2.00" : nil)
     }

@@ -61,33 +61,8 @@ public enum QEMULauncher {
 
     static func launchInSession(_ commandLine: QEMUCommandLine, timeout: Double) throws -> Int32 {
         let logPath = commandLine.paths.qemuLog
-        let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard logFD >= 0 else { throw WispError.posix("open", logPath, errno: errno) }
-        defer { close(logFD) }
-        _ = fchmod(logFD, 0o600)
-        markInheritedDescriptorsCloseOnExec()
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, logFD, 1)
-        posix_spawn_file_actions_adddup2(&actions, logFD, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // A session of its own: a terminal's Ctrl-C or hang-up never reaches the VM.
-        posix_spawnattr_setflags(&attributes, wisp_posix_spawn_setsid())
-        let argv = ([commandLine.executable] + commandLine.arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        // Everything QEMU creates (QMP and console sockets, the serial log) is owner-only:
-        // posix_spawn has no umask attribute, so the child inherits this one.
-        let savedMask = umask(0o077)
-        let rc = posix_spawn(&pid, commandLine.executable, &actions, &attributes, argv, environ)
-        umask(savedMask)
-        guard rc == 0 else {
-            throw WispError(.io, "could not start \(commandLine.executable): \(String(cString: strerror(rc)))", errno: rc)
-        }
+        // Everything QEMU creates (QMP and console sockets, the serial log) is owner-only.
+        let pid = try SessionSpawn.start(commandLine.executable, commandLine.arguments, logPath: logPath, truncateLog: true)
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             var status: Int32 = 0

@@ -99,31 +99,9 @@ public struct VirtiofsDaemon: Sendable {
         }
     }
 
-    /// In a session of its own (a terminal's Ctrl-C must not reach it), output appended to
-    /// the instance's owner-only log, holding none of our descriptors.
+    /// In a session of its own, output appended to the instance's owner-only log, the
+    /// socket owner-only: only this user's QEMU may connect (see `SessionSpawn`).
     private func spawn(_ arguments: [String], logPath: String) throws -> Int32 {
-        let logFD = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard logFD >= 0 else { throw WispError.posix("open", logPath, errno: errno) }
-        defer { close(logFD) }
-        QEMULauncher.markInheritedDescriptorsCloseOnExec()
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, logFD, 1)
-        posix_spawn_file_actions_adddup2(&actions, logFD, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, wisp_posix_spawn_setsid())
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        // The socket is owner-only: only this user's QEMU may connect.
-        let savedMask = umask(0o077)
-        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        umask(savedMask)
-        guard rc == 0 else { throw WispError(.io, "could not start \(executable): \(String(cString: strerror(rc)))", errno: rc) }
-        return pid
+        try SessionSpawn.start(executable, arguments, logPath: logPath, truncateLog: false)
     }
 }

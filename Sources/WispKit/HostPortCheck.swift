@@ -17,20 +17,10 @@ public enum HostPortCheck {
                 throw WispError.usage("-p \(key): host port \(key) is forwarded twice")
             }
             guard !InstancePorts.canBind(forward) else { continue }
-            if let holder = instanceHolding(forward, store: store, except: except) {
+            if let holder = InstancePorts.instances(recording: forward, in: store, except: except).first(where: \.running)?.name {
                 throw WispError(.busy, "host port \(forward.hostPort) is taken by instance \(holder) (wisp stop \(holder), or pick another port)")
             }
             throw WispError(.busy, "host port \(forward.hostAddress):\(forward.hostPort) is in use by another program (pick another port)")
         }
-    }
-
-    /// The running instance whose record forwards `port`, if any.
-    static func instanceHolding(_ forward: PortForward, store: InstanceStore, except: String?) -> String? {
-        for name in store.names() where name != except {
-            guard let record = try? store.load(name),
-                  record.spec.forwards.contains(where: { $0.hostPort == forward.hostPort && $0.transport == forward.transport }) else { continue }
-            if InstanceState.probe(store.files(name)).state != .stopped { return name }
-        }
-        return nil
     }
 }

@@ -63,7 +63,7 @@ public struct InstanceController: Sendable {
             throw WispError(.busy, "instance \(name) is already \(state.rawValue) (wisp stop \(name) first)")
         }
         // The forwarded SSH port may have been taken since the last boot: pick another.
-        if !Self.portIsFree(record.sshPort) {
+        if !InstancePorts.canBind(PortForward(hostPort: record.sshPort, guestPort: 22)) {
             record.sshPort = try InstanceCreator.freePort()
             record.spec.forwards[0] = PortForward(hostPort: record.sshPort, guestPort: 22)
         }
@@ -80,17 +80,6 @@ public struct InstanceController: Sendable {
         guard waitForReady else { return booted }
         try booter.waitUntilReady(booted, pid: pid, readiness: .init(metadata: nil, waitForSSH: true))
         return booted
-    }
-
-    static func portIsFree(_ port: UInt16) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var sin = sockaddr_in()
-        sin.sin_family = sa_family_t(AF_INET)
-        sin.sin_port = port.bigEndian
-        sin.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
     }
 
     /// ACPI power button through QMP; after `timeout` seconds (or at once with `force`) QEMU

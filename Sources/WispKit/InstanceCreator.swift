@@ -59,7 +59,7 @@ public struct InstanceCreator: Sendable {
             // Checked again when the name is claimed; this early look saves a download or a
             // conversion for nothing. An incomplete directory (a killed run) is reclaimed then.
             if FileManager.default.fileExists(atPath: store.files(requested).record) {
-                throw WispError(.alreadyExists, "the name \(requested) is taken: an instance named \(requested) already exists (wisp rm \(requested), or choose another --name)")
+                throw InstanceStore.nameTaken(requested)
             }
         }
         try HostPortCheck.ensureFree(options.forwards, store: store)

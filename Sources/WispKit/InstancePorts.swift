@@ -99,6 +99,12 @@ public struct InstancePorts: Sendable {
     }
 
     private func otherInstances(recording forward: PortForward, except name: String) -> [(name: String, running: Bool)] {
+        Self.instances(recording: forward, in: store, except: name)
+    }
+
+    /// Instances whose record forwards `forward`'s host port (same transport), and whether
+    /// each has a live QEMU: the one lookup behind every "held by instance X" sentence.
+    static func instances(recording forward: PortForward, in store: InstanceStore, except name: String?) -> [(name: String, running: Bool)] {
         store.names().filter { $0 != name }.compactMap { other in
             guard let record = try? store.load(other),
                   record.spec.forwards.contains(where: { $0.hostPort == forward.hostPort && $0.transport == forward.transport }) else { return nil }

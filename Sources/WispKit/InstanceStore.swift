@@ -51,6 +51,12 @@ public struct InstanceStore: Sendable {
         try AtomicOutput.write(Array(data), to: files(record.name).record, permissions: 0o600)
     }
 
+    /// The one sentence for a `--name` that a complete instance already has (said early by
+    /// `wisp run`, before any download, and again when the name is claimed).
+    static func nameTaken(_ name: String) -> WispError {
+        WispError(.alreadyExists, "the name \(name) is taken: an instance named \(name) already exists (wisp rm \(name), or choose another --name)")
+    }
+
     /// Claims a name by creating its directory (mkdir is atomic: two runs can't both get
     /// it) and returns it with the instance's lock held, which the creator keeps until the
     /// instance is complete and booted. Without a requested name, `base`, `base-2`, ... is
@@ -69,7 +75,7 @@ public struct InstanceStore: Sendable {
             switch try attemptClaim(requested) {
             case .claimed(let lock): return (requested, lock)
             case .complete:
-                throw WispError(.alreadyExists, "the name \(requested) is taken: an instance named \(requested) already exists (wisp rm \(requested), or choose another --name)")
+                throw InstanceStore.nameTaken(requested)
             case .beingCreated:
                 throw WispError(.alreadyExists, "the name \(requested) is taken: another wisp command is creating an instance named \(requested) right now (choose another --name)")
             }
@@ -89,7 +95,7 @@ public struct InstanceStore: Sendable {
         if let requested {
             try Self.validate(name: requested)
             guard mkdir("\(root)/\(requested)", 0o700) == 0 else {
-                if errno == EEXIST { throw WispError(.alreadyExists, "the name \(requested) is taken: an instance named \(requested) already exists (wisp rm \(requested), or choose another --name)") }
+                if errno == EEXIST { throw InstanceStore.nameTaken(requested) }
                 throw WispError.posix("mkdir", "\(root)/\(requested)", errno: errno)
             }
             return requested

@@ -125,30 +125,30 @@ enum RunIntegration {
     /// Whether the guest's cloud-init phone_home module reads the DSA host key (it did up to
     /// 23.x, and warns when the file is missing), from the module's own source.
     static func phoneHomeReadsDSAKey(_ inspector: GuestInspector) -> Bool {
-        guard let view = inspector.view, let entries = try? view.list("/usr/lib") else { return false }
+        guard let bytes = guestCloudInitSource(inspector, "config/cc_phone_home.py", limit: 256 << 10) else { return false }
+        return String(decoding: bytes, as: UTF8.self).contains("ssh_host_dsa_key.pub")
+    }
+
+    /// A file of the guest's cloud-init package (`cloudinit/PATH` under its Python's
+    /// /usr/lib/python3*/{dist,site}-packages), the first found.
+    static func guestCloudInitSource(_ inspector: GuestInspector, _ path: String, limit: UInt64) -> [UInt8]? {
+        guard let view = inspector.view, let entries = try? view.list("/usr/lib") else { return nil }
         for python in entries.map(\.name).filter({ $0.hasPrefix("python3") }).sorted().prefix(16) {
             for packages in ["dist-packages", "site-packages"] {
-                guard let bytes = try? view.readFile("/usr/lib/\(python)/\(packages)/cloudinit/config/cc_phone_home.py", limit: 256 << 10) else { continue }
-                return String(decoding: bytes, as: UTF8.self).contains("ssh_host_dsa_key.pub")
+                if let bytes = try? view.readFile("/usr/lib/\(python)/\(packages)/cloudinit/\(path)", limit: limit) { return bytes }
             }
         }
-        return false
+        return nil
     }
 
     /// cloud-init's version from its `cloudinit/version.py` under the guest's Python
     /// (/usr/lib/python3*/{dist,site}-packages), as `__VERSION__ = "22.4.2"`.
     static func guestCloudInitVersion(_ inspector: GuestInspector) -> String? {
-        guard let view = inspector.view, let entries = try? view.list("/usr/lib") else { return nil }
-        let pythons = entries.map(\.name).filter { $0.hasPrefix("python3") }.sorted()
-        for python in pythons.prefix(16) {
-            for packages in ["dist-packages", "site-packages"] {
-                guard let bytes = try? view.readFile("/usr/lib/\(python)/\(packages)/cloudinit/version.py", limit: 64 << 10),
-                      let text = String(validating: bytes, as: UTF8.self) else { continue }
-                for line in text.split(separator: "\n") where line.hasPrefix("__VERSION__") {
-                    let parts = line.split(separator: "\"")
-                    if parts.count >= 2, parts[1].allSatisfy({ $0.isNumber || $0 == "." }), !parts[1].isEmpty { return String(parts[1]) }
-                }
-            }
+        guard let bytes = guestCloudInitSource(inspector, "version.py", limit: 64 << 10),
+              let text = String(validating: bytes, as: UTF8.self) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("__VERSION__") {
+            let parts = line.split(separator: "\"")
+            if parts.count >= 2, parts[1].allSatisfy({ $0.isNumber || $0 == "." }), !parts[1].isEmpty { return String(parts[1]) }
         }
         return nil
     }

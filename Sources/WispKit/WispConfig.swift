@@ -1,6 +1,7 @@
 import Foundation
 import Machine
 import WispCore
+import CloudInit
 import Yams
 
 /// Defaults for `wisp run` from `$XDG_CONFIG_HOME/wisp/config.yaml`; a flag always wins.
@@ -52,6 +53,10 @@ public struct WispConfig: Sendable, Equatable {
     /// `home` expands a leading `~/` in paths.
     public static func parse(_ text: String, file: String, home: String) throws -> WispConfig {
         var config = WispConfig()
+        // The same bounds as every other YAML Wisp reads, checked before Yams composes it.
+        if let excess = YAMLPreflight.excess(in: text) {
+            throw WispError(.invalidArgument, "\(file): \(excess.sentence)")
+        }
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)

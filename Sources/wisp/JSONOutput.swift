@@ -22,7 +22,6 @@ enum JSONOutput {
     /// `startOffset` → `start-offset`, `uniqueGUID` → `unique-guid`, `instance_id` →
     /// `instance-id`; keys already in kebab-case are kept.
     static func kebab(_ key: String) -> String {
-        if let special = exceptions[key] { return special }
         let characters = Array(key)
         var out = ""
         for (index, character) in characters.enumerated() {
@@ -40,9 +39,6 @@ enum JSONOutput {
         }
         return out
     }
-
-    /// Where the rule reads badly (a number inside a word).
-    static let exceptions = ["has64BitEntry": "has-64-bit-entry"]
 
     private struct JSONKey: CodingKey {
         var stringValue: String

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import WispCore
 
 /// The progress line on stderr: rewritten in place on a terminal, one line per change
 /// otherwise (so CI logs show the phases without a flood).
@@ -41,19 +42,12 @@ enum RunProgress {
         }
     }
 
-    static let meters = Lock<[String: ProgressMeter]>([:])
+    static let meters = LockedValue<[String: ProgressMeter]>([:])
 
     static func finish() {
         endTransfers()
         if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
 
-    static let lastKey = Lock("")
-}
-
-final class Lock<Value>: @unchecked Sendable {
-    private var value: Value
-    private let lock = NSLock()
-    init(_ value: Value) { self.value = value }
-    func withLock<R>(_ body: (inout Value) -> R) -> R { lock.lock(); defer { lock.unlock() }; return body(&value) }
+    static let lastKey = LockedValue("")
 }

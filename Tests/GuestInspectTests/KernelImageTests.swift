@@ -14,7 +14,7 @@ import WispTestSupport
         #expect(f.format == "bzImage")
         #expect(f.bootProtocol == "2.15")
         #expect(f.relocatable == true)
-        #expect(f.has64BitEntry == true)
+        #expect(f.hasEntry64Bit == true)
         #expect(f.versionString == "6.1.0-28-cloud-amd64 (wisp@test) #1 SMP")
         #expect(f.qemuDirectBoot)
     }
@@ -33,7 +33,7 @@ import WispTestSupport
         k[0x234] = 0
         let f = try KernelImage.facts(k, source: "old")
         #expect(f.relocatable == nil)
-        #expect(f.has64BitEntry == nil)
+        #expect(f.hasEntry64Bit == nil)
         #expect(f.architecture == "x86")
         #expect(f.bootProtocol == "2.04")
     }
