@@ -5,7 +5,7 @@ import WispKit
 
 struct InfoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "info", abstract: "Show one instance: state, image, CPUs, memory, disks, ports, SSH and uptime.",
+        commandName: "info", abstract: "Show instances: state, image, CPUs, memory, disks, ports, mounts, SSH and uptime.",
         discussion: """
         Examples:
           wisp info web
