@@ -43,9 +43,18 @@ public struct BoardDevices: Sendable, Equatable {
     public var rng: String
     /// Each shared folder, a vhost-user virtio-fs device served by virtiofsd.
     public var sharedFolder: String
+    /// The CD-ROM drive an ISO is attached to, given `drive=` and `bootindex=` after these
+    /// properties ("ide-cd,bus=ide.0" on q35's built-in AHCI).
+    public var cdrom: String
+    /// A controller the CD-ROM drive needs and the board lacks ("virtio-scsi-pci,id=scsi0"
+    /// on virt, which has no AHCI), or nil.
+    public var cdromController: String?
 
-    public init(block: String, network: String, networkProperties: [String], rng: String, sharedFolder: String = "vhost-user-fs-pci") {
+    public init(block: String, network: String, networkProperties: [String], rng: String, sharedFolder: String = "vhost-user-fs-pci",
+                cdrom: String, cdromController: String? = nil) {
         self.sharedFolder = sharedFolder
+        self.cdrom = cdrom
+        self.cdromController = cdromController
         self.block = block
         self.network = network
         self.networkProperties = networkProperties
@@ -65,8 +74,12 @@ public struct BoardCapabilities: Sendable, Equatable {
     /// The paravirtual panic device ("pvpanic"), or nil when the board has none: then a
     /// guest panic is not reported to QMP as `guest-panicked`.
     public var panicDevice: String?
+    /// A legacy BIOS QEMU loads when no pflash firmware is given (SeaBIOS on q35), so a CD
+    /// with only a BIOS El Torito entry can boot; false where UEFI is the only firmware.
+    public var hasLegacyBIOS: Bool
 
-    public init(supportsSMBIOS: Bool, smbiosWithDirectKernelBoot: Bool, panicDevice: String?) {
+    public init(supportsSMBIOS: Bool, smbiosWithDirectKernelBoot: Bool, panicDevice: String?, hasLegacyBIOS: Bool = false) {
+        self.hasLegacyBIOS = hasLegacyBIOS
         self.supportsSMBIOS = supportsSMBIOS
         self.smbiosWithDirectKernelBoot = smbiosWithDirectKernelBoot
         self.panicDevice = panicDevice

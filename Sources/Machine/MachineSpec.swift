@@ -20,6 +20,9 @@ public struct MachineSpec: Sendable, Codable, Equatable {
     public var credentials: [SystemdCredential] = []
     /// Host directories shared over virtio-fs (`wisp run --mount`); empty for most guests.
     public var sharedFolders: [SharedFolder] = []
+    /// An ISO image attached as the board's CD-ROM drive (`wisp run x.iso`), read-only: the
+    /// file is opened with `read-only` at both block nodes, so QEMU never writes it.
+    public var cdrom: String? = nil
 
     public init(architecture: GuestArchitecture = .x86_64, cpus: Int, memoryBytes: UInt64, disks: [DiskAttachment] = [],
                 forwards: [PortForward] = [], boot: BootMethod = .firmware(UEFIFirmware(code: "", vars: "")),
@@ -50,6 +53,7 @@ public struct MachineSpec: Sendable, Codable, Equatable {
         smbiosSerial = try container.decodeIfPresent(String.self, forKey: .smbiosSerial)
         credentials = try container.decodeIfPresent([SystemdCredential].self, forKey: .credentials) ?? []
         sharedFolders = try container.decodeIfPresent([SharedFolder].self, forKey: .sharedFolders) ?? []
+        cdrom = try container.decodeIfPresent(String.self, forKey: .cdrom)
     }
 }
 
@@ -107,6 +111,9 @@ public struct DiskLayer: Sendable, Codable, Equatable {
 public enum BootMethod: Sendable, Codable, Equatable {
     case direct(DirectBoot)
     case firmware(UEFIFirmware)
+    /// The board's legacy BIOS (SeaBIOS on x86_64), for a CD whose El Torito catalog has
+    /// only a BIOS entry (isolinux): no pflash, the CD-ROM boots first.
+    case bios
 }
 
 public struct DirectBoot: Sendable, Codable, Equatable {

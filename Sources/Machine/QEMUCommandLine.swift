@@ -132,6 +132,9 @@ public struct QEMUCommandLine: Sendable {
         case .firmware(let firmware):
             args += ["-drive", "if=pflash,format=raw,unit=0,readonly=on,file=\(e(firmware.code))",
                      "-drive", "if=pflash,format=raw,unit=1,file=\(e(firmware.vars))"]
+        case .bios:
+            // No pflash: QEMU loads the board's own BIOS (SeaBIOS).
+            break
         }
         if spec.smbiosSerial != nil {
             args += ["-smbios", "file=\(e(paths.smbiosTable))"]
@@ -147,12 +150,20 @@ public struct QEMUCommandLine: Sendable {
             }
         }
 
-        // Firmware boots the first disk; with -kernel QEMU owns boot index 0 itself.
+        // Firmware boots the CD-ROM when there is one, else the first disk; with -kernel QEMU
+        // owns boot index 0 itself.
         let firmwareBoot: Bool
-        if case .firmware = spec.boot { firmwareBoot = true } else { firmwareBoot = false }
+        if case .direct = spec.boot { firmwareBoot = false } else { firmwareBoot = true }
+        if let cdrom = spec.cdrom {
+            if let controller = board.devices.cdromController { args += ["-device", controller] }
+            // Read-only at both nodes: the ISO is the user's file and is never written.
+            args += Self.blockdevArguments(DiskAttachment(path: cdrom, format: .raw, readOnly: true), id: "cd0")
+            args += ["-device", "\(board.devices.cdrom),drive=cd0" + (firmwareBoot ? ",bootindex=0" : "")]
+        }
         for (index, disk) in spec.disks.enumerated() {
             args += Self.blockdevArguments(disk, id: "disk\(index)")
-            args += ["-device", "\(board.devices.block),drive=disk\(index)" + (index == 0 && firmwareBoot ? ",bootindex=0" : "")]
+            let bootIndex = index == 0 && firmwareBoot ? (spec.cdrom == nil ? ",bootindex=0" : ",bootindex=1") : ""
+            args += ["-device", "\(board.devices.block),drive=disk\(index)" + bootIndex]
         }
 
         var netdev = "user,id=\(Self.userNetdevID)"

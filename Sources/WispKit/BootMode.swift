@@ -8,6 +8,9 @@ public enum BootMode: String, Sendable, Codable, CaseIterable {
     case direct
     /// Firmware (OVMF) runs the image's own boot loader.
     case uefi
+    /// The board's legacy BIOS (SeaBIOS) runs the CD's boot loader: ISO images on x86_64
+    /// whose El Torito catalog has a BIOS entry.
+    case bios
 }
 
 /// How the NoCloud seed reaches the guest.

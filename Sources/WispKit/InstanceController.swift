@@ -77,7 +77,7 @@ public struct InstanceController: Sendable {
         // Normally reset when it stopped; also here for a guest that powered itself off.
         if record.ephemeral { try InstanceDiskChains.resetOverlay(record, files: files) }
         let (booted, pid) = try booter.launch(record)
-        guard waitForReady else { return booted }
+        guard waitForReady, !booted.consoleOnly else { return booted }
         try booter.waitUntilReady(booted, pid: pid, readiness: .init(metadata: nil, waitForSSH: true))
         return booted
     }

@@ -50,8 +50,9 @@ public struct InstanceCreator: Sendable {
         for argument in options.kernelArguments where argument.isEmpty || argument.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 || $0 == 0x7F } ?? false }) {
             throw WispError.usage("--karg \(argument.debugDescription): one argument per --karg, without spaces or control characters")
         }
-        if !options.kernelArguments.isEmpty && options.boot == .uefi { throw WispError.usage("--karg needs direct kernel boot: it cannot go with --boot uefi") }
-        if options.entry != nil && options.boot == .uefi { throw WispError.usage("--entry picks a kernel to boot directly: it cannot go with --boot uefi") }
+        let firmwareAsked = options.boot == .uefi || options.boot == .bios
+        if !options.kernelArguments.isEmpty && firmwareAsked { throw WispError.usage("--karg needs direct kernel boot: it cannot go with --boot \(options.boot.rawValue)") }
+        if options.entry != nil && firmwareAsked { throw WispError.usage("--entry picks a kernel to boot directly: it cannot go with --boot \(options.boot.rawValue)") }
         if let cpus = options.cpus, !(1...256).contains(cpus) { throw WispError.usage("--cpus \(cpus): expected 1 to 256") }
         if let memory = options.memoryBytes, memory < 128 << 20 { throw WispError.usage("--memory: at least 128M is needed to boot a cloud image") }
         if let requested = options.name {
@@ -110,11 +111,19 @@ public struct InstanceCreator: Sendable {
         let options = Self.machineDefaults(options, from: resolved.archive, progress: progress)
         let base = resolved.path
         let baseSize = baseChain.top.virtualSize
+        // An ISO boots as a read-only CD-ROM beside a blank disk, never behind an overlay.
+        var medium = resolved.archive == nil ? ISOMedium.detect(baseChain) : nil
+        if options.boot == .bios && medium == nil {
+            throw WispError.usage("--boot bios boots an ISO image's El Torito BIOS entry; \(options.image) is not an ISO image (use --boot uefi)")
+        }
+        if medium != nil && options.provisioning == .systemd {
+            throw WispError.usage("--provision systemd: an ISO's live system gets no systemd credentials from Wisp (the NoCloud seed is attached for cloud-init)")
+        }
         // Disks only grow: shrinking would cut the guest's filesystems.
-        // (A container image's disk was made at --disk-size already.)
+        // (A container image's disk was made at --disk-size already; an ISO's disk is blank.)
         var isContainer = false
         if case .container = resolved.origin { isContainer = true }
-        if let wanted = options.diskSize, wanted < baseSize, !isContainer {
+        if let wanted = options.diskSize, wanted < baseSize, !isContainer, medium == nil {
             throw WispError.usage("--disk-size \(ByteSize.format(wanted)) is smaller than the image (\(ByteSize.format(baseSize))): a disk can only grow")
         }
 
@@ -134,12 +143,13 @@ public struct InstanceCreator: Sendable {
         // still boots through firmware; each question below then lets it through.
         let opened = Result { try GuestInspector(disk: try DiskImageFile.open(baseChain)) }
         let inspector = try? opened.get()
-        if options.boot != .uefi {
+        medium?.read(inspector)
+        if !firmwareAsked {
             progress("reading the boot plan of \(base)")
             do {
                 bootFacts = try RunIntegration.extractBoot(try opened.get(), into: staging, entry: options.entry)
             } catch where options.boot == .auto && options.entry == nil {
-                progress("no direct boot (\(error)); booting through UEFI firmware")
+                progress("no direct boot (\(error)); booting through \(medium == nil ? "UEFI firmware" : "the firmware from the CD-ROM")")
                 bootFacts = nil
             }
             if bootFacts == nil && !options.kernelArguments.isEmpty {
@@ -163,9 +173,12 @@ public struct InstanceCreator: Sendable {
         if options.cloudInit == .http && bootFacts != nil && !board.capabilities.smbiosWithDirectKernelBoot {
             throw WispError.usage("--cloud-init http needs SMBIOS, which a directly booted \(architecture.rawValue) kernel does not see: use --cloud-init disk (the default) or --boot uefi")
         }
-        let firmware = bootFacts == nil ? try HostQEMU.firmware(for: board) : nil
+        // An ISO's CD boots through UEFI or, with only a BIOS entry on x86_64, SeaBIOS.
+        let mediumFirmware = bootFacts == nil ? try medium?.firmware(asked: options.boot, board: board, image: options.image) : nil
+        let firmware = bootFacts == nil && mediumFirmware != .bios ? try HostQEMU.firmware(for: board) : nil
         extraHostKeys?.includeDSA = inspector.map(RunIntegration.phoneHomeReadsDSAKey) ?? false
-        let provisioning = options.provisioning.resolve(imageHasCloudInit: bootFacts?.hasCloudInit ?? RunIntegration.hasCloudInit(anyOf: inspector))
+        let provisioning = medium != nil ? .cloudInit
+            : options.provisioning.resolve(imageHasCloudInit: bootFacts?.hasCloudInit ?? RunIntegration.hasCloudInit(anyOf: inspector))
         if provisioning == .systemd {
             if options.userData != nil {
                 throw WispError.usage("--user-data needs cloud-init, which \(options.image) does not have (its keys and hostname come as systemd credentials)")
@@ -186,7 +199,7 @@ public struct InstanceCreator: Sendable {
         let files = store.files(name)
         do {
             return try build(lock: lock, name: name, files: files, board: board, options: options, resolved: resolved, baseChain: baseChain,
-                             baseSize: baseSize, allowedBacking: allowed, provisioning: provisioning,
+                             baseSize: baseSize, medium: medium, mediumFirmware: mediumFirmware, allowedBacking: allowed, provisioning: provisioning,
                              staging: staging, bootFacts: bootFacts, firmware: firmware, extraDisks: extraDisks, userData: userData, extraKeys: hostKeys,
                              extraHostKeys: extraHostKeys)
         } catch {
@@ -196,15 +209,24 @@ public struct InstanceCreator: Sendable {
     }
 
     private func build(lock: InstanceLock, name: String, files: InstanceFiles, board: any Board, options: RunOptions, resolved: ResolvedImage,
-                       baseChain: BackingChain, baseSize: UInt64, allowedBacking: [String], provisioning: GuestProvisioning,
+                       baseChain: BackingChain, baseSize: UInt64, medium: ISOMedium?, mediumFirmware: BootMode?,
+                       allowedBacking: [String], provisioning: GuestProvisioning,
                        staging: String, bootFacts: RunIntegration.BootFacts?, firmware: UEFIFirmwareFiles?,
                        extraDisks: [DiskAttachment], userData: String?, extraKeys: [String],
                        extraHostKeys: GuestHostKeyGeneration?) throws -> Created {
         let fm = FileManager.default
         let base = resolved.path
-        let size = max(baseSize, options.diskSize ?? 0)
-        progress("\(name): creating the overlay")
-        try RunIntegration.createOverlay(base: baseChain, overlay: files.overlay, size: size)
+        if medium != nil {
+            // The ISO stays the user's file, attached read-only; the instance's own disk is
+            // blank, for an installer to install to.
+            let size = options.diskSize ?? ISOMedium.defaultDiskSize
+            progress("\(name): creating a blank \(ByteSize.format(size)) disk (the ISO is attached read-only as a CD-ROM)")
+            try RunIntegration.createBlankDisk(files.overlay, size: size)
+        } else {
+            let size = max(baseSize, options.diskSize ?? 0)
+            progress("\(name): creating the overlay")
+            try RunIntegration.createOverlay(base: baseChain, overlay: files.overlay, size: size)
+        }
 
         // Phone home from the init stage when nothing asked for later stages' work.
         let earlyModules = userData == nil && !options.waitForFinalStage ? bootFacts?.initStageModules : nil
@@ -219,6 +241,8 @@ public struct InstanceCreator: Sendable {
             bootMethod = .direct(DirectBoot(kernel: files.kernel, initrd: initrd,
                                             commandLine: Self.guestCommandLine(facts.commandLine, board: board, cloudInit: options.cloudInit, seedURL: nil,
                                                                                networkStage: earlyModules != nil)))
+        } else if mediumFirmware == .bios {
+            bootMethod = .bios
         } else if let firmware {
             try AtomicOutput.copy(from: firmware.varsTemplate, to: files.uefiVars, permissions: 0o600)
             bootMethod = .firmware(UEFIFirmware(code: firmware.code, vars: files.uefiVars))
@@ -309,14 +333,17 @@ public struct InstanceCreator: Sendable {
         spec.forwards = [PortForward(hostPort: sshPort, guestPort: 22)] + options.forwards
         spec.sharedFolders = options.mounts
         spec.boot = Self.appendingUserArguments(spec.boot, options.kernelArguments)
+        spec.cdrom = medium?.path
         var record = InstanceRecord(name: name, image: options.image, baseImagePath: base, baseImage: resolved, spec: spec,
-                                    bootMode: bootFacts == nil ? .uefi : .direct, user: user, hostname: name,
+                                    bootMode: bootFacts != nil ? .direct : mediumFirmware == .bios ? .bios : .uefi, user: user, hostname: name,
                                     sshPort: sshPort, cloudInit: options.cloudInit,
                                     metadataPort: options.cloudInit == .http ? server.port : nil,
                                     metadataToken: options.cloudInit == .http ? server.token : nil,
                                     osName: bootFacts.flatMap { f in f.osID.map { "\($0) \(f.osVersionID ?? "")".trimmingCharacters(in: .whitespaces) } })
         record.allowedBackingDirectories = allowedBacking
         record.ephemeral = options.ephemeral
+        // A live system without cloud-init never reads the seed: no SSH to wait for.
+        record.consoleOnly = medium != nil && medium?.cloudInitEvidence == nil && options.provisioning != .cloudInit
         try store.save(record)
         return Created(record: record, metadata: server, lock: lock)
     }

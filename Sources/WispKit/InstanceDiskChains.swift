@@ -16,6 +16,11 @@ import WispCore
 enum InstanceDiskChains {
     static func resolve(_ record: InstanceRecord, files: InstanceFiles) throws -> MachineSpec {
         var spec = record.spec
+        // The CD-ROM is the user's ISO, opened read-only and raw: nothing to follow, but it
+        // must still be there.
+        if let cdrom = spec.cdrom, !FileManager.default.fileExists(atPath: cdrom) {
+            throw WispError.notFound("\(record.name) boots from \(cdrom), which no longer exists")
+        }
         let baseDirectory = (record.baseImagePath as NSString).deletingLastPathComponent
         for index in spec.disks.indices {
             let disk = spec.disks[index]
@@ -44,6 +49,18 @@ enum InstanceDiskChains {
         let baseDirectory = (record.baseImagePath as NSString).deletingLastPathComponent
         let chain = try BackingChain.resolve(path: files.overlay, format: .qcow2,
                                              policy: .confined(allowedDirectories: record.allowedBackingDirectories + [baseDirectory]))
+        if record.spec.cdrom != nil && chain.members.count == 1 {
+            // An ISO instance's disk has no base: it starts blank again.
+            let fresh = files.overlay + ".reset"
+            unlink(fresh)
+            try RunIntegration.createBlankDisk(fresh, size: chain.top.virtualSize)
+            guard rename(fresh, files.overlay) == 0 else {
+                let code = errno
+                unlink(fresh)
+                throw WispError.posix("rename", files.overlay, errno: code)
+            }
+            return
+        }
         guard chain.members.count >= 2 else {
             throw WispError.corrupt(files.overlay, "qcow2 header", "the overlay of an ephemeral instance has no backing file")
         }

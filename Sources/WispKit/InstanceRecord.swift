@@ -41,6 +41,10 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
     public var provisioning: GuestProvisioning = .cloudInit
     /// Writes are discarded whenever the instance stops (`wisp run --ephemeral`).
     public var ephemeral: Bool = false
+    /// The guest has no way in for SSH keys (an ISO whose system shows no cloud-init): it is
+    /// ready when QEMU runs, and `wisp run` attaches to its serial console instead of waiting
+    /// for SSH.
+    public var consoleOnly: Bool = false
 
     public init(name: String, image: String, baseImagePath: String, baseImage: ResolvedImage? = nil, createdAt: Date = Date(),
                 spec: MachineSpec, bootMode: BootMode, user: String, hostname: String, sshPort: UInt16,
@@ -64,7 +68,7 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case formatVersion, name, image, baseImagePath, baseImage, createdAt, spec, bootMode, user, hostname, sshPort,
-             cloudInit, metadataPort, metadataToken, osName, allowedBackingDirectories, provisioning, ephemeral
+             cloudInit, metadataPort, metadataToken, osName, allowedBackingDirectories, provisioning, ephemeral, consoleOnly
     }
 
     public init(from decoder: any Decoder) throws {
@@ -90,6 +94,7 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
         allowedBackingDirectories = try c.decodeIfPresent([String].self, forKey: .allowedBackingDirectories) ?? []
         provisioning = try c.decodeIfPresent(GuestProvisioning.self, forKey: .provisioning) ?? .cloudInit
         ephemeral = try c.decodeIfPresent(Bool.self, forKey: .ephemeral) ?? false
+        consoleOnly = try c.decodeIfPresent(Bool.self, forKey: .consoleOnly) ?? false
         if metadataPort == nil && cloudInit == .http { metadataPort = Self.legacySeedPort(spec) }
         // Version-1 guests fetch their NoCloud-net seed from the listener's root.
         if formatVersion == 1 && cloudInit == .http && metadataToken == nil { metadataToken = "" }
@@ -101,7 +106,7 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
         let text: String
         switch spec.boot {
         case .direct(let d): text = d.commandLine
-        case .firmware: text = spec.smbiosSerial ?? ""
+        case .firmware, .bios: text = spec.smbiosSerial ?? ""
         }
         guard let range = text.range(of: ";s=http://") else { return nil }
         let afterHost = text[range.upperBound...].drop(while: { $0 != ":" }).dropFirst()

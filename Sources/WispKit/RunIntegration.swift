@@ -51,6 +51,12 @@ enum RunIntegration {
         chmod(overlay, 0o600)
     }
 
+    /// An empty qcow2 of `size` bytes with no backing file (the disk beside an ISO).
+    static func createBlankDisk(_ path: String, size: UInt64) throws {
+        try Qcow2Image.create(path: path, virtualSize: size)
+        chmod(path, 0o600)
+    }
+
     /// Kernel, initrd and command line from the image's own boot entries, copied into
     /// `directory`; nil when the image has no plan Wisp can follow (boot UEFI instead).
     static func extractBoot(_ inspector: GuestInspector, into directory: String, entry: String? = nil) throws -> BootFacts? {

@@ -39,7 +39,8 @@ public struct Runner: Sendable {
             try? store.remove(created.record.name)
             throw error
         }
-        guard options.waitForReady else { return booted }
+        // A live system without cloud-init is ready when QEMU runs: its way in is the console.
+        guard options.waitForReady, !booted.consoleOnly else { return booted }
         do {
             try booter.waitUntilReady(booted, pid: pid, readiness: .init(metadata: created.metadata, waitForSSH: true))
         } catch let error as WispError where error.kind == .timedOut {

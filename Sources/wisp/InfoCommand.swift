@@ -43,6 +43,7 @@ struct InfoCommand: AsyncParsableCommand {
             if let size = disk.virtualSize { text += ", \(ByteSize.format(size))" }
             if let used = disk.allocatedSize { text += ", \(ByteSize.format(used)) used" }
             if disk.readOnly { text += ", read-only" }
+            if disk.cdrom == true { text += ", CD-ROM" }
             text += ")"
             if let base = disk.backing.last { text += " on \(base)" }
             rows.append((index == 0 ? "Disks" : "", text))

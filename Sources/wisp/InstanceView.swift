@@ -46,6 +46,8 @@ struct InstanceView: Encodable {
         /// Filled by `info` only (it reads each disk's header).
         var virtualSize: UInt64?
         var allocatedSize: UInt64?
+        /// The ISO attached as the CD-ROM (`wisp run x.iso`); absent for disks.
+        var cdrom: Bool?
     }
 
     var name: String
@@ -111,6 +113,10 @@ struct InstanceView: Encodable {
                 disk.allocatedSize = info.diskSize
             }
             return disk
+        }
+        if let cdrom = record.spec.cdrom {
+            let size = (try? FileManager.default.attributesOfItem(atPath: cdrom)[.size] as? UInt64) ?? nil
+            disks?.append(Disk(path: cdrom, format: "raw", readOnly: true, backing: [], virtualSize: size, allocatedSize: nil, cdrom: true))
         }
     }
 

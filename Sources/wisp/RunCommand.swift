@@ -27,6 +27,16 @@ struct RunCommand: AsyncParsableCommand {
         -- CMD wait for cloud-init's final stage. Ctrl-C while it boots stops the VM (--rm \
         also removes it).
 
+        IMAGE may also be an ISO image (a live or installer CD): it is attached read-only as \
+        the CD-ROM (never written, never behind an overlay) beside a blank qcow2 disk of \
+        --disk-size (default 20G) for an installer. When Wisp finds its kernel (isolinux, GRUB \
+        or loader entries on the medium) it boots it directly with the serial console added to \
+        the command line; otherwise the firmware boots the CD (UEFI, or SeaBIOS with \
+        --boot bios or a BIOS-only catalog on x86_64). The NoCloud seed is attached as usual; \
+        when the medium shows no cloud-init (its files and package lists; Wisp cannot look \
+        inside a squashfs), `wisp run` says so and attaches to the serial console instead of \
+        waiting for SSH. `wisp rm` removes the blank disk, never the ISO.
+
         IMAGE may also be a container image (oci:DIR[:TAG], oci-archive:FILE[:TAG], \
         docker-archive:FILE, docker://HOST/REPO[:TAG|@DIGEST]): it is pulled with every \
         digest checked and turned once into a cached, read-only ext4 disk keyed by its \
@@ -41,6 +51,7 @@ struct RunCommand: AsyncParsableCommand {
           wisp run debian-12-genericcloud-amd64.qcow2
           wisp run --name web -p 8080:80 --memory 4G --disk-size 20G image.qcow2
           wisp run --rm image.qcow2 -- sh -c 'uname -a; exit 3'     # exits 3
+          wisp run --disk-size 8G debian-12-netinst.iso            # an installer on the console
           wisp run appliance.ova                                   # CPUs and memory from its OVF
           wisp run --memory 1G debian12.box                        # a Vagrant box (libvirt or virtualbox)
           wisp run --mount ~/src:/src --mount ~/data:/data:ro image.qcow2   # shared folders (virtio-fs)
@@ -54,12 +65,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Instance name (default: from the image's OS, e.g. debian-12).") var name: String?
     @Option(help: "Virtual CPUs (default: the OVF's for an OVA or box, else 2).") var cpus: Int?
     @Option(help: "Memory, e.g. 2G or 1536M; a bare number is MiB, as with qemu -m (default: the OVF's for an OVA or box, else 2G).") var memory: String?
-    @Option(name: .customLong("disk-size"), help: "Grow the instance's disk to this size (e.g. 20G).") var diskSize: String?
+    @Option(name: .customLong("disk-size"), help: "Grow the instance's disk to this size (e.g. 20G); for an ISO, the size of the blank disk (default 20G).") var diskSize: String?
     @Option(name: .customLong("ssh-key"), help: "Also authorize this public key file (repeatable).") var sshKeys: [String] = []
     @Option(name: [.customShort("p"), .customLong("publish")], help: "Forward [HOST_IP:]HOST_PORT:GUEST_PORT (repeatable; host IP defaults to 127.0.0.1).") var publish: [String] = []
     @Option(name: .customLong("mount"), help: ArgumentHelp("Share a host directory with the guest over virtio-fs, mounted at every boot: HOST_DIR[:GUEST_DIR][:ro] (repeatable; GUEST_DIR defaults to the host path). The guest user gets the host user's uid so both own the same files.", valueName: "HOST_DIR[:GUEST_DIR][:ro]")) var mounts: [String] = []
     @Option(name: .customLong("disk"), help: "Attach another disk image: FILE or FILE,readonly (repeatable).") var disks: [String] = []
-    @Option(help: "auto (direct kernel boot when possible), direct or uefi.") var boot: BootMode = .auto
+    @Option(help: "auto (direct kernel boot when possible), direct, uefi, or bios (an ISO's El Torito BIOS entry, x86_64).") var boot: BootMode = .auto
     @Option(help: "The boot entry to boot directly: its id, title or number in `wisp inspect` (default: the image's default entry; for a container image, the newest kernel).") var entry: String?
     @Option(name: .customLong("karg"), help: "Append an argument to the kernel command line of a directly booted guest (repeatable), e.g. --karg systemd.unit=rescue.target.") var kargs: [String] = []
     @Option(help: "auto (KVM if it works, else TCG), kvm or tcg (default: the config file's accelerator, else auto).") var accel: AcceleratorChoice?
@@ -139,7 +150,15 @@ struct RunCommand: AsyncParsableCommand {
         if !(rm && !command.isEmpty) { interruption.disarm() }
         RunProgress.finish()
         let files = store.files(record.name)
-        if console {
+        if record.consoleOnly && !detach {
+            if !command.isEmpty {
+                if rm { try? controller.remove(record.name, force: true) }
+                throw ValidationError("-- CMD runs over SSH, and \(image) has no way in for SSH keys (no cloud-init found); --provision cloud-init waits for SSH anyway")
+            }
+            // The guest is booting: its way in is the console.
+            if !console { FileOutput.standardError("wisp: \(record.name): " + record.noWayInSentence + "\n") }
+        }
+        if console || (record.consoleOnly && !detach) {
             try SerialConsole.attach(files, name: record.name)
             if rm { try controller.remove(record.name, force: true) }
             return

@@ -53,7 +53,7 @@ import WispTestSupport
         #expect(board.cpuModel(for: .kvm) == "host")
         #expect(board.cpuModel(for: .tcg) == "max")
         #expect(board.serialConsole == "ttyS0")
-        #expect(board.capabilities == BoardCapabilities(supportsSMBIOS: true, smbiosWithDirectKernelBoot: true, panicDevice: "pvpanic"))
+        #expect(board.capabilities == BoardCapabilities(supportsSMBIOS: true, smbiosWithDirectKernelBoot: true, panicDevice: "pvpanic", hasLegacyBIOS: true))
         // Debian's 4M build first, then Debian's 2M one, then Fedora's and Arch's trees.
         #expect(board.firmware.candidates.map(\.code) == [
             "/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_CODE.fd",

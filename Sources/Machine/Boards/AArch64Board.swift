@@ -39,7 +39,9 @@ public struct AArch64Board: Board {
     public var serialConsole: String { "ttyAMA0" }
 
     public var devices: BoardDevices {
-        BoardDevices(block: "virtio-blk-pci", network: "virtio-net-pci", networkProperties: ["romfile="], rng: "virtio-rng-pci")
+        BoardDevices(block: "virtio-blk-pci", network: "virtio-net-pci", networkProperties: ["romfile="], rng: "virtio-rng-pci",
+                     // virt has no AHCI: a virtio-scsi controller carries the CD-ROM.
+                     cdrom: "scsi-cd,bus=scsi0.0", cdromController: "virtio-scsi-pci,id=scsi0")
     }
 
     /// virt builds SMBIOS tables, but only firmware hands them to the guest: a kernel

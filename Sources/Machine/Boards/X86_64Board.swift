@@ -32,11 +32,14 @@ public struct X86_64Board: Board {
     public var serialConsole: String { "ttyS0" }
 
     public var devices: BoardDevices {
-        BoardDevices(block: "virtio-blk-pci", network: "virtio-net-pci", networkProperties: ["romfile="], rng: "virtio-rng-pci")
+        BoardDevices(block: "virtio-blk-pci", network: "virtio-net-pci", networkProperties: ["romfile="], rng: "virtio-rng-pci",
+                     // q35's built-in AHCI: ahci and sr_mod are in every initramfs, so a live
+                     // system finds its medium; SeaBIOS and OVMF both boot from it.
+                     cdrom: "ide-cd,bus=ide.0")
     }
 
-    /// pvpanic is the ISA device q35 has.
+    /// pvpanic is the ISA device q35 has; SeaBIOS is QEMU's default firmware on it.
     public var capabilities: BoardCapabilities {
-        BoardCapabilities(supportsSMBIOS: true, smbiosWithDirectKernelBoot: true, panicDevice: "pvpanic")
+        BoardCapabilities(supportsSMBIOS: true, smbiosWithDirectKernelBoot: true, panicDevice: "pvpanic", hasLegacyBIOS: true)
     }
 }
