@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+import WispCore
+import WispTestSupport
+
+/// `wisp run x.iso` on a small live ISO made at test time: the test image's own kernel and
+/// initrd (taken out by `wisp kernel extract`) on an ISO 9660 medium that xorriso writes, with
+/// a GRUB menu at boot/grub/grub.cfg naming them and no root=. One TCG boot: Wisp finds the
+/// kernel on the medium, boots it directly with its serial console added, sees no cloud-init
+/// on the medium, says so and attaches to the console; the Debian initramfs, given no root,
+/// drops to its "(initramfs)" shell on that console. The blank disk is made at --disk-size,
+/// `wisp stop`/`start` work on the instance, `wisp rm` removes the disk, and the ISO's bytes
+/// are the same before and after.
+@Suite(.serialized) struct LiveISOBootTests {
+    static func makeLiveISO(wisp: String, image: String, in dir: TemporaryDirectory) throws -> String {
+        let fm = FileManager.default
+        let tree = dir.file("tree")
+        for sub in ["live", "boot/grub"] { try fm.createDirectory(atPath: "\(tree)/\(sub)", withIntermediateDirectories: true) }
+        let kernels = dir.file("kernel")
+        try ToolRunner.check(wisp, ["kernel", "extract", image, "-o", kernels])
+        let files = try fm.contentsOfDirectory(atPath: kernels)
+        let vmlinuz = try #require(files.first { $0.hasPrefix("vmlinuz") })
+        let initrd = try #require(files.first { $0.hasPrefix("initrd") })
+        try fm.copyItem(atPath: "\(kernels)/\(vmlinuz)", toPath: "\(tree)/live/vmlinuz")
+        try fm.copyItem(atPath: "\(kernels)/\(initrd)", toPath: "\(tree)/live/initrd.img")
+        try Data("""
+            set default=0
+            set timeout=1
+            menuentry "Wisp live (initramfs only)" {
+                linux /live/vmlinuz quiet
+                initrd /live/initrd.img
+            }
+
+            """.utf8).write(to: URL(fileURLWithPath: "\(tree)/boot/grub/grub.cfg"))
+        let iso = dir.file("wisp-live.iso")
+        try ToolRunner.check("xorriso", ["-as", "mkisofs", "-R", "-J", "-V", "WISP_LIVE", "-o", iso, tree])
+        return iso
+    }
+
+    static func sha256(_ path: String) throws -> String {
+        String(try ToolRunner.check("sha256sum", [path]).stdoutText.prefix(64))
+    }
+
+    @Test(.timeLimit(.minutes(20))) func liveISOBootsToItsInitramfsOnTheConsole() throws {
+        let box = try BootTests.Sandbox()
+        defer { box.cleanUp() }
+        let iso = try Self.makeLiveISO(wisp: box.wisp, image: box.image, in: box.dir)
+        let before = try Self.sha256(iso)
+
+        // Inspection names the GRUB entry on the medium.
+        let inspect = try box.check(["inspect", "--json", iso]).stdoutText
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(inspect.utf8)) as? [String: Any])
+        let entry = try #require((report["boot-entries"] as? [[String: Any]])?.first, "\(inspect)")
+        #expect(entry["kernel"] as? String == "/live/vmlinuz")
+        #expect(entry["config-path"] as? String == "/boot/grub/grub.cfg", "\(entry)")
+
+        // stdin is not a terminal: the console attach ends at its end of file, and the VM runs on.
+        let started = Date()
+        let run = try box.check(["run", "--name", "live", "--accel", BootTests.accel, "--memory", "1G", "--disk-size", "3G", iso])
+        #expect(run.stderrText.contains("no cloud-init found on \(iso)"), "\(run.stderrText)")
+        #expect(run.stderrText.contains("attached to the serial console of live"), "\(run.stderrText)")
+
+        let instance = box.dir.file("data") + "/wisp/instances/live"
+        let commandLine = try String(contentsOfFile: instance + "/qemu.cmdline", encoding: .utf8)
+        #expect(commandLine.contains("-kernel \(instance)/vmlinuz"))
+        #expect(commandLine.contains("-append 'quiet console=ttyS0,115200 ds=nocloud'"), "\(commandLine)")
+        #expect(commandLine.contains(#""filename":"\#(iso)","node-name":"cd0-file","read-only":true"#), "\(commandLine)")
+        #expect(commandLine.contains("ide-cd,bus=ide.0,drive=cd0"))
+
+        // The Debian initramfs, given no root=, drops to its shell on the serial console.
+        var log = ""
+        let deadline = Date().addingTimeInterval(600)
+        while Date() < deadline {
+            log = try box.check(["logs", "live"]).stdoutText
+            if log.contains("(initramfs)") { break }
+            Thread.sleep(forTimeInterval: 2)
+        }
+        let seconds = Date().timeIntervalSince(started)
+        #expect(log.contains("No root device specified"), "\(log.suffix(2000))")
+        #expect(log.contains("(initramfs)"), "\(log.suffix(2000))")
+        FileHandle.standardError.write(Data("live ISO: run to the (initramfs) prompt in \(String(format: "%.1f", seconds)) s (\(BootTests.accel))\n".utf8))
+
+        // The blank disk, at --disk-size; the ISO listed as the image and as the CD-ROM.
+        let disk = try ToolRunner.check("qemu-img", ["info", "--output=json", "-U", instance + "/overlay.qcow2"]).stdoutText
+        let diskInfo = try #require(try JSONSerialization.jsonObject(with: Data(disk.utf8)) as? [String: Any])
+        #expect((diskInfo["virtual-size"] as? NSNumber)?.uint64Value == 3 << 30)
+        #expect(diskInfo["backing-filename"] == nil, "a blank disk, not an overlay on the ISO")
+        let info = try box.check(["info", "--json", "live"]).stdoutText
+        let view = try JSONSerialization.jsonObject(with: Data(info.utf8)) as? [String: Any]
+        #expect(view?["image"] as? String == iso)
+        let disks = view?["disks"] as? [[String: Any]] ?? []
+        #expect(disks.contains { $0["path"] as? String == iso && $0["cdrom"] as? Bool == true && $0["read-only"] as? Bool == true }, "\(info)")
+        #expect(try JSONSchemaJudge.problems(info, definition: "instance") == "")
+
+        // stop and start: a console-only guest is started, not waited for over SSH.
+        try box.check(["stop", "--force", "live"])
+        let start = try box.check(["start", "--accel", BootTests.accel, "live"])
+        #expect(start.stderrText.contains("wisp console live"), "\(start.stderrText)")
+        #expect(try box.check(["list"]).stdoutText.contains("running"))
+
+        try box.check(["rm", "--force", "live"])
+        #expect(!FileManager.default.fileExists(atPath: instance))
+        #expect(FileManager.default.fileExists(atPath: iso))
+        #expect(try Self.sha256(iso) == before, "the ISO is never written")
+    }
+}
