@@ -44,3 +44,15 @@ extension GuestDisk {
         return report
     }
 }
+
+extension GuestDisk {
+    /// The filesystem of the El Torito UEFI entry's image (the EFI system partition a CD
+    /// boots from under UEFI), when the image is a CD and Wisp can read it: its GRUB
+    /// configuration and loader entries name the live system's kernel on the medium.
+    public var elToritoEFIFileSystem: (any FileSystem)? {
+        guard let iso = mediumVolume?.fileSystem as? ISO9660Reader, let sector = iso.bootCatalogSector,
+              let catalog = try? ElToritoCatalog.read(device, sector: sector),
+              let efi = try? catalog.efiImage(on: device), let kind = try? FileSystemProbe.probe(efi) else { return nil }
+        return try? FileSystemOpener.open(efi, as: kind)
+    }
+}

@@ -108,4 +108,94 @@ import WispTestSupport
         #expect(catalog.entries[0].sectorCount == 4 && catalog.entries[0].bootable)
         #expect(report.efiImageFileSystem == "vfat" && report.efiImageLabel == "ESPIMG")
     }
+
+    /// An ISO whose only boot configuration is inside its El Torito EFI image (a FAT made by
+    /// mkfs.vfat, files put in by mtools), or systemd-boot entries at the medium's root.
+    static func makeUEFIOnlyISO(efiFiles: [String: String], mediumFiles: [String: String], in dir: TemporaryDirectory) throws -> String {
+        let fm = FileManager.default
+        let tree = dir.file("tree")
+        try fm.createDirectory(atPath: "\(tree)/live", withIntermediateDirectories: true)
+        try Data(FakeKernel.bzImage(version: "6.1.0-21-amd64 (debian-kernel@lists.debian.org)")).write(to: URL(fileURLWithPath: "\(tree)/live/vmlinuz"))
+        try Data("initramfs".utf8).write(to: URL(fileURLWithPath: "\(tree)/live/initrd.img"))
+        for (path, text) in mediumFiles {
+            try fm.createDirectory(atPath: ("\(tree)/\(path)" as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try Data(text.utf8).write(to: URL(fileURLWithPath: "\(tree)/\(path)"))
+        }
+        let efi = dir.file("efi.img")
+        try ToolRunner.check("mkfs.vfat", ["-C", "-n", "ESPIMG", efi, "2048"])
+        let mtools = ["MTOOLS_SKIP_CHECK": "1"]
+        var made: Set<String> = []
+        for (path, text) in efiFiles.sorted(by: { $0.key < $1.key }) {
+            var parent = ""
+            for component in path.split(separator: "/").dropLast() {
+                parent += "/" + component
+                if made.insert(parent).inserted { try ToolRunner.check("mmd", ["-i", efi, "::" + parent], environment: mtools) }
+            }
+            let local = dir.file("efi-file")
+            try Data(text.utf8).write(to: URL(fileURLWithPath: local))
+            try ToolRunner.check("mcopy", ["-i", efi, local, "::/" + path], environment: mtools)
+        }
+        try fm.copyItem(atPath: efi, toPath: "\(tree)/efi.img")
+        let iso = dir.file("uefi.iso")
+        try ToolRunner.check("xorriso", ["-as", "mkisofs", "-R", "-J", "-V", "WISP_UEFI", "-c", "boot.cat",
+                                         "-e", "efi.img", "-no-emul-boot", "-o", iso, tree])
+        return iso
+    }
+
+    @Test func grubMenuInsideTheElToritoEFIImage() throws {
+        let dir = try TemporaryDirectory("live-iso-efi-grub")
+        // Fedora's layout: GRUB's menu beside its binary in the EFI image, paths on the CD.
+        let iso = try Self.makeUEFIOnlyISO(efiFiles: ["EFI/BOOT/grub.cfg": """
+            search --no-floppy --set=root -l 'WISP_UEFI'
+            set default="0"
+            menuentry 'Start the live system' --class fedora {
+                linux /live/vmlinuz root=live:CDLABEL=WISP_UEFI rd.live.image quiet
+                initrd /live/initrd.img
+            }
+
+            """], mediumFiles: [:], in: dir)
+        // Judge: mtools reads the menu back from the EFI image xorriso embedded.
+        let efi = dir.file("efi.img")
+        #expect(try ToolRunner.check("mtype", ["-i", efi, "::/EFI/BOOT/grub.cfg"], environment: ["MTOOLS_SKIP_CHECK": "1"]).stdoutText.contains("rd.live.image"))
+        let inspector = try GuestInspector(guestDisk: try GuestDisk(path: iso))
+        #expect(inspector.isLiveMedium)
+        let plan = try inspector.bootPlan()
+        #expect(plan.source == .grubConfig)
+        #expect(plan.kernelPath == "/live/vmlinuz")
+        #expect(plan.initrdPaths == ["/live/initrd.img"])
+        #expect(plan.commandLine == "root=live:CDLABEL=WISP_UEFI rd.live.image quiet")
+        let report = try inspector.inspect()
+        #expect(report.bootEntries.first?.configPath == "[El Torito EFI image]/EFI/BOOT/grub.cfg")
+        #expect(try inspector.readGuestFile(plan.kernelPath, limit: 1 << 20).count == 16 << 10)
+    }
+
+    @Test func systemdBootEntriesOnTheMediumAndInTheEFIImage() throws {
+        let entry = """
+            title    Wisp install medium (x86_64, UEFI)
+            sort-key 01
+            linux    /live/vmlinuz
+            initrd   /live/initrd.img
+            options  archisobasedir=arch archisosearchuuid=2026-12-07 cow_spacesize=1G
+
+            """
+        // archiso: the entries at the medium's root.
+        let onMedium = try TemporaryDirectory("live-iso-loader-medium")
+        let plan = try GuestInspector(guestDisk: try GuestDisk(path: try Self.makeUEFIOnlyISO(
+            efiFiles: [:], mediumFiles: ["loader/entries/01-wisp-x86_64-linux.conf": entry, "loader/loader.conf": "timeout 15\n"], in: onMedium))).bootPlan()
+        #expect(plan.source == .bls)
+        #expect(plan.kernelPath == "/live/vmlinuz")
+        #expect(plan.initrdPaths == ["/live/initrd.img"])
+        #expect(plan.commandLine == "archisobasedir=arch archisosearchuuid=2026-12-07 cow_spacesize=1G")
+        #expect(plan.entryID == "01-wisp-x86_64-linux")
+
+        // The same entries only inside the El Torito EFI image.
+        let inImage = try TemporaryDirectory("live-iso-loader-efi")
+        let inspector = try GuestInspector(guestDisk: try GuestDisk(path: try Self.makeUEFIOnlyISO(
+            efiFiles: ["loader/entries/01-wisp-x86_64-linux.conf": entry], mediumFiles: [:], in: inImage)))
+        let fromImage = try inspector.bootPlan()
+        #expect(fromImage.source == .bls)
+        #expect(fromImage.kernelPath == "/live/vmlinuz")
+        #expect(fromImage.commandLine == plan.commandLine)
+        #expect(try inspector.inspect().bootEntries.first?.configPath == "[El Torito EFI image]/loader/entries/01-wisp-x86_64-linux.conf")
+    }
 }

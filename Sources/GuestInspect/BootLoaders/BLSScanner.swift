@@ -20,28 +20,53 @@ struct BLSScanner: BootLoaderScanner {
             if let loc = try? context.view?.resolve(path) { dirs.append((loc.guestPath, loc.mount.fileSystemIndex)) }
         }
         for (i, _) in context.unmountedFileSystems { dirs.append((context.pathOn(fileSystem: i, "/loader/entries"), i)) }
+        // A CD's systemd-boot entries sit at the medium's root (archiso).
+        if context.inspector.isLiveMedium, let loc = try? context.view?.resolve("/loader/entries") {
+            dirs.append((loc.guestPath, loc.mount.fileSystemIndex))
+        }
         for (dir, fsIndex) in dirs {
             guard let names = try? context.listDirectory(dir) else { continue }
-            var entries: [BLSEntry] = []
-            for name in names.sorted() where name.hasSuffix(".conf") {
-                let path = dir + "/" + name
-                guard let bytes = try? context.inspector.readGuestFile(path, limit: 64 << 10) else {
-                    context.warnings.append("\(path): not readable as a BLS entry")
-                    continue
-                }
-                do {
-                    entries.append(try BLSEntry.parse(String(decoding: bytes, as: UTF8.self),
-                                                      id: String(name.dropLast(5)), source: path))
-                } catch let error as WispError {
-                    context.warnings.append(error.message)
-                    context.parseErrors.append(error)
-                } catch {}
-            }
+            let inspector = context.inspector
+            let entries = parseEntries(names, directory: dir, context: &context) { try inspector.readGuestFile($0, limit: 64 << 10) }
             if !entries.isEmpty {
                 return BLSLocation(entries: BLSEntry.ordered(entries), directory: dir, fileSystemIndex: fsIndex)
             }
         }
+        // Last, the entries inside a CD's El Torito EFI image: systemd-boot there loads the
+        // kernel from the image, which live media keep on the medium too at the same path.
+        if let fs = context.elToritoEFI, let dir = try? fs.resolve("/loader/entries"),
+           let list = try? fs.list(directory: dir.inode), list.count <= 4096 {
+            let entries = parseEntries(list.map(\.name), directory: BootScanContext.elToritoEFIPath("/loader/entries"), context: &context) {
+                try fs.readFile("/loader/entries/" + String($0.split(separator: "/").last ?? ""), limit: 64 << 10)
+            }
+            if !entries.isEmpty {
+                return BLSLocation(entries: BLSEntry.ordered(entries), directory: BootScanContext.elToritoEFIPath("/loader/entries"),
+                                   fileSystemIndex: nil)
+            }
+        }
         return BLSLocation()
+    }
+
+    /// The `.conf` files of one entries directory, parsed; unreadable and unparsable ones
+    /// are warnings (and parse errors).
+    static func parseEntries(_ names: [String], directory: String, context: inout BootScanContext,
+                             read: (String) throws -> [UInt8]) -> [BLSEntry] {
+        var entries: [BLSEntry] = []
+        for name in names.sorted() where name.hasSuffix(".conf") {
+            let path = directory + "/" + name
+            guard let bytes = try? read(path) else {
+                context.warnings.append("\(path): not readable as a BLS entry")
+                continue
+            }
+            do {
+                entries.append(try BLSEntry.parse(String(decoding: bytes, as: UTF8.self),
+                                                  id: String(name.dropLast(5)), source: path))
+            } catch let error as WispError {
+                context.warnings.append(error.message)
+                context.parseErrors.append(error)
+            } catch {}
+        }
+        return entries
     }
 
     func scan(_ context: inout BootScanContext) throws -> BootLoaderScan {

@@ -30,6 +30,7 @@ struct BootEntryFinder {
         }
         // Read by more than one loader: grubenv (GRUB, and $kernelopts in BLS options) and
         // the BLS entries (GRUB's blscfg, systemd-boot).
+        if inspector.isLiveMedium { context.elToritoEFI = inspector.guestDisk.elToritoEFIFileSystem }
         context.grubenv = GrubScanner.loadEnvironment(&context)
         context.bls = BLSScanner.findEntries(&context)
 

@@ -18,6 +18,22 @@ struct BootScanContext {
     /// What GrubScanner found: it decides how the BLS entries are listed and whether they
     /// name the default.
     var grubMenu: GrubScanner.MenuFinding = .none
+    /// On a live or installer CD: the El Torito EFI image's filesystem, whose GRUB
+    /// configuration and loader entries name files on the medium (nil elsewhere).
+    var elToritoEFI: (any FileSystem)?
+
+    /// How a file of the El Torito EFI image is named in messages and reports.
+    static func elToritoEFIPath(_ path: String) -> String { "[El Torito EFI image]" + path }
+
+    /// A configuration file inside the El Torito EFI image, the first of `paths` there
+    /// (FAT names are matched as stored, so spellings are tried in turn).
+    func readElToritoEFI(_ paths: [String]) -> (path: String, bytes: [UInt8])? {
+        guard let fs = elToritoEFI else { return nil }
+        for path in paths {
+            if let bytes = try? fs.readFile(path, limit: GuestInspector.configLimit) { return (path, bytes) }
+        }
+        return nil
+    }
 
     init(inspector: GuestInspector) { self.inspector = inspector }
 

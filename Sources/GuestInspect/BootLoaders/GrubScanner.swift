@@ -43,24 +43,44 @@ struct GrubScanner: BootLoaderScanner {
                 candidates.append((context.pathOn(fileSystem: i, p), i, String(p.dropLast("/grub.cfg".count))))
             }
         }
+        if context.inspector.isLiveMedium {
+            // A CD's UEFI GRUB often keeps its menu beside itself (Fedora's /EFI/BOOT/grub.cfg).
+            for p in Self.efiConfigPaths { candidates.append((p, nil, String(p.dropLast("/grub.cfg".count)))) }
+        }
         for candidate in candidates {
             guard let bytes = try? context.inspector.readGuestFile(candidate.path, limit: GuestInspector.configLimit) else { continue }
-            let text = String(decoding: bytes, as: UTF8.self)
-            // A grub.cfg GRUB cannot parse leaves the guest at a GRUB prompt: say so
-            // rather than guess another kernel.
-            let statements = try GrubScriptParser.parse(text, source: candidate.path)
-            let files = context
-            let menuContext = GrubMenu.Context(
-                grubenv: context.grubenv,
-                fileExists: { path in
-                    let (_, inner) = GrubMenu.splitDevicePath(path, root: nil)
-                    return files.exists(files.locate(inner, fileSystem: candidate.fsIndex))
-                },
-                blsEntries: context.bls.entries, prefix: candidate.prefix)
-            let menu = try GrubMenu(statements: statements, context: menuContext, source: candidate.path)
-            return try convert(menu: menu, configPath: candidate.path, configFS: candidate.fsIndex, context: &context)
+            return try scanConfig(bytes, path: candidate.path, fsIndex: candidate.fsIndex, prefix: candidate.prefix, context: &context)
+        }
+        // Last, the GRUB menu inside a CD's El Torito EFI image: its paths name files on the
+        // medium (GRUB's `search` finds the CD and sets root to it).
+        if let (path, bytes) = context.readElToritoEFI(Self.efiConfigPaths + ["/boot/grub/grub.cfg"]) {
+            return try scanConfig(bytes, path: BootScanContext.elToritoEFIPath(path), fsIndex: nil,
+                                  prefix: String(path.dropLast("/grub.cfg".count)), context: &context)
         }
         return BootLoaderScan()
+    }
+
+    /// Where UEFI GRUB looks for its menu beside its own binary, in the spellings FAT
+    /// images and CDs carry.
+    static let efiConfigPaths = ["/EFI/BOOT/grub.cfg", "/EFI/boot/grub.cfg", "/efi/boot/grub.cfg"]
+
+    /// One grub.cfg run as GRUB would, its Linux entries as boot entries.
+    func scanConfig(_ bytes: [UInt8], path: String, fsIndex: Int?, prefix: String, context: inout BootScanContext) throws -> BootLoaderScan {
+        let candidate = (path: path, fsIndex: fsIndex, prefix: prefix)
+        let text = String(decoding: bytes, as: UTF8.self)
+        // A grub.cfg GRUB cannot parse leaves the guest at a GRUB prompt: say so
+        // rather than guess another kernel.
+        let statements = try GrubScriptParser.parse(text, source: candidate.path)
+        let files = context
+        let menuContext = GrubMenu.Context(
+            grubenv: context.grubenv,
+            fileExists: { path in
+                let (_, inner) = GrubMenu.splitDevicePath(path, root: nil)
+                return files.exists(files.locate(inner, fileSystem: candidate.fsIndex))
+            },
+            blsEntries: context.bls.entries, prefix: candidate.prefix)
+        let menu = try GrubMenu(statements: statements, context: menuContext, source: candidate.path)
+        return try convert(menu: menu, configPath: candidate.path, configFS: candidate.fsIndex, context: &context)
     }
 
     /// The menu's Linux entries as boot entries. A menu without one counts as no GRUB menu
