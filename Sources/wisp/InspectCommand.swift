@@ -23,6 +23,7 @@ struct InspectCommand: AsyncParsableCommand {
             size, kernels and kargs.d arguments are shown first.
 
             A live or installer ISO has no OS root: its boot menus (boot/grub/grub.cfg, \
+            EFI/BOOT/grub.cfg also inside the El Torito EFI image, loader/entries, \
             isolinux/isolinux.cfg, syslinux.cfg) are read from the medium itself.
               wisp inspect disk.qcow2
               wisp inspect debian-live-12-amd64.iso
