@@ -103,4 +103,45 @@ import WispTestSupport
         #expect(FileManager.default.fileExists(atPath: iso))
         #expect(try Self.sha256(iso) == before, "the ISO is never written")
     }
+
+    /// The firmware path: an ISO on which Wisp finds no kernel (its only boot file is the
+    /// El Torito EFI image's EFI/BOOT/BOOTX64.EFI, here the test image's EFI-stub kernel) is
+    /// booted by OVMF from the CD-ROM drive, as OVMF's own boot log on the serial console says.
+    @Test(.timeLimit(.minutes(20))) func isoWithoutAKernelBootsThroughUEFIFromTheCDROM() throws {
+        let box = try BootTests.Sandbox()
+        defer { box.cleanUp() }
+        let kernels = box.dir.file("kernel")
+        try ToolRunner.check(box.wisp, ["kernel", "extract", box.image, "-o", kernels])
+        let vmlinuz = try #require(try FileManager.default.contentsOfDirectory(atPath: kernels).first { $0.hasPrefix("vmlinuz") })
+        let tree = box.dir.file("tree")
+        try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: true)
+        let efi = tree + "/efi.img"
+        let mtools = ["MTOOLS_SKIP_CHECK": "1"]
+        try ToolRunner.check("mkfs.vfat", ["-C", "-n", "WISPEFI", efi, "20480"])
+        try ToolRunner.check("mmd", ["-i", efi, "::/EFI", "::/EFI/BOOT"], environment: mtools)
+        try ToolRunner.check("mcopy", ["-i", efi, "\(kernels)/\(vmlinuz)", "::/EFI/BOOT/BOOTX64.EFI"], environment: mtools)
+        let iso = box.dir.file("uefi.iso")
+        try ToolRunner.check("xorriso", ["-as", "mkisofs", "-R", "-J", "-V", "WISP_UEFI", "-c", "boot.cat", "-e", "efi.img", "-no-emul-boot", "-o", iso, tree])
+        let before = try Self.sha256(iso)
+
+        let started = Date()
+        let run = try box.check(["run", "--name", "uefi", "--accel", BootTests.accel, "--memory", "1G", "--disk-size", "1G", iso])
+        #expect(run.stderrText.contains("booting through the firmware from the CD-ROM"), "\(run.stderrText)")
+        let instance = box.dir.file("data") + "/wisp/instances/uefi"
+        let commandLine = try String(contentsOfFile: instance + "/qemu.cmdline", encoding: .utf8)
+        #expect(commandLine.contains("if=pflash"), "UEFI: \(commandLine)")
+        #expect(commandLine.contains("ide-cd,bus=ide.0,drive=cd0,bootindex=0"))
+        #expect(commandLine.contains("virtio-blk-pci,drive=disk0,bootindex=1"))
+        var log = ""
+        let deadline = Date().addingTimeInterval(600)
+        while Date() < deadline {
+            log = try box.check(["logs", "uefi"]).stdoutText
+            if log.contains("BdsDxe: starting") { break }
+            Thread.sleep(forTimeInterval: 2)
+        }
+        #expect(log.contains("BdsDxe: starting Boot0001 \"UEFI QEMU DVD-ROM"), "\(log.suffix(2000))")
+        FileHandle.standardError.write(Data("UEFI ISO: run to OVMF starting the DVD-ROM in \(String(format: "%.1f", Date().timeIntervalSince(started))) s (\(BootTests.accel))\n".utf8))
+        try box.check(["rm", "--force", "uefi"])
+        #expect(try Self.sha256(iso) == before)
+    }
 }
