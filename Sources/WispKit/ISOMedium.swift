@@ -74,7 +74,11 @@ struct ISOMedium: Sendable {
     /// The one sentence `wisp run` says when it attaches to the console instead of waiting
     /// for SSH.
     static func noWayInSentence(image: String) -> String {
-        "no cloud-init found on \(image) (Wisp looked at the medium's files and package lists; it cannot look inside a squashfs or the initramfs), so there is no way in for SSH keys: attaching to the serial console instead of waiting for SSH (--provision cloud-init waits for SSH anyway; --detach returns at once)"
+        noWayInReason(image: image) + ": attaching to the serial console instead of waiting for SSH (--provision cloud-init waits for SSH anyway; --detach returns at once)"
+    }
+
+    static func noWayInReason(image: String) -> String {
+        "no cloud-init found on \(image) (Wisp looked at the medium's files and package lists; it cannot look inside a squashfs or the initramfs), so there is no way in for SSH keys"
     }
 
     /// Which firmware boots the CD when its kernel is not booted directly: `--boot uefi` or

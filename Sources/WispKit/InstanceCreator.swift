@@ -192,6 +192,9 @@ public struct InstanceCreator: Sendable {
             progress("no cloud-init in the image: provisioning root's SSH key, the host key and the hostname as systemd credentials")
         }
 
+        if let medium, medium.cloudInitEvidence == nil, options.provisioning != .cloudInit, options.requiresSSH {
+            throw WispError.usage("-- CMD runs over SSH, and " + ISOMedium.noWayInReason(image: options.image) + " (--provision cloud-init waits for SSH anyway)")
+        }
         let nameBase = bootFacts.flatMap { facts in facts.osID.map { [$0, facts.osVersionID].compactMap { $0 }.joined(separator: "-") } }
             ?? URL(fileURLWithPath: imageFile).deletingPathExtension().lastPathComponent
         let (name, lock) = try store.claimLocked(requested: options.name, base: nameBase)

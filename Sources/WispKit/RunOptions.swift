@@ -44,6 +44,9 @@ public struct RunOptions: Sendable {
     /// image's config and final modules (locale, apt sources, ...) go on in the background.
     /// Given user-data or a command to run always waits for the final stage.
     public var waitForFinalStage: Bool = false
+    /// Something must run over SSH once the guest is ready (`wisp run -- CMD`): a guest with
+    /// no way in for SSH keys is refused before it is made.
+    public var requiresSSH: Bool = false
     /// Discard the instance's writes whenever it stops: each boot starts from the base image
     /// (`--ephemeral`, as bcvk's ephemeral mode).
     public var ephemeral: Bool = false

@@ -125,6 +125,7 @@ struct RunCommand: AsyncParsableCommand {
         options.waitForReady = !detach && !console
         // A command to run (the CI use) gets a settled guest: every cloud-init stage done.
         options.waitForFinalStage = waitFinal || !command.isEmpty
+        options.requiresSSH = !command.isEmpty
         let started = Date()
         let store = InstanceStore()
         let controller = InstanceController(store: store)
@@ -150,13 +151,9 @@ struct RunCommand: AsyncParsableCommand {
         if !(rm && !command.isEmpty) { interruption.disarm() }
         RunProgress.finish()
         let files = store.files(record.name)
-        if record.consoleOnly && !detach {
-            if !command.isEmpty {
-                if rm { try? controller.remove(record.name, force: true) }
-                throw ValidationError("-- CMD runs over SSH, and \(image) has no way in for SSH keys (no cloud-init found); --provision cloud-init waits for SSH anyway")
-            }
+        if record.consoleOnly && !detach && !console {
             // The guest is booting: its way in is the console.
-            if !console { FileOutput.standardError("wisp: \(record.name): " + record.noWayInSentence + "\n") }
+            FileOutput.standardError("wisp: \(record.name): " + record.noWayInSentence + "\n")
         }
         if console || (record.consoleOnly && !detach) {
             try SerialConsole.attach(files, name: record.name)

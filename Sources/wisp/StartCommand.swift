@@ -5,7 +5,7 @@ import WispKit
 
 struct StartCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "start", abstract: "Boot stopped instances and wait until SSH answers.",
+        commandName: "start", abstract: "Boot stopped instances and wait until SSH answers (a console-only ISO instance: until QEMU runs).",
         discussion: """
         A stopped instance is one that was stopped, powered itself off, or whose QEMU died \
         (killed, or the host rebooted): its overlay is kept and boots again. An instance that \

@@ -98,3 +98,25 @@ import WispTestSupport
         }
     }
 }
+
+/// An ephemeral ISO instance's disk has no base: stopping it makes the disk blank again, at
+/// its size. Judge: qemu-io writes a pattern, and qemu-img map sees no data after the reset.
+@Suite struct ISOEphemeralDiskTests {
+    @Test func resetMakesTheBlankDiskBlankAgain() throws {
+        let dir = try TemporaryDirectory("iso-ephemeral")
+        let files = InstanceFiles(directory: dir.path)
+        try RunIntegration.createBlankDisk(files.overlay, size: 64 << 20)
+        try ToolRunner.check("qemu-io", ["-f", "qcow2", "-c", "write -P 0x5a 0 1M", files.overlay])
+        #expect(try ToolRunner.check("qemu-img", ["map", "--output=json", files.overlay]).stdoutText.contains("\"data\": true"))
+        var spec = MachineSpec(cpus: 1, memoryBytes: 256 << 20, disks: [DiskAttachment(path: files.overlay, format: .qcow2)])
+        spec.cdrom = dir.file("live.iso")
+        let record = InstanceRecord(name: "e", image: "live.iso", baseImagePath: dir.file("live.iso"), spec: spec, bootMode: .uefi,
+                                    user: "u", hostname: "e", sshPort: 2222, cloudInit: .disk, osName: nil)
+        try InstanceDiskChains.resetOverlay(record, files: files)
+        let map = try ToolRunner.check("qemu-img", ["map", "--output=json", files.overlay]).stdoutText
+        #expect(!map.contains("\"data\": true"), "\(map)")
+        let info = try ToolRunner.check("qemu-img", ["info", "--output=json", files.overlay]).stdoutText
+        #expect(info.contains("\"virtual-size\": \(64 << 20)"), "\(info)")
+        #expect(!info.contains("backing-filename"))
+    }
+}
