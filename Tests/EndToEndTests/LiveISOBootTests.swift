@@ -104,10 +104,27 @@ import WispTestSupport
         #expect(try Self.sha256(iso) == before, "the ISO is never written")
     }
 
-    /// The firmware path: an ISO on which Wisp finds no kernel (its only boot file is the
-    /// El Torito EFI image's EFI/BOOT/BOOTX64.EFI, here the test image's EFI-stub kernel) is
-    /// booted by OVMF from the CD-ROM drive, as OVMF's own boot log on the serial console says.
-    @Test(.timeLimit(.minutes(20))) func isoWithoutAKernelBootsThroughUEFIFromTheCDROM() throws {
+    /// 16-bit code for an El Torito no-emulation BIOS entry: prints "WISP BIOS CD BOOT" to
+    /// COM1 (the serial console) and halts. Position-independent: `call`/`pop` finds the text.
+    static let biosBootCode: [UInt8] = [
+        0x0E, 0x1F,              // push cs; pop ds
+        0xE8, 0x00, 0x00,        // call next
+        0x5E,                    // next: pop si
+        0x83, 0xC6, 0x13,        // add si, text - next
+        0xBA, 0xF8, 0x03,        // mov dx, 0x3f8
+        0xAC,                    // loop: lodsb
+        0x84, 0xC0,              // test al, al
+        0x74, 0x03,              // jz done
+        0xEE,                    // out dx, al
+        0xEB, 0xF8,              // jmp loop
+        0xFA, 0xF4, 0xEB, 0xFC,  // done: cli; hlt; jmp done
+    ] + Array("WISP BIOS CD BOOT\r\n".utf8) + [0]
+
+    /// The firmware paths: an ISO on which Wisp finds no kernel (its boot files are the El
+    /// Torito EFI image's EFI/BOOT/BOOTX64.EFI, here the test image's EFI-stub kernel, and a
+    /// BIOS entry's few bytes of code) is booted by OVMF from the CD-ROM drive, as OVMF's own
+    /// boot log on the serial console says; with --boot bios SeaBIOS runs the BIOS entry.
+    @Test(.timeLimit(.minutes(20))) func isoWithoutAKernelBootsThroughTheFirmwareFromTheCDROM() throws {
         let box = try BootTests.Sandbox()
         defer { box.cleanUp() }
         let kernels = box.dir.file("kernel")
@@ -120,8 +137,11 @@ import WispTestSupport
         try ToolRunner.check("mkfs.vfat", ["-C", "-n", "WISPEFI", efi, "20480"])
         try ToolRunner.check("mmd", ["-i", efi, "::/EFI", "::/EFI/BOOT"], environment: mtools)
         try ToolRunner.check("mcopy", ["-i", efi, "\(kernels)/\(vmlinuz)", "::/EFI/BOOT/BOOTX64.EFI"], environment: mtools)
+        try Data(Self.biosBootCode + [UInt8](repeating: 0, count: 2048 - Self.biosBootCode.count)).write(to: URL(fileURLWithPath: tree + "/boot.bin"))
         let iso = box.dir.file("uefi.iso")
-        try ToolRunner.check("xorriso", ["-as", "mkisofs", "-R", "-J", "-V", "WISP_UEFI", "-c", "boot.cat", "-e", "efi.img", "-no-emul-boot", "-o", iso, tree])
+        try ToolRunner.check("xorriso", ["-as", "mkisofs", "-R", "-J", "-V", "WISP_UEFI", "-c", "boot.cat",
+                                         "-b", "boot.bin", "-no-emul-boot", "-boot-load-size", "4",
+                                         "-eltorito-alt-boot", "-e", "efi.img", "-no-emul-boot", "-o", iso, tree])
         let before = try Self.sha256(iso)
 
         let started = Date()
@@ -142,6 +162,20 @@ import WispTestSupport
         #expect(log.contains("BdsDxe: starting Boot0001 \"UEFI QEMU DVD-ROM"), "\(log.suffix(2000))")
         FileHandle.standardError.write(Data("UEFI ISO: run to OVMF starting the DVD-ROM in \(String(format: "%.1f", Date().timeIntervalSince(started))) s (\(BootTests.accel))\n".utf8))
         try box.check(["rm", "--force", "uefi"])
+
+        // SeaBIOS: no pflash, and the BIOS entry's code writes to the serial console.
+        let biosStarted = Date()
+        try box.check(["run", "--name", "bios", "--boot", "bios", "--accel", BootTests.accel, "--memory", "256M", "--disk-size", "1G", iso])
+        #expect(!(try String(contentsOfFile: box.dir.file("data") + "/wisp/instances/bios/qemu.cmdline", encoding: .utf8)).contains("pflash"))
+        var biosLog = ""
+        while Date() < deadline {
+            biosLog = try box.check(["logs", "bios"]).stdoutText
+            if biosLog.contains("WISP BIOS CD BOOT") { break }
+            Thread.sleep(forTimeInterval: 1)
+        }
+        #expect(biosLog.contains("WISP BIOS CD BOOT"), "\(biosLog.suffix(2000))")
+        FileHandle.standardError.write(Data("BIOS ISO: run to the El Torito BIOS entry's output in \(String(format: "%.1f", Date().timeIntervalSince(biosStarted))) s\n".utf8))
+        try box.check(["rm", "--force", "bios"])
         #expect(try Self.sha256(iso) == before)
     }
 }
