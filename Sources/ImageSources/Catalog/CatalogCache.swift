@@ -1,0 +1,110 @@
+import DiskImage
+import Foundation
+import WispCore
+
+/// An image from the catalog as it sits in the cache: the verified, unpacked disk and what
+/// it is (`<leaf>.json` beside `<leaf>`, written after the disk, so a record always has its
+/// disk).
+public struct CachedCatalogImage: Sendable, Equatable, Codable {
+    public var resolution: CatalogResolution
+    /// The cached disk's file name in the catalog cache directory.
+    public var file: String
+    /// SHA-256 of the cached (unpacked) disk.
+    public var sha256: String
+    public var size: UInt64
+    public var downloaded: Date
+    public var lastUsed: Date
+}
+
+/// `$XDG_CACHE_HOME/wisp/images/catalog`: one disk and one record per name, architecture
+/// and build; `.staging/` holds partial downloads (resumed, never used as images).
+public struct CatalogCache: Sendable {
+    public let path: String
+
+    public init(images: ImageCacheDirectory) { path = images.path + "/catalog" }
+
+    var staging: String { path + "/.staging" }
+
+    public func create() throws {
+        try ImageCacheDirectory(path: path).create()
+    }
+
+    /// Every cached image with a readable record whose disk exists (newest build first per
+    /// name). A record that does not parse is skipped, not trusted.
+    public func images() -> [CachedCatalogImage] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return [] }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return names.filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.compactMap { name -> CachedCatalogImage? in
+            let recordPath = "\(path)/\(name)"
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: recordPath),
+                  let size = attributes[.size] as? NSNumber, size.intValue <= 64 << 10,
+                  let data = FileManager.default.contents(atPath: recordPath),
+                  let record = try? decoder.decode(CachedCatalogImage.self, from: data),
+                  record.file == String(name.dropLast(5)), FileManager.default.fileExists(atPath: "\(path)/\(record.file)") else { return nil }
+            return record
+        }.sorted { ($0.resolution.name, $1.downloaded) < ($1.resolution.name, $0.downloaded) }
+    }
+
+    /// The newest cached build of `name` for `architecture`.
+    public func newest(name: String, architecture: String) -> CachedCatalogImage? {
+        images().first { $0.resolution.name == name && $0.resolution.architecture == architecture }
+    }
+
+    public func diskPath(_ image: CachedCatalogImage) -> String { "\(path)/\(image.file)" }
+
+    /// `<name>-<arch>-<build>`: one entry per build, named so a person can tell what it is.
+    static func leaf(_ resolution: CatalogResolution, downloadName: String) -> String {
+        let unpacked = ImageUnpacker.unpackedName(of: downloadName)
+        let ext = URL(fileURLWithPath: unpacked).pathExtension
+        let stem = HTTPImageSource.sanitize("\(resolution.name)-\(resolution.architecture)-\(resolution.build)")
+        return ext.isEmpty || stem.hasSuffix("." + ext) ? stem : "\(stem).\(HTTPImageSource.sanitize(ext))"
+    }
+
+    /// Writes (or rewrites, for `lastUsed`) a record atomically.
+    func write(_ record: CachedCatalogImage) throws {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(record)
+        let output = try AtomicOutput(path: "\(path)/\(record.file).json", permissions: 0o644)
+        do {
+            try data.withUnsafeBytes { try output.file.write($0, at: 0) }
+            try output.commit()
+        } catch {
+            output.discard()
+            throw error
+        }
+    }
+
+    /// Marks an image as used now (what `prune --older-than` looks at).
+    func touch(_ record: CachedCatalogImage) -> CachedCatalogImage {
+        var used = record
+        used.lastUsed = Date()
+        try? write(used)
+        return used
+    }
+
+    /// Removes an image: the record first (the disk is then no longer listed), then the disk.
+    /// Returns the bytes freed.
+    public func remove(_ image: CachedCatalogImage) -> UInt64 {
+        let disk = diskPath(image)
+        let held = Self.allocatedBytes(disk)
+        try? FileManager.default.removeItem(atPath: disk + ".json")
+        try? FileManager.default.removeItem(atPath: disk)
+        return held
+    }
+
+    /// Partial downloads in the staging area and their bytes.
+    public func partialDownloads() -> [(path: String, bytes: UInt64)] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: staging) else { return [] }
+        return names.filter { $0.hasSuffix(".part") }.map { ("\(staging)/\($0)", Self.allocatedBytes("\(staging)/\($0)")) }
+    }
+
+    /// Bytes the file takes on disk (holes are not counted).
+    public static func allocatedBytes(_ path: String) -> UInt64 {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return 0 }
+        return UInt64(max(0, info.st_blocks)) * 512
+    }
+}
