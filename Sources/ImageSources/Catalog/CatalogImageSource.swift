@@ -101,7 +101,9 @@ public struct CatalogImageSource: ImageSource {
 
     func resolved(_ record: CachedCatalogImage, cache: CatalogCache) throws -> ResolvedImage {
         let path = cache.diskPath(record)
-        return ResolvedImage(path: path, format: try MachineArchiveProbe.diskFormat(of: path), sha256: record.sha256,
-                             origin: .download(url: record.resolution.url))
+        var image = ResolvedImage(path: path, format: try MachineArchiveProbe.diskFormat(of: path), sha256: record.sha256,
+                                  origin: .download(url: record.resolution.url))
+        image.build = record.resolution.build
+        return image
     }
 }
