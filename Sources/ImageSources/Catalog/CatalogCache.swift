@@ -14,6 +14,15 @@ public struct CachedCatalogImage: Sendable, Equatable, Codable {
     public var size: UInt64
     public var downloaded: Date
     public var lastUsed: Date
+
+    public init(resolution: CatalogResolution, file: String, sha256: String, size: UInt64, downloaded: Date, lastUsed: Date) {
+        self.resolution = resolution
+        self.file = file
+        self.sha256 = sha256
+        self.size = size
+        self.downloaded = downloaded
+        self.lastUsed = lastUsed
+    }
 }
 
 /// `$XDG_CACHE_HOME/wisp/images/catalog`: one disk and one record per name, architecture
@@ -43,7 +52,13 @@ public struct CatalogCache: Sendable {
                   let record = try? decoder.decode(CachedCatalogImage.self, from: data),
                   record.file == String(name.dropLast(5)), FileManager.default.fileExists(atPath: "\(path)/\(record.file)") else { return nil }
             return record
-        }.sorted { ($0.resolution.name, $1.downloaded) < ($1.resolution.name, $0.downloaded) }
+        }.sorted { a, b in
+            // Per name and architecture, the newest build first.
+            if a.resolution.name != b.resolution.name { return a.resolution.name < b.resolution.name }
+            if a.resolution.architecture != b.resolution.architecture { return a.resolution.architecture < b.resolution.architecture }
+            if a.resolution.build != b.resolution.build { return NameGlob.versionOrder(b.resolution.build, a.resolution.build) }
+            return a.downloaded > b.downloaded
+        }
     }
 
     /// The newest cached build of `name` for `architecture`.
@@ -62,7 +77,7 @@ public struct CatalogCache: Sendable {
     }
 
     /// Writes (or rewrites, for `lastUsed`) a record atomically.
-    func write(_ record: CachedCatalogImage) throws {
+    public func write(_ record: CachedCatalogImage) throws {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -16,6 +16,20 @@ public struct CatalogResolution: Sendable, Equatable, Codable {
     public var algorithm: ChecksumAlgorithm
     public var digest: String
     public var trust: ImageTrust
+
+    public init(name: String, distribution: String, release: String, architecture: String, build: String, url: String,
+                checksumURL: String, algorithm: ChecksumAlgorithm, digest: String, trust: ImageTrust) {
+        self.name = name
+        self.distribution = distribution
+        self.release = release
+        self.architecture = architecture
+        self.build = build
+        self.url = url
+        self.checksumURL = checksumURL
+        self.algorithm = algorithm
+        self.digest = digest
+        self.trust = trust
+    }
 }
 
 /// Name → URL → checksum, the way each distribution publishes: lists the parent of a

@@ -46,13 +46,12 @@ public struct ImageCatalog: Sendable {
     }
 
     public mutating func add(_ entry: CatalogEntry) {
-        if let old = names[entry.name] {
-            // Replacing an entry: its old aliases go with it.
-            let replaced = entries[old]
-            for alias in replaced.aliases where names[alias] == old { names[alias] = nil }
-            entries[old] = entry
-            names[entry.name] = old
-            for alias in entry.aliases { names[alias] = old }
+        if let old = names[entry.name], entries[old].name == entry.name {
+            // Replacing an entry (a mirror of debian-13, say): `debian` still means it.
+            var replacement = entry
+            replacement.aliases += entries[old].aliases.filter { !entry.aliases.contains($0) }
+            entries[old] = replacement
+            for alias in replacement.aliases { names[alias] = old }
         } else {
             entries.append(entry)
             names[entry.name] = entries.count - 1

@@ -76,8 +76,15 @@ enum ImageUnpacker {
             try buffer.withUnsafeBytes { raw in
                 let piece = UnsafeRawBufferPointer(rebasing: raw[0..<n])
                 hasher.update(piece)
-                // A run of zeros is left as a hole (the file is extended at the end).
-                if !piece.allSatisfy({ $0 == 0 }) { try output.write(piece, at: offset) }
+                // Runs of zeros (64 KiB at a time) are left as holes; the file is extended
+                // to its size at the end.
+                var start = 0
+                while start < n {
+                    let end = min(n, start + (64 << 10))
+                    let slice = UnsafeRawBufferPointer(rebasing: piece[start..<end])
+                    if !slice.allSatisfy({ $0 == 0 }) { try output.write(slice, at: offset + UInt64(start)) }
+                    start = end
+                }
             }
             offset += UInt64(n)
             progress?(offset)
