@@ -72,7 +72,8 @@ public struct CatalogCache: Sendable {
     static func leaf(_ resolution: CatalogResolution, downloadName: String) -> String {
         let unpacked = ImageUnpacker.unpackedName(of: downloadName)
         let ext = URL(fileURLWithPath: unpacked).pathExtension
-        let stem = HTTPImageSource.sanitize("\(resolution.name)-\(resolution.architecture)-\(resolution.build)")
+        // A build that is the download's name (Fedora's, Alpine's) loses its packing suffix too.
+        let stem = HTTPImageSource.sanitize("\(resolution.name)-\(resolution.architecture)-\(ImageUnpacker.unpackedName(of: resolution.build))")
         return ext.isEmpty || stem.hasSuffix("." + ext) ? stem : "\(stem).\(HTTPImageSource.sanitize(ext))"
     }
 
