@@ -86,7 +86,7 @@ struct ImagesListCommand: ParsableCommand {
     }
 }
 
-struct ImagesCatalogCommand: ParsableCommand {
+struct ImagesCatalogCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "catalog",
         abstract: "List the names `wisp run` knows: distribution, release, architectures, aliases.",
@@ -94,19 +94,26 @@ struct ImagesCatalogCommand: ParsableCommand {
         The built-in catalog, plus entries from $XDG_CONFIG_HOME/wisp/images.d/*.yaml (same \
         shape as the built-in catalog; an entry with a built-in name replaces it).
 
-        Example:
+        --check resolves every name for every architecture against the real servers (build \
+        directory, checksum file, the image's line, signature) and prints the URL each resolves \
+        to; it exits 1 when any fails (scripts/check-catalog runs it, then HEADs every URL).
+
+        Examples:
           wisp images catalog --json
+          wisp images catalog --check
         """)
 
     @Flag(help: "Print the result as JSON.") var json = false
+    @Flag(help: "Resolve every entry on the network and print name, architecture, build, trust and URL.") var check = false
 
     struct Row: Encodable {
         var name, distribution, release, variant, source, trust: String
         var aliases, architectures: [String]
     }
 
-    func run() throws {
+    func run() async throws {
         let catalog = try CatalogImages().catalog()
+        if check { return try await checkAll(catalog) }
         let rows = catalog.entries.map { entry in
             Row(name: entry.name, distribution: entry.distribution, release: entry.release, variant: entry.variant,
                 source: entry.source, trust: entry.signature == nil ? "checksum" : "signed checksum",
@@ -119,6 +126,26 @@ struct ImagesCatalogCommand: ParsableCommand {
                           row.architectures.joined(separator: ","), row.trust + (row.source == "built-in" ? "" : " (\(row.source))")])
         }
         print(ImagesListCommand.table(lines))
+    }
+}
+
+extension ImagesCatalogCommand {
+    /// One line per name and architecture: `ok NAME ARCH BUILD TRUST URL` or `FAIL NAME ARCH: why`.
+    func checkAll(_ catalog: ImageCatalog) async throws {
+        let mirrors = (try? WispConfig.load())?.mirrors ?? [:]
+        var failures = 0
+        for entry in catalog.entries {
+            for arch in entry.architectures {
+                do {
+                    let resolution = try await CatalogResolver(entry: entry, architecture: arch, mirror: mirrors[entry.distribution]).resolve()
+                    print("ok \(entry.name) \(arch) \(resolution.build) [\(resolution.trust.rawValue)] \(resolution.url)")
+                } catch {
+                    failures += 1
+                    print("FAIL \(entry.name) \(arch): \(error)")
+                }
+            }
+        }
+        if failures > 0 { throw WispError(.failed, "\(failures) catalog entr\(failures == 1 ? "y" : "ies") did not resolve") }
     }
 }
 
