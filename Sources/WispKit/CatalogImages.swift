@@ -25,6 +25,10 @@ public struct CatalogImages: Sendable {
         guard !image.isEmpty, !image.contains("/"), !image.contains(":"), !FileManager.default.fileExists(atPath: image) else { return nil }
         let catalog = try self.catalog()
         guard let entry = catalog.entry(named: image) else {
+            // A file name (disk.qcow2) that is missing is a missing file, not a mistyped name.
+            let lower = image.lowercased()
+            if [".qcow2", ".img", ".raw", ".vmdk", ".vhd", ".vhdx", ".vdi", ".ova", ".box", ".iso", ".xz", ".gz", ".zst", ".bz2", ".tar"]
+                .contains(where: { lower.hasSuffix($0) }) { return nil }
             let suggestion = EditDistance.suggestion(for: image, among: catalog.allNames).map { " (did you mean \($0)?)" } ?? ""
             throw WispError.notFound("\(image): no such image file, and no image of that name in the catalog\(suggestion); `wisp images catalog` lists the names")
         }

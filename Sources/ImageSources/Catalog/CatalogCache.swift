@@ -93,11 +93,20 @@ public struct CatalogCache: Sendable {
         }
     }
 
-    /// Marks an image as used now (what `prune --older-than` looks at).
+    /// Marks an image as used now (what `prune --older-than` looks at). A hint, not data:
+    /// replaced atomically but not fsynced (an fsync here was most of what resolving a
+    /// cached name cost `wisp run`), and skipped within a minute of the last mark.
     func touch(_ record: CachedCatalogImage) -> CachedCatalogImage {
+        let now = Date()
+        guard now.timeIntervalSince(record.lastUsed) > 60 else { return record }
         var used = record
-        used.lastUsed = Date()
-        try? write(used)
+        used.lastUsed = now
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        if let data = try? encoder.encode(used) {
+            try? data.write(to: URL(fileURLWithPath: "\(path)/\(used.file).json"), options: .atomic)
+        }
         return used
     }
 
