@@ -45,6 +45,11 @@ public struct CatalogImageSource: ImageSource {
             context.announce?("waiting for another wisp that is downloading \(entry.name)")
         })
         defer { lock.release() }
+        // Another wisp may have fetched this build while this one waited for the lock.
+        if let cached = cache.images().first(where: { $0.resolution.name == entry.name && $0.resolution.architecture == architecture
+                                                    && $0.resolution.build == resolution.build && $0.resolution.digest == resolution.digest }) {
+            return (try use(cached, cache: cache, context), cached, false)
+        }
         guard let url = URL(string: resolution.url) else { throw WispError(.invalidArgument, "\(resolution.url) is not a valid URL") }
         let downloadName = url.lastPathComponent
         let leaf = CatalogCache.leaf(resolution, downloadName: downloadName)
