@@ -21,6 +21,9 @@ public final class ScriptedServer: @unchecked Sendable {
         case cut(status: Int, headers: [(String, String)], body: [UInt8], after: Int)
         /// Reads the request and says nothing for `seconds`.
         case stall(seconds: UInt32)
+        /// Sends the head and the first `after` bytes of `body`, then says nothing for
+        /// `seconds` (a transfer a user interrupts).
+        case trickle(status: Int, headers: [(String, String)], body: [UInt8], after: Int, seconds: UInt32)
     }
 
     public let port: UInt16
@@ -98,6 +101,9 @@ public final class ScriptedServer: @unchecked Sendable {
         case .cut(let status, let extra, let body, let after):
             send(client, head(status, extra, length: body.count) + body.prefix(after))
         case .stall(let seconds):
+            sleep(seconds)
+        case .trickle(let status, let extra, let body, let after, let seconds):
+            send(client, head(status, extra, length: body.count) + body.prefix(after))
             sleep(seconds)
         }
     }

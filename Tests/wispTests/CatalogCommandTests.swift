@@ -72,4 +72,87 @@ import WispTestSupport
         let badAge = try WispBinary.run(["images", "prune", "--older-than", "soon"], environment: env)
         #expect(badAge.status == 64, "\(badAge.stderrText)")
     }
+
+    /// A Ctrl-C in the middle of a download keeps the partial file in the staging area (not
+    /// an image), and the next pull resumes it with a Range request, through the proxy
+    /// named in http_proxy. `wisp run NAME` then uses the cached build.
+    @Test func anInterruptedPullResumesThroughAProxy() throws {
+        let dir = try TemporaryDirectory("wisp-catalog-resume")
+        var env = EverydayCommandTests.environment(dir)
+        var rng = SplitMix64(seed: 18)
+        let image = (0..<(4 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        try Data(image).write(to: URL(fileURLWithPath: dir.file("big.img")))
+        let sum = String(try ToolRunner.run("sha256sum", [dir.file("big.img")]).stdoutText.prefix(64))
+        let served = LockedValue(0)
+        let proxy = try ScriptedServer { request in
+            if request.path.hasSuffix("/big/1/SHA256SUMS") {
+                return .respond(status: 200, headers: [], body: Array("\(sum)  big-1-x86_64.img\n".utf8))
+            }
+            guard request.path.hasSuffix("/big/1/big-1-x86_64.img") else { return .respond(status: 404, headers: [], body: []) }
+            if let range = request.headers["range"], let start = Int(range.dropFirst("bytes=".count).dropLast()) {
+                return .respond(status: 206, headers: [("Content-Range", "bytes \(start)-\(image.count - 1)/\(image.count)")], body: Array(image[start...]))
+            }
+            let first = served.withLock { count -> Bool in defer { count += 1 }; return count == 0 }
+            return first ? .trickle(status: 200, headers: [], body: image, after: 1 << 20, seconds: 30)
+                         : .respond(status: 200, headers: [], body: image)
+        }
+        defer { proxy.stop() }
+        env["http_proxy"] = proxy.base
+        env["no_proxy"] = ""
+        try FileManager.default.createDirectory(atPath: dir.file("config/wisp/images.d"), withIntermediateDirectories: true)
+        try """
+            images:
+              - name: big-1
+                aliases: [big]
+                distribution: big
+                release: "1"
+                arches: {x86_64: {arch: x86_64}}
+                root: http://images.example.invalid/big/
+                directory: "{release}/"
+                file: big-{release}-{arch}.img
+                checksum: {file: SHA256SUMS, algorithm: sha256}
+            """.write(toFile: dir.file("config/wisp/images.d/big.yaml"), atomically: true, encoding: .utf8)
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try WispBinary.path())
+        process.arguments = ["image", "pull", "big"]
+        process.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let staging = dir.file("cache/wisp/images/catalog/.staging")
+        func partBytes() -> UInt64 {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? []
+            return names.filter { $0.hasSuffix(".part") }.compactMap {
+                (try? FileManager.default.attributesOfItem(atPath: "\(staging)/\($0)"))?[.size] as? UInt64
+            }.reduce(0, +)
+        }
+        let deadline = Date().addingTimeInterval(30)
+        while partBytes() < 1 << 20 && Date() < deadline { usleep(50_000) }
+        #expect(partBytes() == 1 << 20, "the first megabyte arrived before the interrupt")
+        process.interrupt()
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        let visible = (try? FileManager.default.contentsOfDirectory(atPath: dir.file("cache/wisp/images/catalog")))?.filter { !$0.hasPrefix(".") } ?? []
+        #expect(visible.isEmpty, "nothing partial is visible as an image: \(visible)")
+        #expect(try WispBinary.run(["images", "--json"], environment: env).stdoutText.filter { !$0.isWhitespace } == "[]")
+
+        let resumed = try WispBinary.run(["image", "pull", "big"], environment: env)
+        #expect(resumed.status == 0, "\(resumed.stderrText)")
+        #expect(resumed.stderrText.contains("resuming big-1-x86_64.img at 1 MiB"), "\(resumed.stderrText)")
+        let path: String = resumed.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(FileManager.default.contents(atPath: path) == Data(image))
+        let requests = proxy.requests.withLock { $0 }
+        #expect(requests.allSatisfy { $0.path.hasPrefix("http://images.example.invalid/big/") }, "every request went through the proxy")
+        #expect(requests.contains { $0.headers["range"] == "bytes=\(1 << 20)-" })
+        #expect(partBytes() == 0)
+
+        // `wisp run NAME` resolves to the cached build with no network (stopped right after
+        // resolution by a disk smaller than the image).
+        let before = proxy.requests.withLock { $0.count }
+        let run = try WispBinary.run(["run", "big", "--disk-size", "1M"], environment: env)
+        #expect(run.status == 64, "\(run.stderrText)")
+        #expect(run.stderrText.contains("using cached big-1 big-1-x86_64.img (sha256:\(sum.prefix(12))...)"), "\(run.stderrText)")
+        #expect(proxy.requests.withLock { $0.count } == before)
+    }
 }
