@@ -29,11 +29,13 @@ import WispTestSupport
                 distribution: tiny
                 release: "1.0"
                 arches: {x86_64: {arch: x86_64}}
-                root: \(server.base)/tiny/
+                root: http://tiny-images.invalid/tiny/
                 directory: "{release}/"
                 file: tiny-{release}-{arch}.qcow2.xz
                 checksum: {file: SHA256SUMS, algorithm: sha256}
             """.write(toFile: dir.file("config/wisp/images.d/tiny.yaml"), atomically: true, encoding: .utf8)
+        // The entry's own root does not resolve: everything comes from the configured mirror.
+        try "mirrors: {tiny: \"\(server.base)/tiny/\"}\n".write(toFile: dir.file("config/wisp/config.yaml"), atomically: true, encoding: .utf8)
 
         let catalog = try WispBinary.run(["images", "catalog", "--json"], environment: env)
         #expect(catalog.status == 0, "\(catalog.stderrText)")
