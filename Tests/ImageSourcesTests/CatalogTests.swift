@@ -350,6 +350,16 @@ import WispTestSupport
                 checksum: {file: SHA256SUMS, algorithm: sha256}
             """, file: "images.d/mine.yaml")
         let context = ImageResolveContext(cache: ImageCacheDirectory(path: work.file("cache")))
+        // --digest pins the unpacked disk: another disk is refused and not kept.
+        var pinned = context
+        pinned.expectedDigest = String(repeating: "0", count: 64)
+        do {
+            _ = try await CatalogImageSource(reference: "my-raw", entry: entries[0], architecture: "x86_64").fetch(pinned)
+            Issue.record("a disk other than the pinned one was accepted")
+        } catch let error as WispError {
+            #expect(error.kind == .digestMismatch && error.message.contains("--digest asked for sha256:0000"), "\(error)")
+        }
+        #expect(CatalogCache(images: context.cache).images().isEmpty)
         let raw = try await CatalogImageSource(reference: "my-raw", entry: entries[0], architecture: "x86_64").fetch(context)
         #expect(raw.resolved.format == .raw && raw.resolved.path.hasSuffix(".raw"))
         #expect(FileManager.default.contents(atPath: raw.resolved.path) == Data(disk))

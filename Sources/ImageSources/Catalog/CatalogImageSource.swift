@@ -84,6 +84,11 @@ public struct CatalogImageSource: ImageSource {
             chmod(part, 0o644)
             guard rename(part, target) == 0 else { throw WispError.posix("rename", target, errno: errno) }
         }
+        if let expected = context.expectedDigest, expected != sha256 {
+            // --digest pins the disk itself: a newer build than the one pinned is not it.
+            try? FileManager.default.removeItem(atPath: target)
+            throw WispError(.digestMismatch, "\(entry.name) \(resolution.build): the disk has sha256:\(sha256), --digest asked for sha256:\(expected) (nothing was cached)")
+        }
         let now = Date()
         let record = CachedCatalogImage(resolution: resolution, file: leaf, sha256: sha256, size: size, downloaded: now, lastUsed: now)
         do {
