@@ -349,7 +349,8 @@ import WispTestSupport
                 file: disk.qcow2.xz
                 checksum: {file: SHA256SUMS, algorithm: sha256}
             """, file: "images.d/mine.yaml")
-        let context = ImageResolveContext(cache: ImageCacheDirectory(path: work.file("cache")))
+        let announced = LockedValue([String]())
+        let context = ImageResolveContext(cache: ImageCacheDirectory(path: work.file("cache")), announce: { line in announced.withLock { $0.append(line) } })
         // --digest pins the unpacked disk: another disk is refused and not kept.
         var pinned = context
         pinned.expectedDigest = String(repeating: "0", count: 64)
@@ -370,6 +371,9 @@ import WispTestSupport
         #expect(unpacked.resolved.format == .qcow2 && unpacked.resolved.path.hasSuffix(".qcow2"))
         #expect(FileManager.default.contents(atPath: unpacked.resolved.path) == qcow2)
         #expect(try ToolRunner.run("qemu-img", ["check", "-q", unpacked.resolved.path]).status == 0)
+        // Both were unpacked while they downloaded, not after.
+        #expect(announced.withLock { $0.filter { $0.hasPrefix("unpacked ") && $0.contains("while downloading") }.count } == 3, "\(announced.withLock { $0 })")
+        #expect(!announced.withLock { $0.contains { $0.hasPrefix("unpacking ") } })
     }
 
     @Test func theCatalogFileIsCheckedAndUserEntriesAddOrReplace() throws {

@@ -58,16 +58,58 @@ public struct CatalogImageSource: ImageSource {
         context.announce?("downloading \(entry.name) \(resolution.build) (\(architecture)) from \(resolution.url)")
         var download = StagedDownload(url: url, partPath: part, algorithm: resolution.algorithm)
         download.stallSeconds = stallSeconds
-        let result = try await download.run(progress: context.progress, announce: context.announce)
+        let target = "\(cache.path)/\(leaf)"
+        // A compressed image is unpacked while it downloads (from a fresh start only; a
+        // resumed one is unpacked after). The result is kept only if the download verifies.
+        var streamed: (output: AtomicOutput, unpacking: Task<(sha256: String, size: UInt64), Error>, feed: GrowingFile)?
+        if ImageUnpacker.packing(of: downloadName) != nil, (try? FileManager.default.attributesOfItem(atPath: part)) == nil {
+            _ = try download.openPart()
+            let feed = try GrowingFile(path: part)
+            let output = try AtomicOutput(path: target, permissions: 0o644)
+            let unpacking = Task.detached { () throws -> (sha256: String, size: UInt64) in
+                try await Self.onThread { try ImageUnpacker.unpack(growing: feed, into: output.file) }
+            }
+            download.onWrite = { feed.advance(to: $0) }
+            streamed = (output, unpacking, feed)
+        }
+        let result: StagedDownload.Result
+        do {
+            result = try await download.run(progress: context.progress, announce: context.announce)
+            streamed?.feed.finish()
+        } catch {
+            if let streamed {
+                streamed.feed.fail()
+                _ = try? await streamed.unpacking.value
+                streamed.output.discard()
+            }
+            throw error
+        }
         guard result.digest == resolution.digest else {
+            if let streamed {
+                _ = try? await streamed.unpacking.value
+                streamed.output.discard()
+            }
             try? FileManager.default.removeItem(atPath: part)
             throw WispError(.digestMismatch, "\(resolution.url): the download has \(resolution.algorithm.rawValue):\(result.digest.prefix(16))..., "
                             + "\(URL(fileURLWithPath: resolution.checksumURL).lastPathComponent) says \(resolution.digest.prefix(16))... (nothing was cached)")
         }
-        let target = "\(cache.path)/\(leaf)"
-        let sha256: String
-        let size: UInt64
-        if ImageUnpacker.packing(of: downloadName) != nil {
+        var sha256 = ""
+        var size: UInt64 = 0
+        var unpackedWhileDownloading = false
+        if let streamed {
+            if let done = try? await streamed.unpacking.value {
+                (sha256, size) = done
+                try streamed.output.commit()
+                try? FileManager.default.removeItem(atPath: part)
+                unpackedWhileDownloading = true
+                context.announce?("unpacked \(downloadName) while downloading (\(ByteSize.format(size)))")
+            } else {
+                streamed.output.discard()
+            }
+        }
+        if unpackedWhileDownloading {
+            // Done above.
+        } else if ImageUnpacker.packing(of: downloadName) != nil {
             context.announce?("unpacking \(downloadName)")
             let output = try AtomicOutput(path: target, permissions: 0o644)
             do {
@@ -115,5 +157,15 @@ public struct CatalogImageSource: ImageSource {
                                   origin: .download(url: record.resolution.url))
         image.build = record.resolution.build
         return image
+    }
+
+    /// Runs blocking work (libarchive reading a growing file waits for the download) on a
+    /// thread of its own, not on the cooperative pool.
+    static func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Result { try body() }) }
+            thread.name = "wisp-unpack"
+            thread.start()
+        }
     }
 }

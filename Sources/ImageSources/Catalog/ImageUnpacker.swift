@@ -30,6 +30,29 @@ enum ImageUnpacker {
 
     /// Writes the unpacked disk of `source` into `output`, returning its SHA-256 and size.
     static func unpack(_ source: String, into output: PosixFile, progress: ((UInt64) -> Void)? = nil) throws -> (sha256: String, size: UInt64) {
+        try withArchive(source, open: { archive_read_open_filename($0, source, 1 << 20) }) { archive in
+            try firstDisk(archive, source: source, into: output, progress: progress)
+        }
+    }
+
+    /// The same, reading a download while it is still being written (see `GrowingFile`), so
+    /// unpacking overlaps the transfer.
+    static func unpack(growing file: GrowingFile, into output: PosixFile) throws -> (sha256: String, size: UInt64) {
+        let source = file.path
+        let context = Unmanaged.passUnretained(file).toOpaque()
+        return try withExtendedLifetime(file) {
+            try withArchive(source, open: { archive in
+                archive_read_open(archive, context, nil, { _, context, buffer in
+                    guard let context, let buffer else { return -1 }
+                    return Unmanaged<GrowingFile>.fromOpaque(context).takeUnretainedValue().read(buffer)
+                }, nil)
+            }) { archive in
+                try firstDisk(archive, source: source, into: output, progress: nil)
+            }
+        }
+    }
+
+    private static func withArchive<T>(_ source: String, open: (OpaquePointer) -> Int32, _ body: (OpaquePointer) throws -> T) throws -> T {
         guard let archive = archive_read_new() else { throw WispError(.failed, "\(source): libarchive could not start") }
         defer { archive_read_free(archive) }
         for filter in [archive_read_support_filter_gzip, archive_read_support_filter_bzip2,
@@ -39,9 +62,13 @@ enum ImageUnpacker {
         // tar bids before raw: a tarball is read as one, anything else as the single stream.
         archive_read_support_format_tar(archive)
         archive_read_support_format_raw(archive)
-        guard archive_read_open_filename(archive, source, 1 << 20) == ARCHIVE_OK else {
+        guard open(archive) == ARCHIVE_OK else {
             throw WispError.corrupt(source, "compressed image", "libarchive cannot read it: \(message(archive))")
         }
+        return try body(archive)
+    }
+
+    private static func firstDisk(_ archive: OpaquePointer, source: String, into output: PosixFile, progress: ((UInt64) -> Void)?) throws -> (sha256: String, size: UInt64) {
         var member = 0
         while true {
             var entryPointer: OpaquePointer?

@@ -11,6 +11,8 @@ struct StagedDownload {
     var stallSeconds = 0
     /// Attempts after a cut connection before giving up.
     var retries = 5
+    /// Told the part file's size after each write (and 0 when it is started again).
+    var onWrite: (@Sendable (UInt64) -> Void)?
 
     struct Result {
         /// The digest of the downloaded bytes in the published algorithm.
@@ -35,6 +37,7 @@ struct StagedDownload {
                 announce?("resuming \(url.lastPathComponent) at \(ByteSize.format(start))")
             }
             var written = start
+            let report = onWrite
             var shifted: (@Sendable (UInt64, UInt64?) -> Void)?
             if let progress {
                 shifted = { done, total in progress(start + done, total.map { start + $0 }) }
@@ -46,6 +49,7 @@ struct StagedDownload {
                 try file.write(bytes, at: written)
                 digester.update(bytes)
                 written += UInt64(bytes.count)
+                report?(written)
             })
             do {
                 try await HTTPDownload.get(url, from: start, stallSeconds: stallSeconds, sink: sink)
@@ -54,6 +58,7 @@ struct StagedDownload {
             } catch let error as WispError where error.kind == .unsupported && start > 0 {
                 // The server ignores ranges: start over rather than append a whole body.
                 try file.truncate(to: 0)
+                onWrite?(0)
                 attempt += 1
             } catch let error as WispError where (error.kind == .connectionClosed || error.kind == .io) && attempt < retries {
                 attempt += 1
