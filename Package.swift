@@ -84,7 +84,10 @@ let package = Package(
                 swiftSettings: swiftSettings),
         .target(name: "OCI", dependencies: ["WispCore", "CLinux", "CZlib", "CZstd", "CArchive", "CCrypto"],
                 swiftSettings: swiftSettings),
-        .target(name: "ImageSources", dependencies: ["WispCore", "CLinux", "DiskImage", "Partitions", "FileSystems", "OCI", "CArchive"],
+        .target(name: "ImageSources", dependencies: ["WispCore", "CLinux", "DiskImage", "Partitions", "FileSystems", "OCI", "CArchive",
+                                               "CCrypto", "CloudInit", .product(name: "Yams", package: "Yams")],
+                // The catalog is a data file, compiled into the binary: no lookup at start-up.
+                resources: [.embedInCode("Catalog/catalog.yaml")],
                 swiftSettings: swiftSettings),
         .target(name: "Machine", dependencies: ["WispCore", "CLinux"], swiftSettings: swiftSettings),
         .target(name: "MetadataService",

@@ -96,6 +96,12 @@ static int on_progress(void *user, curl_off_t total, curl_off_t done, curl_off_t
 int wisp_http_get(const char *url, void *context, wisp_http_write_fn write,
                   wisp_http_progress_fn progress, long *http_status,
                   char *error, size_t error_size) {
+    return wisp_http_get_from(url, 0, 0, context, write, progress, http_status, error, error_size);
+}
+
+int wisp_http_get_from(const char *url, uint64_t offset, long stall_seconds, void *context,
+                       wisp_http_write_fn write, wisp_http_progress_fn progress, long *http_status,
+                       char *error, size_t error_size) {
     *http_status = 0;
     if (error_size > 0) error[0] = '\0';
     pthread_once(&api_once, load_api);
@@ -126,7 +132,8 @@ int wisp_http_get(const char *url, void *context, wisp_http_write_fn write,
     api.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
     // Never hang on a stalled server: fail when under 1 byte/s for a minute.
     api.easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    api.easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
+    api.easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, stall_seconds > 0 ? stall_seconds : 60L);
+    if (offset > 0) api.easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)offset);
     api.easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     api.easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
     api.easy_setopt(curl, CURLOPT_WRITEDATA, &t);

@@ -14,6 +14,8 @@ public struct ResolvedImage: Sendable, Equatable, Codable {
     /// Set when the image is the boot disk of an OVA or a Vagrant box, unpacked into the
     /// cache: the archive's other disks and the machine it describes.
     public var archive: MachineArchiveImage?
+    /// For a catalog image: the concrete build it resolved to (`debian-13` → 20250814-2204).
+    public var build: String?
 
     public init(path: String, format: ImageFormat, sha256: String? = nil, origin: ImageOrigin,
                 archive: MachineArchiveImage? = nil) {

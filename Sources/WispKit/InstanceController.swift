@@ -18,6 +18,8 @@ public struct InstanceController: Sendable {
         public var image: String?
         /// A container image's manifest digest (`sha256:...`); nil for disk images.
         public var digest: String?
+        /// A catalog image's concrete build (`debian-13` → 20250814-2204).
+        public var build: String?
         /// Writes are discarded when the instance stops (`wisp run --ephemeral`).
         public var ephemeral: Bool?
         public var os: String?
@@ -43,11 +45,13 @@ public struct InstanceController: Sendable {
             }
             var digest: String? = nil
             if case .container(_, let d)? = record.baseImage?.origin { digest = d }
-            return Summary(name: name, state: state, image: record.image, digest: digest, ephemeral: record.ephemeral, os: record.osName,
+            var summary = Summary(name: name, state: state, image: record.image, digest: digest, ephemeral: record.ephemeral, os: record.osName,
                            address: "127.0.0.1:\(record.sshPort)", user: record.user,
                            ports: record.spec.forwards.dropFirst().map(\.description),
                            accel: record.spec.accelerator.rawValue, arch: record.spec.architecture.rawValue, cpus: record.spec.cpus,
                            memory: ByteSize.format(record.spec.memoryBytes), pid: pid, mounts: record.spec.sharedFolders)
+            summary.build = record.baseImage?.build
+            return summary
         }
     }
 

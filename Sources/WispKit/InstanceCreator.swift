@@ -85,7 +85,8 @@ public struct InstanceCreator: Sendable {
         }
 
         let progress = self.progress
-        let source = try Self.configure(try ImageReference.parse(options.image), options, progress: progress, transfer: transfer)
+        let named = try CatalogImages(paths: store.paths).source(for: options.image, architecture: options.architecture)
+        let source = try Self.configure(try named ?? ImageReference.parse(options.image), options, progress: progress, transfer: transfer)
         let context = ImageResolveContext(
             cache: ImageCacheDirectory(path: store.paths.images.path), expectedDigest: try options.digest.map(ImageReference.parseDigest),
             progress: { [transfer] done, total in

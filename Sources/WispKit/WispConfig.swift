@@ -13,6 +13,7 @@ import Yams
 ///     user: dev
 ///     accelerator: tcg
 ///     mounts: ["~/src:/src", "/data:/data:ro"]
+///     mirrors: {debian: "https://mirror.example/debian-cloud/"}   # per catalog distribution
 ///
 /// Unknown keys and bad values are errors naming the file and the key: a typo in a config
 /// file must not silently fall back to a default.
@@ -24,12 +25,14 @@ public struct WispConfig: Sendable, Equatable {
     public var user: String?
     public var accelerator: AcceleratorChoice?
     public var mounts: [String]?
+    /// Catalog distribution → the URL that replaces its download root (`wisp run debian-13`).
+    public var mirrors: [String: String]?
     /// The file these came from; nil when there is none.
     public var path: String?
 
     public init() {}
 
-    public static let keys = ["cpus", "memory", "disk-size", "ssh-keys", "user", "accelerator", "mounts"]
+    public static let keys = ["cpus", "memory", "disk-size", "ssh-keys", "user", "accelerator", "mounts", "mirrors"]
     /// A config file is a few lines; a bigger one is not a config file.
     public static let maxBytes = 64 << 10
 
@@ -101,6 +104,17 @@ public struct WispConfig: Sendable, Equatable {
                 config.accelerator = accelerator
             case "mounts":
                 config.mounts = try list(key, value).map(expand)
+            case "mirrors":
+                guard let pairs = value.mapping else { throw fail(key, "expected a mapping of distribution: URL") }
+                var mirrors: [String: String] = [:]
+                for (name, url) in pairs {
+                    guard let name = name.scalar?.string, let text = url.scalar?.string,
+                          let parsed = URL(string: text), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+                        throw fail(key, "expected distribution: http(s) URL")
+                    }
+                    mirrors[name] = text
+                }
+                config.mirrors = mirrors
             default:
                 let hint = EditDistance.suggestion(for: key, among: keys).map { " (did you mean \($0)?)" } ?? ""
                 throw WispError(.invalidArgument, "\(file): unknown setting '\(key.prefix(40))'\(hint); known: \(keys.joined(separator: ", "))")

@@ -11,7 +11,8 @@ struct ConfigCommand: AsyncParsableCommand {
         Defaults live in $XDG_CONFIG_HOME/wisp/config.yaml (~/.config/wisp/config.yaml); a \
         flag always wins over them. Settings: cpus, memory (a bare number is MiB), disk-size, \
         ssh-keys (a list of public key files), user, accelerator (auto, kvm or tcg), mounts \
-        (HOST_DIR[:GUEST_DIR][:ro] each).
+        (HOST_DIR[:GUEST_DIR][:ro] each), mirrors (a download root per catalog distribution, \
+        e.g. {debian: https://mirror.example/debian-cloud/}).
 
         Example config.yaml:
           cpus: 4
@@ -88,6 +89,7 @@ struct ConfigShowCommand: AsyncParsableCommand {
             ("user", from(config.user, .described("your user name (wisp when root)"), Value.text)),
             ("accelerator", from(config.accelerator, .text(AcceleratorChoice.auto.rawValue), { Value.text($0.rawValue) })),
             ("mounts", from(config.mounts, .list([]), Value.list)),
+            ("mirrors", from(config.mirrors, .list([]), { Value.list($0.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }) })),
         ]
         if json {
             try JSONOutput.print(Dictionary(uniqueKeysWithValues: settings))

@@ -54,6 +54,8 @@ struct InstanceView: Encodable {
     var state: String
     var image: String?
     var digest: String?
+    /// A catalog image's concrete build.
+    var build: String?
     var ephemeral: Bool
     var os: String?
     var arch: String?
@@ -88,6 +90,7 @@ struct InstanceView: Encodable {
             return
         }
         image = record.image
+        build = record.baseImage?.build
         if case .container(_, let d)? = record.baseImage?.origin { digest = d }
         ephemeral = record.ephemeral
         os = record.osName

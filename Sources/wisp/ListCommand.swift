@@ -19,6 +19,7 @@ struct ListCommand: AsyncParsableCommand {
             // A container image by its reference and short digest; a file by its name.
             var image: String = s.image.map { s.digest == nil ? URL(fileURLWithPath: $0).lastPathComponent : $0 } ?? "-"
             if let digest = s.digest { image += "@" + digest.prefix("sha256:".count + 12) }
+            if let build = s.build { image += " (\(build))" }
             if s.ephemeral == true { image += " (ephemeral)" }
             let ssh: String = s.address.map { "\(s.user ?? "")@\($0)" } ?? "-"
             let ports: String = s.ports.isEmpty ? "-" : s.ports.joined(separator: ",")

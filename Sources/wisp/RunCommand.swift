@@ -49,6 +49,7 @@ struct RunCommand: AsyncParsableCommand {
 
         Examples:
           wisp run debian-12-genericcloud-amd64.qcow2
+          wisp run ubuntu-24.04 --arch aarch64                     # from the catalog, downloaded once
           wisp run --name web -p 8080:80 --memory 4G --disk-size 20G image.qcow2
           wisp run --rm image.qcow2 -- sh -c 'uname -a; exit 3'     # exits 3
           wisp run --disk-size 8G debian-12-netinst.iso            # an installer on the console
@@ -61,7 +62,7 @@ struct RunCommand: AsyncParsableCommand {
           wisp run --rm --ephemeral docker://quay.io/fedora/fedora-bootc:42 -- rpm -q kernel
         """)
 
-    @Argument(help: "Image file, OVA, Vagrant box, http(s) URL or container image reference.") var image: String
+    @Argument(help: "Image file, catalog name (debian-13, ubuntu; wisp images catalog), OVA, Vagrant box, http(s) URL or container image reference.") var image: String
     @Option(help: "Instance name (default: from the image's OS, e.g. debian-12).") var name: String?
     @Option(help: "Virtual CPUs (default: the OVF's for an OVA or box, else 2).") var cpus: Int?
     @Option(help: "Memory, e.g. 2G or 1536M; a bare number is MiB, as with qemu -m (default: the OVF's for an OVA or box, else 2G).") var memory: String?

@@ -17,7 +17,7 @@ struct Wisp: AsyncParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [
-            ImageCommand.self,
+            ImageCommand.self, ImagesCommand.self,
             InspectCommand.self,
             KernelCommand.self,
             FSCommand.self,

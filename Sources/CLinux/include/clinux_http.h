@@ -19,6 +19,13 @@ int wisp_http_get(const char *url, void *context, wisp_http_write_fn write,
                   wisp_http_progress_fn progress, long *http_status,
                   char *error, size_t error_size);
 
+/// `wisp_http_get` that asks for the body from byte `offset` on (an HTTP Range request when
+/// `offset` > 0; libcurl answers CURLE_RANGE_ERROR, 33, when the server ignores it) and
+/// gives up when under 1 byte/s arrives for `stall_seconds` (60 when 0).
+int wisp_http_get_from(const char *url, uint64_t offset, long stall_seconds, void *context,
+                       wisp_http_write_fn write, wisp_http_progress_fn progress, long *http_status,
+                       char *error, size_t error_size);
+
 /// Receives each response header line as sent (status lines included, with CRLF);
 /// return 0 to go on, anything else aborts the transfer.
 typedef int (*wisp_http_header_fn)(void *context, const char *line, size_t size);

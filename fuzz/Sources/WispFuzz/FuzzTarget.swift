@@ -14,7 +14,7 @@ struct FuzzTarget: Sendable {
 /// Every target, in the order `--list` prints them.
 enum FuzzTargets {
     static let all: [FuzzTarget] =
-        diskImages + partitionTables + fileSystems + guest + bootConfigs + kernels + cloudInit + protocols + containers
+        diskImages + partitionTables + fileSystems + guest + bootConfigs + kernels + cloudInit + protocols + containers + catalog
 
     static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }
 }

@@ -6,31 +6,35 @@ import WispCore
 
 /// A raw HTTP/1.1 server on 127.0.0.1 whose every answer is scripted by the test:
 /// headers of its choosing, bodies cut mid-way, or silence. It plays the misbehaving
-/// registries (and the storage a registry redirects to) that a real registry cannot.
-final class ScriptedServer: @unchecked Sendable {
-    struct Request: Sendable {
-        var method: String
-        var path: String
-        var headers: [String: String]
+/// registries (and the storage a registry redirects to) that a real registry cannot, and the
+/// distribution mirrors that cut or stall a download.
+public final class ScriptedServer: @unchecked Sendable {
+    public struct Request: Sendable {
+        public var method: String
+        public var path: String
+        public var headers: [String: String]
     }
 
-    enum Action: Sendable {
+    public enum Action: Sendable {
         case respond(status: Int, headers: [(String, String)], body: [UInt8])
         /// Sends the head and the first `after` bytes of `body`, then closes.
         case cut(status: Int, headers: [(String, String)], body: [UInt8], after: Int)
         /// Reads the request and says nothing for `seconds`.
         case stall(seconds: UInt32)
+        /// Sends the head and the first `after` bytes of `body`, then says nothing for
+        /// `seconds` (a transfer a user interrupts).
+        case trickle(status: Int, headers: [(String, String)], body: [UInt8], after: Int, seconds: UInt32)
     }
 
-    let port: UInt16
-    let requests = LockedValue<[Request]>([])
+    public let port: UInt16
+    public let requests = LockedValue<[Request]>([])
     private let listenFD: Int32
     private let handler: @Sendable (Request) -> Action
     private let stopped = LockedValue(false)
 
-    var base: String { "http://127.0.0.1:\(port)" }
+    public var base: String { "http://127.0.0.1:\(port)" }
 
-    init(_ handler: @escaping @Sendable (Request) -> Action) throws {
+    public init(_ handler: @escaping @Sendable (Request) -> Action) throws {
         self.handler = handler
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var one: Int32 = 1
@@ -52,7 +56,7 @@ final class ScriptedServer: @unchecked Sendable {
         thread.start()
     }
 
-    func stop() {
+    public func stop() {
         guard !stopped.withLock({ value -> Bool in defer { value = true }; return value }) else { return }
         shutdown(listenFD, Int32(SHUT_RDWR))
         close(listenFD)
@@ -97,6 +101,9 @@ final class ScriptedServer: @unchecked Sendable {
         case .cut(let status, let extra, let body, let after):
             send(client, head(status, extra, length: body.count) + body.prefix(after))
         case .stall(let seconds):
+            sleep(seconds)
+        case .trickle(let status, let extra, let body, let after, let seconds):
+            send(client, head(status, extra, length: body.count) + body.prefix(after))
             sleep(seconds)
         }
     }
