@@ -379,16 +379,19 @@ import WispTestSupport
     @Test func theCatalogFileIsCheckedAndUserEntriesAddOrReplace() throws {
         let catalog = try ImageCatalog.builtin()
         // Every distribution the catalog promises, with its aliases.
-        for name in ["debian-12", "debian-12-generic", "debian-13", "debian-13-generic", "ubuntu-22.04", "ubuntu-24.04", "ubuntu-25.10",
-                     "fedora-42", "fedora-43", "almalinux-9", "almalinux-10", "rocky-9", "centos-stream-10",
-                     "opensuse-leap-15.6", "opensuse-tumbleweed", "alpine-3.22", "arch"] {
+        for name in ["debian-12", "debian-12-generic", "debian-13", "debian-13-generic", "ubuntu-22.04", "ubuntu-24.04", "ubuntu-26.04",
+                     "ubuntu-26.10", "fedora-43", "fedora-44", "fedora-45", "almalinux-9", "almalinux-10", "rocky-9", "rocky-10",
+                     "centos-stream-10", "opensuse-leap-15.6", "opensuse-tumbleweed", "alpine-3.22", "alpine-3.24", "arch"] {
             let entry = try #require(catalog.entry(named: name), "\(name)")
             #expect(entry.arches["x86_64"] != nil, "\(name)")
             if name != "arch" { #expect(entry.arches["aarch64"] != nil, "\(name)") }
         }
-        #expect(catalog.entry(named: "ubuntu")?.name == "ubuntu-24.04")
+        #expect(catalog.entry(named: "ubuntu")?.name == "ubuntu-26.04")
+        #expect(catalog.entry(named: "ubuntu-interim")?.name == "ubuntu-26.10")
+        #expect(catalog.entry(named: "rocky")?.name == "rocky-10")
+        #expect(catalog.entry(named: "alpine")?.name == "alpine-3.24")
         #expect(catalog.entry(named: "debian")?.name == "debian-13")
-        #expect(catalog.entry(named: "fedora")?.name == "fedora-43")
+        #expect(catalog.entry(named: "fedora")?.name == "fedora-45")
         // A user's file replaces a built-in name and adds one.
         let dir = try TemporaryDirectory("wisp-images.d")
         try """
