@@ -184,7 +184,7 @@ import WispTestSupport
         }
         // A checksum file changed after signing fails, as a digest mismatch naming the file.
         mirror.put("/ubuntu/noble/release-20250805/SHA256SUMS", sums + Array("\(String(repeating: "cd", count: 32)) *extra.img\n".utf8))
-        var ubuntu = try #require(catalog.entry(named: "ubuntu"))
+        var ubuntu = try #require(catalog.entry(named: "ubuntu-24.04"))
         ubuntu.signature?.keyring = key.keyring
         await #expect(throws: WispError.self) {
             do {
@@ -298,7 +298,7 @@ import WispTestSupport
         }
         // A server that accepts the request and then says nothing.
         mirror.stalls.withLock { _ = $0.insert("/fedora/releases/43/Cloud/x86_64/images/") }
-        var resolver = CatalogResolver(entry: try #require(catalog.entry(named: "fedora")), architecture: "x86_64", mirror: Self.mirrorRoot(mirror, "fedora"))
+        var resolver = CatalogResolver(entry: try #require(catalog.entry(named: "fedora-43")), architecture: "x86_64", mirror: Self.mirrorRoot(mirror, "fedora"))
         resolver.stallSeconds = 2
         let started = Date()
         do {
