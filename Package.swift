@@ -67,6 +67,9 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
                        providers: [.apt(["libarchive-dev"])]),
+        // libvirt's C API: `wisp run --engine libvirt` (domains, storage pools, volume uploads).
+        .systemLibrary(name: "CLibvirt", path: "Sources/CLibvirt", pkgConfig: "libvirt",
+                       providers: [.apt(["libvirt-dev"])]),
         .target(name: "CLinux", path: "Sources/CLinux"),
         .target(name: "WispCore", dependencies: ["CLinux"], swiftSettings: swiftSettings),
         .target(name: "WispCompression", dependencies: ["WispCore", "CZlib", "CZstd"],
@@ -86,7 +89,7 @@ let package = Package(
                 swiftSettings: swiftSettings),
         .target(name: "ImageSources", dependencies: ["WispCore", "CLinux", "DiskImage", "Partitions", "FileSystems", "OCI", "CArchive"],
                 swiftSettings: swiftSettings),
-        .target(name: "Machine", dependencies: ["WispCore", "CLinux"], swiftSettings: swiftSettings),
+        .target(name: "Machine", dependencies: ["WispCore", "CLinux", "CLibvirt"], swiftSettings: swiftSettings),
         .target(name: "MetadataService",
                 dependencies: ["WispCore", "CloudInit", "Machine"],
                 swiftSettings: swiftSettings),

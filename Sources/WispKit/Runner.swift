@@ -23,6 +23,7 @@ public struct Runner: Sendable {
     public func run(_ options: RunOptions) async throws -> InstanceRecord {
         var creator = InstanceCreator(store: store, progress: progress, onClaimed: onClaimed)
         creator.transfer = transfer
+        if options.libvirtURI != nil { try LibvirtEngine.checkSupported(options) }
         let created = try await creator.create(options)
         defer { created.metadata?.stop() }
         let files = store.files(created.record.name)
@@ -32,10 +33,19 @@ public struct Runner: Sendable {
         let booter = InstanceBooter(store: store, acceleratorChoice: options.accelerator, timeout: options.timeout, progress: progress)
         let booted: InstanceRecord, pid: Int32
         do {
-            (booted, pid) = try booter.launch(created.record)
+            if let uri = options.libvirtURI {
+                booted = try LibvirtEngine.deploy(created.record, files: files, uri: uri, accelerator: options.accelerator, progress: progress)
+                try store.save(booted)
+                guard let placement = LibvirtEngine.placement(files) else { throw WispError(.failed, "\(files.directory): libvirt.json was not written") }
+                try LibvirtEngine.start(placement, files: files)
+                pid = 0
+            } else {
+                (booted, pid) = try booter.launch(created.record)
+            }
         } catch {
             // Never booted: nothing in it is worth keeping.
             lock.release()
+            if let placement = LibvirtEngine.placement(files) { try? LibvirtEngine.remove(placement) }
             try? store.remove(created.record.name)
             throw error
         }

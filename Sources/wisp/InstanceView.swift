@@ -58,6 +58,8 @@ struct InstanceView: Encodable {
     var cpus: Int?
     var memory: UInt64?
     var accelerator: String?
+    /// "qemu", or "libvirt:URI" for an instance run by a libvirt daemon.
+    var engine: String?
     var boot: String?
     var ssh: SSH?
     var ports: [Port]
@@ -93,6 +95,7 @@ struct InstanceView: Encodable {
         cpus = record.spec.cpus
         memory = record.spec.memoryBytes
         accelerator = record.spec.accelerator.rawValue
+        engine = LibvirtEngine.placement(files).map { "libvirt:\($0.uri)" } ?? "qemu"
         boot = record.bootMode.rawValue
         ssh = SSH(host: "127.0.0.1", port: record.sshPort, user: record.user, command: "wisp ssh \(name)")
         ports = record.spec.forwards.dropFirst().map(Port.init)
