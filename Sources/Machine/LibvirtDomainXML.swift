@@ -73,7 +73,11 @@ public struct LibvirtDomainXML: Sendable {
     public func networkArguments(board: any Board) -> [String] {
         var netdev = "user,id=\(QEMUCommandLine.userNetdevID)"
         for forward in spec.forwards { netdev += ",hostfwd=\(forward.hostfwd)" }
-        let nic = [board.devices.network, "netdev=\(QEMUCommandLine.userNetdevID)", "mac=\(spec.macAddress)"] + board.devices.networkProperties
+        // A fixed slot on the root bus: libvirt places its own devices at explicit addresses
+        // from slot 1 up, and QEMU would otherwise give this NIC the first free slot before
+        // libvirt's devices are created (q35 and virt both name their root bus pcie.0).
+        let nic = [board.devices.network, "netdev=\(QEMUCommandLine.userNetdevID)", "mac=\(spec.macAddress)", "bus=pcie.0", "addr=0x18"]
+            + board.devices.networkProperties
         return ["-netdev", netdev, "-device", nic.joined(separator: ",")]
     }
 

@@ -154,6 +154,31 @@ public enum LibvirtEngine {
         return booted
     }
 
+    /// The domain XML of an instance, for `wisp export libvirt`: a libvirt-run instance's
+    /// definition as Wisp gave it to the daemon; for one Wisp runs itself, the same machine
+    /// over the instance's own files (overlay and its checked backing chain, seed, extracted
+    /// kernel), ready for `virsh define` on this host. The domain type follows the
+    /// instance's accelerator.
+    public static func domainXML(_ record: InstanceRecord, files: InstanceFiles) throws -> String {
+        if placement(files) != nil, let saved = FileManager.default.contents(atPath: "\(files.directory)/libvirt-domain.xml") {
+            return String(decoding: saved, as: UTF8.self)
+        }
+        guard record.provisioning == .cloudInit, record.spec.sharedFolders.isEmpty else {
+            throw WispError(.unsupported, "\(record.name) uses systemd credentials or shared folders, which a libvirt domain made by Wisp does not carry")
+        }
+        let spec = try InstanceDiskChains.resolve(record, files: files)
+        let disks = spec.disks.map { LibvirtDomainXML.Disk(path: $0.path, format: $0.format, readOnly: $0.readOnly, backing: $0.backing) }
+        let boot: LibvirtDomainXML.Boot
+        switch spec.boot {
+        case .direct(let direct):
+            boot = .direct(kernel: direct.kernel, initrd: direct.initrd, commandLine: direct.commandLine)
+        case .firmware(let firmware):
+            // libvirt keeps its own copy of the variable store; the instance's is the template.
+            boot = .firmware(loader: firmware.code, varsTemplate: firmware.vars)
+        }
+        return try LibvirtDomainXML(name: domainName(record.name, files: files), spec: spec, disks: disks, boot: boot, serialLog: nil).xml()
+    }
+
     static func chooseAccelerator(_ choice: AcceleratorChoice, connection: LibvirtConnection, uri: String,
                                   record: InstanceRecord) throws -> Accelerator {
         let kvm = connection.supportsKVM(architecture: record.spec.architecture)

@@ -41,7 +41,7 @@ import WispTestSupport
         #expect(xml.contains("<target dev='vdb' bus='virtio'/>\n      <readonly/>"))
         // The SSH forward and the MAC, as QEMUCommandLine gives them to Wisp's own QEMU.
         #expect(xml.contains("<qemu:arg value='user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp:127.0.0.1:8080-:80'/>"))
-        #expect(xml.contains("mac=52:54:00:ab:cd:ef"))
+        #expect(xml.contains("mac=52:54:00:ab:cd:ef,bus=pcie.0,addr=0x18"))
         #expect(xml.contains("<log file='/var/lib/wisp/serial.log' append='on'/>"))
     }
 
