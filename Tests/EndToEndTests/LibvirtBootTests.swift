@@ -42,6 +42,11 @@ import WispTestSupport
         // The definition Wisp gave libvirt passes libvirt's own schema.
         let validated = try ToolRunner.run("virt-xml-validate", [instanceDirectory + "/libvirt-domain.xml", "domain"])
         #expect(validated.status == 0, "\(validated.stderrText)")
+        // wisp export libvirt prints that definition; list --json keeps to the schema.
+        let exported = try box.check(["export", "libvirt", "lv"]).stdoutText
+        #expect(exported == (try String(contentsOfFile: instanceDirectory + "/libvirt-domain.xml", encoding: .utf8)))
+        let problems = try JSONSchemaJudge.problems(try box.check(["list", "--json"]).stdoutText, definition: "list")
+        #expect(problems.isEmpty, "\(problems)")
 
         // Logged in with the keys and host key Wisp made; the guest sees its hostname.
         let uname = try box.check(["ssh", "lv", "--", "uname", "-a"]).stdoutText
