@@ -50,6 +50,12 @@ public struct Runner: Sendable {
             throw error
         }
         guard options.waitForReady else { return booted }
+        if let uri = options.libvirtURI, !LibvirtEngine.isLocal(uri) {
+            // The guest's SSH forward and phone_home are on the remote host's loopback, which
+            // Wisp does not reach yet: the domain runs, readiness is not checked.
+            FileHandle.standardError.write(Data("wisp: \(booted.name) was started on \(uri); its SSH forward listens on that host's 127.0.0.1:\(booted.sshPort) (Wisp does not wait for or reach guests on remote libvirt hosts yet)\n".utf8))
+            return booted
+        }
         do {
             try booter.waitUntilReady(booted, pid: pid, readiness: .init(metadata: created.metadata, waitForSSH: true))
         } catch let error as WispError where error.kind == .timedOut {
