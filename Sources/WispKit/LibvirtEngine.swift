@@ -56,6 +56,13 @@ public enum LibvirtEngine {
         return "wisp-\(name)-" + digest.prefix(4).map { String(format: "%02x", $0) }.joined()
     }
 
+    /// Where the daemon keeps the volume made from the instance file `path` (overlay, seed)
+    /// on its own host.
+    public static func volumePath(_ placement: LibvirtPlacement, of path: String, files: InstanceFiles) -> String {
+        let role = path == files.overlay ? "overlay" : (path as NSString).lastPathComponent
+        return "\(poolPath(uri: placement.uri))/\(placement.domain)-\(role)"
+    }
+
     public static func placementFile(_ files: InstanceFiles) -> String { "\(files.directory)/libvirt.json" }
 
     public static func placement(_ files: InstanceFiles) -> LibvirtPlacement? {
