@@ -114,7 +114,7 @@ struct InstanceView: Encodable {
             var disk = Disk(path: attachment.path, format: attachment.format.rawValue, readOnly: attachment.readOnly,
                             backing: attachment.backing.map(\.path))
             // The chain Wisp checked when it made the instance, allowed again by directory.
-            let directories = (attachment.backing.map(\.path) + [record.baseImagePath, attachment.path]).map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
+            let directories = (attachment.backing.map(\.path) + [record.baseImagePath] + (placement == nil ? [] : [attachment.path])).map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
                 + record.allowedBackingDirectories
             if let info = try? ImageInfo.read(path: attachment.path, policy: .confined(allowedDirectories: directories)) {
                 disk.virtualSize = info.virtualSize

@@ -47,6 +47,13 @@ import WispTestSupport
         #expect(exported == (try String(contentsOfFile: instanceDirectory + "/libvirt-domain.xml", encoding: .utf8)))
         let problems = try JSONSchemaJudge.problems(try box.check(["list", "--json"]).stdoutText, definition: "list")
         #expect(problems.isEmpty, "\(problems)")
+        // info shows the disks the domain really uses: the pool's volumes, read from their headers.
+        let infoText = try box.check(["info", "lv", "--json"]).stdoutText
+        #expect(try JSONSchemaJudge.problems(infoText, definition: "instance").isEmpty)
+        let info = try #require(try JSONSerialization.jsonObject(with: Data(infoText.utf8)) as? [String: Any])
+        let disks = try #require(info["disks"] as? [[String: Any]])
+        #expect(disks.first?["path"] as? String == "/var/lib/libvirt/images/wisp/\(domain)-overlay")
+        #expect(((disks.first?["virtual-size"] as? Int) ?? 0) > 0, "\(disks)")
 
         // Logged in with the keys and host key Wisp made; the guest sees its hostname.
         let uname = try box.check(["ssh", "lv", "--", "uname", "-a"]).stdoutText
