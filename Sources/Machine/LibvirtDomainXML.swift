@@ -8,9 +8,10 @@ import WispCore
 ///
 /// The network is QEMU's user-mode stack with its host forwards, passed through libvirt's
 /// `qemu:commandline` namespace: libvirt 9.0 (Debian 12) offers `<interface type='user'>`
-/// with `<portForward>` only with the passt backend, whose bookworm build predates the
-/// libvirt integration; user-mode networking keeps the forward and the guest's view
-/// (10.0.2.x, the host at 10.0.2.2) exactly as with Wisp's own QEMU.
+/// with `<portForward>` only with the passt backend (another package and daemon, not tried
+/// here); QEMU's user-mode network keeps the forward and the guest's view (10.0.2.x, the
+/// host at 10.0.2.2, where phone_home goes) exactly as with Wisp's own QEMU. libvirt marks
+/// such a domain "tainted: custom-argv" in its log.
 public struct LibvirtDomainXML: Sendable {
     /// One disk: the file on the libvirt host, its format, and the backing chain below it
     /// as libvirt must open it (stated explicitly, ending with an empty `<backingStore/>`, so
