@@ -23,7 +23,11 @@ public struct Runner: Sendable {
     public func run(_ options: RunOptions) async throws -> InstanceRecord {
         var creator = InstanceCreator(store: store, progress: progress, onClaimed: onClaimed)
         creator.transfer = transfer
-        if options.libvirtURI != nil { try LibvirtEngine.checkSupported(options) }
+        if let uri = options.libvirtURI {
+            try LibvirtEngine.checkSupported(options)
+            // A daemon that cannot be reached is said before any download or extraction.
+            _ = try LibvirtConnection(uri: uri)
+        }
         let created = try await creator.create(options)
         defer { created.metadata?.stop() }
         let files = store.files(created.record.name)
