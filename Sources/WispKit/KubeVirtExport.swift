@@ -78,7 +78,22 @@ public struct KubeVirtExport: Sendable {
                 ] as [String: Any],
             ] as [String: Any],
         ]
-        return try Yams.dump(object: object, sortKeys: true)
+        return try Yams.serialize(node: Self.literalBlocks(try Node(object)), sortKeys: true)
+    }
+
+    /// Multi-line strings (the user-data and network-data) as literal blocks, so the
+    /// manifest shows them as the files they are rather than as escaped one-liners.
+    static func literalBlocks(_ node: Node) -> Node {
+        switch node {
+        case .scalar(let scalar) where scalar.string.contains("\n") && !scalar.string.hasSuffix(" \n"):
+            return Node(scalar.string, scalar.tag, .literal)
+        case .mapping(let mapping):
+            return Node(mapping.map { ($0.key, literalBlocks($0.value)) }, mapping.tag, mapping.style)
+        case .sequence(let sequence):
+            return Node(sequence.map(literalBlocks), sequence.tag, sequence.style)
+        default:
+            return node
+        }
     }
 
     /// The disk at `path` (a qcow2 on its backing chain, or any format Wisp reads) as one
