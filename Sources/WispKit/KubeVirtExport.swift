@@ -96,10 +96,33 @@ public struct KubeVirtExport: Sendable {
         }
     }
 
-    /// The disk at `path` (a qcow2 on its backing chain, or any format Wisp reads) as one
+    /// A stopped instance's disk (overlay on its checked backing chain) flattened into one
     /// standalone qcow2 at `output`: a containerDisk is a single file, no backing names.
-    public static func flatten(_ source: any BlockDevice, to output: String) throws {
-        try ImageConverter.convert(input: source, to: output, options: ConvertOptions(format: .qcow2))
+    /// The instance stays locked meanwhile, so no start writes it while it is read.
+    public static func flattenInstance(_ name: String, store: InstanceStore, to output: String,
+                                       progress: (@Sendable (UInt64, UInt64) -> Void)? = nil) throws {
+        let record = try store.load(name)
+        let files = store.files(name)
+        let lock = try InstanceLock(path: files.lock, name: name)
+        defer { lock.release() }
+        guard LibvirtEngine.placement(files) == nil else {
+            throw WispError(.unsupported, "instance \(name) runs under libvirt: its disk is a volume of the daemon's wisp pool, which export kubevirt does not read (export it from the pool, or run the image with Wisp's QEMU)")
+        }
+        let (state, _) = InstanceState.probe(files)
+        guard state == .stopped else {
+            throw WispError(.busy, "instance \(name) is \(state.rawValue): stop it first (wisp stop \(name)) so its disk is read whole, not while the guest writes it")
+        }
+        var allowed = record.allowedBackingDirectories
+        allowed.append((record.baseImagePath as NSString).deletingLastPathComponent)
+        let chain = try BackingChain.resolve(path: files.overlay, format: .qcow2, policy: .confined(allowedDirectories: allowed))
+        try flatten(try DiskImageFile.open(chain), to: output, progress: progress)
+    }
+
+    /// Any disk Wisp reads as one standalone qcow2 at `output`.
+    public static func flatten(_ source: any BlockDevice, to output: String, progress: (@Sendable (UInt64, UInt64) -> Void)? = nil) throws {
+        var options = ConvertOptions(format: .qcow2)
+        options.progress = progress
+        try ImageConverter.convert(input: source, to: output, options: options)
     }
 
     /// The OCI image architecture name of a guest architecture.

@@ -95,7 +95,7 @@ struct ExportKubeVirtCommand: AsyncParsableCommand {
         let store = InstanceStore()
         var keys = try sshKeys.map(Self.readPublicKey)
         let name: String, loginUser: String, cpuCount: Int, memoryBytes: UInt64, architecture: GuestArchitecture
-        let disk: any BlockDevice
+        let disk: (any BlockDevice)?
         if FileManager.default.fileExists(atPath: store.files(source).record) {
             let record = try store.load(source)
             let files = store.files(source)
@@ -105,9 +105,7 @@ struct ExportKubeVirtCommand: AsyncParsableCommand {
             cpuCount = cpus ?? record.spec.cpus
             memoryBytes = try memory.map(ByteSize.parseMemory) ?? record.spec.memoryBytes
             architecture = record.spec.architecture
-            let baseDirectory = (record.baseImagePath as NSString).deletingLastPathComponent
-            disk = try DiskImageFile.open(files.overlay, format: .qcow2,
-                                          policy: .confined(allowedDirectories: record.allowedBackingDirectories + [baseDirectory]))
+            disk = nil
         } else {
             if OCIReference.hasTransport(source) {
                 disk = try FileBlockDevice(path: try await container.baseDisk(source, requireKernel: false).path)
@@ -138,9 +136,13 @@ struct ExportKubeVirtCommand: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: work) }
         let flat = work + "/disk.qcow2"
         let display = ProgressMeter("flattening", style: ProgressMeter.style(lines: false), keepsLine: false)
-        var options = ConvertOptions(format: .qcow2)
-        options.progress = { display.update($0, $1) }
-        try await display.track { try ImageConverter.convert(input: disk, to: flat, options: options) }
+        try await display.track {
+            if let disk {
+                try KubeVirtExport.flatten(disk, to: flat, progress: { display.update($0, $1) })
+            } else {
+                try KubeVirtExport.flattenInstance(source, store: store, to: flat, progress: { display.update($0, $1) })
+            }
+        }
         let image = try ContainerDiskImage(disk: flat, diskName: name, layerPath: work + "/layer.tar",
                                            architecture: KubeVirtExport.ociArchitecture(architecture))
         let pusher = OCIPusher(reference: reference, tlsVerify: destTLSVerify, authFiles: authFile.map { [$0] })
