@@ -51,14 +51,14 @@ struct ExportKubeVirtCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kubevirt", abstract: "Push a disk as a KubeVirt containerDisk and print a VirtualMachine manifest.",
         discussion: """
-        NAME is an instance (its disk as it is now: overlay and backing chain flattened into \
-        one qcow2; stop it first for a consistent disk), or IMAGE a local disk image file (any \
+        NAME is a stopped instance (its disk as it is now: overlay and backing chain \
+        flattened into one qcow2; not one run with --engine libvirt), or IMAGE a local disk image file (any \
         format Wisp reads, OVA and box included) or a container reference (docker://, oci:, \
         ...; its disk as wisp run builds it). The disk is pushed with --push as a containerDisk \
         image: one uncompressed layer holding disk/NAME.qcow2 owned by 107:107. Blobs the \
         registry already has are not uploaded again. Credentials come from the same auth \
-        files as pulls (${XDG_RUNTIME_DIR}/containers/auth.json, ~/.docker/config.json); \
-        loopback registries may speak plain HTTP.
+        files as pulls ($REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, \
+        ~/.docker/config.json) or --authfile; loopback registries may speak plain HTTP.
 
         The manifest (kubevirt.io/v1 VirtualMachine, runStrategy Always) is printed, or \
         written with -o. Its cloudInitNoCloud volume has Wisp's user-data (the user, \
@@ -71,7 +71,7 @@ struct ExportKubeVirtCommand: AsyncParsableCommand {
 
         Examples:
           wisp export kubevirt web --push registry.example.com/me/web:1 > web-vm.yaml
-          kubectl apply -f web-vm.yaml && virtctl ssh wisp@vm/web
+          kubectl apply -f web-vm.yaml && virtctl ssh USER@vm/web
           wisp export kubevirt debian-12.qcow2 --vm-name deb --push 127.0.0.1:5000/wisp/debian:latest -o deb.yaml
         """)
 
