@@ -127,4 +127,31 @@ import Yams
                                          "--authfile", dir.file("none.json")], environment: environment)
         #expect(denied.status != 0 && denied.stderrText.contains("access denied"), "\(denied.stderrText)")
     }
+
+    /// A container reference as IMAGE: the disk `wisp run` would build from it (the one
+    /// `wisp image convert` writes), pushed to a registry without auth.
+    @Test func containerReferenceExportMatchesImageConvert() throws {
+        let registry = try TestRegistry(auth: false)
+        let dir = try TemporaryDirectory("wisp-kubevirt-oci")
+        let archive = try ImageConvertContainerTests.makeImage(in: dir, kernel: true)
+        let environment = ["XDG_CACHE_HOME": dir.file("cache"), "XDG_DATA_HOME": dir.file("data"), "HOME": dir.path]
+        try ToolRunner.check("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", dir.file("key")])
+        let target = "\(registry.host)/wisp/bootc:v1"
+        let exported = try WispBinary.run(["export", "kubevirt", "oci-archive:\(archive):v1", "--ssh-key", dir.file("key.pub"),
+                                           "--push", target], environment: environment)
+        #expect(exported.status == 0, "\(exported.stderrText)")
+        let vm = try #require(try Yams.load(yaml: exported.stdoutText) as? [String: Any])
+        // The name comes from the archive's file name.
+        #expect((vm["metadata"] as? [String: Any])?["name"] as? String == "image")
+        try WispBinary.check(["image", "convert", "oci-archive:\(archive):v1", "-O", "qcow2", dir.file("converted.qcow2")], environment: environment)
+        let layout = dir.file("pulled")
+        try ToolRunner.check("skopeo", ["copy", "--preserve-digests", "--src-tls-verify=false", "docker://\(target)", "oci:\(layout):x"])
+        let index = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: layout + "/index.json"))) as? [String: Any]
+        let manifestDigest = try #require((index?["manifests"] as? [[String: Any]])?.first?["digest"] as? String)
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: layout + "/blobs/sha256/" + manifestDigest.dropFirst(7)))) as? [String: Any]
+        let layerDigest = try #require((manifest?["layers"] as? [[String: Any]])?.first?["digest"] as? String)
+        try FileManager.default.createDirectory(atPath: dir.file("layer"), withIntermediateDirectories: true)
+        try ToolRunner.check("tar", ["-xf", layout + "/blobs/sha256/" + layerDigest.dropFirst(7), "-C", dir.file("layer")])
+        try ToolRunner.check("qemu-img", ["compare", "-f", "qcow2", "-F", "qcow2", dir.file("converted.qcow2"), dir.file("layer/disk/image.qcow2")])
+    }
 }
