@@ -67,6 +67,9 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
                        providers: [.apt(["libarchive-dev"])]),
+        // libvirt's C API: `wisp run --engine libvirt` (domains, storage pools, volume uploads).
+        .systemLibrary(name: "CLibvirt", path: "Sources/CLibvirt", pkgConfig: "libvirt",
+                       providers: [.apt(["libvirt-dev"])]),
         .target(name: "CLinux", path: "Sources/CLinux"),
         .target(name: "WispCore", dependencies: ["CLinux"], swiftSettings: swiftSettings),
         .target(name: "WispCompression", dependencies: ["WispCore", "CZlib", "CZstd"],
@@ -89,7 +92,7 @@ let package = Package(
                 // The catalog is a data file, compiled into the binary: no lookup at start-up.
                 resources: [.embedInCode("Catalog/catalog.yaml")],
                 swiftSettings: swiftSettings),
-        .target(name: "Machine", dependencies: ["WispCore", "CLinux"], swiftSettings: swiftSettings),
+        .target(name: "Machine", dependencies: ["WispCore", "CLinux", "CLibvirt"], swiftSettings: swiftSettings),
         .target(name: "MetadataService",
                 dependencies: ["WispCore", "CloudInit", "Machine"],
                 swiftSettings: swiftSettings),

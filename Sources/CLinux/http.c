@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 struct curl_api {
     CURLcode (*global_init)(long);
@@ -154,7 +156,31 @@ struct request_transfer {
     wisp_http_header_fn header;
     wisp_http_write_fn write;
     wisp_http_progress_fn progress;
+    const struct wisp_http_request *request;
+    uint64_t sent;
 };
+
+// The request body, from memory or from the file at increasing offsets; a short file
+// (truncated while sending) aborts rather than sending fewer bytes than announced.
+static size_t on_request_read(char *buffer, size_t size, size_t count, void *user) {
+    struct request_transfer *t = user;
+    uint64_t left = t->request->body_size - t->sent;
+    size_t wanted = size * count;
+    if ((uint64_t)wanted > left) wanted = (size_t)left;
+    if (wanted == 0) return 0;
+    if (t->request->body != NULL) {
+        memcpy(buffer, (const char *)t->request->body + t->sent, wanted);
+        t->sent += wanted;
+        return wanted;
+    }
+    ssize_t got;
+    do {
+        got = pread(t->request->body_fd, buffer, wanted, (off_t)t->sent);
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0) return CURL_READFUNC_ABORT;
+    t->sent += (uint64_t)got;
+    return (size_t)got;
+}
 
 static size_t on_request_header(char *data, size_t size, size_t count, void *user) {
     struct request_transfer *t = user;
@@ -205,7 +231,7 @@ int wisp_http_request(const struct wisp_http_request *request, void *context,
         headers = grown;
     }
     char curl_error[CURL_ERROR_SIZE] = {0};
-    struct request_transfer t = {context, header, write, progress};
+    struct request_transfer t = {context, header, write, progress, request, 0};
     api.easy_setopt(curl, CURLOPT_URL, request->url);
     api.easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
     if (api.easy_setopt(curl, (CURLoption)10318 /* CURLOPT_PROTOCOLS_STR */, "http,https") != CURLE_OK) {
@@ -214,6 +240,14 @@ int wisp_http_request(const struct wisp_http_request *request, void *context,
     // Redirects are the caller's: it decides per hop whether credentials may follow.
     api.easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
     if (request->method != NULL && strcmp(request->method, "HEAD") == 0) api.easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    if (request->method != NULL && (strcmp(request->method, "PUT") == 0 || strcmp(request->method, "POST") == 0)) {
+        // UPLOAD is libcurl's PUT; a POST is the same upload under another method name.
+        api.easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+        api.easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)request->body_size);
+        api.easy_setopt(curl, CURLOPT_READFUNCTION, on_request_read);
+        api.easy_setopt(curl, CURLOPT_READDATA, &t);
+        if (strcmp(request->method, "POST") == 0) api.easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "POST");
+    }
     if (headers != NULL) api.easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     api.easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, request->verify_tls ? 1L : 0L);
     api.easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, request->verify_tls ? 2L : 0L);

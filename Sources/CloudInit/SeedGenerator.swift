@@ -181,6 +181,14 @@ public enum SeedGenerator {
         return text
     }
 
+    /// network-config version 2 asking DHCP on every Ethernet interface (`e*`): what an
+    /// engine whose network hands out addresses (KubeVirt's pod network) needs written down,
+    /// so cloud-init does not fall back to guessing one interface.
+    public static func dhcpNetworkConfig() -> String {
+        ["version: 2", "ethernets:", "  primary:", "    match:", "      name: \"e*\"", "    dhcp4: true", "    dhcp6: false", ""]
+            .joined(separator: "\n")
+    }
+
     public static func networkConfig(_ network: StaticNetwork) throws -> String {
         let (address, prefix, isIPv6) = try parseCIDR(network.address)
         var lines = ["version: 2", "ethernets:", "  primary:", "    match:"]

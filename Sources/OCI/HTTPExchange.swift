@@ -26,6 +26,9 @@ struct HTTPExchange {
     var verifyTLS = true
     var stallTimeoutSeconds = 60
     var totalTimeoutSeconds = 0
+    /// The body of a POST or PUT: bytes, or a file sent from offset 0 (streamed).
+    enum Body { case none, bytes([UInt8]), file(fd: Int32, size: UInt64) }
+    var body = Body.none
 
     /// Performs the request; `body` gets the response (status and headers already read)
     /// with each piece of the body. A throw from `body` aborts the transfer and is
@@ -49,13 +52,21 @@ struct HTTPExchange {
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         let cHeaders = headers.map { strdup($0) }
         defer { cHeaders.forEach { free($0) } }
+        let bytes: [UInt8], fd: Int32, size: UInt64
+        switch body {
+        case .none: (bytes, fd, size) = ([], -1, 0)
+        case .bytes(let data): (bytes, fd, size) = (data, -1, UInt64(data.count))
+        case .file(let file, let length): (bytes, fd, size) = ([], file, length)
+        }
         let code: Int32 = url.withCString { cURL in
             method.withCString { cMethod in
                 cHeaders.map { UnsafePointer($0) }.withUnsafeBufferPointer { headerPointers in
+                  bytes.withUnsafeBytes { bodyBytes in
                     var request = wisp_http_request(
                         url: cURL, method: cMethod, headers: headerPointers.baseAddress, header_count: headerPointers.count,
                         verify_tls: verifyTLS ? 1 : 0, connect_timeout: 30, stall_timeout: stallTimeoutSeconds,
-                        total_timeout: totalTimeoutSeconds)
+                        total_timeout: totalTimeoutSeconds,
+                        body: fd >= 0 ? nil : (bodyBytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)), body_fd: fd, body_size: size)
                     return wisp_http_request(&request, context, { context, line, size in
                         guard let context, let line else { return 1 }
                         return Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
@@ -65,6 +76,7 @@ struct HTTPExchange {
                         return Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
                             .receive(UnsafeRawBufferPointer(start: data, count: size))
                     }, nil, &status, &message, message.count)
+                  }
                 }
             }
         }

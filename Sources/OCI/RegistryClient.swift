@@ -46,6 +46,9 @@ final class RegistryClient: @unchecked Sendable {
         return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 
+    /// The scheme chosen by the first request, once there was one.
+    var currentScheme: String? { state.withLock { $0.scheme } }
+
     private var plainHTTPAllowed: Bool { tlsVerify == false || Self.isLoopback(reference.apiHost) }
 
     private func credentials() throws -> RegistryCredentials? {
@@ -84,9 +87,15 @@ final class RegistryClient: @unchecked Sendable {
     /// GETs `/v2/<repository>/<path>`, handling auth challenges and redirects; `body` gets
     /// the final 2xx response's bytes. Returns that response. Other statuses throw
     /// errors of the matching kind, with the registry's own error text when it sent one.
-    func get(_ path: String, accept: [String] = [], extraHeaders: [String] = [], totalTimeoutSeconds: Int = 0,
+    ///
+    /// Push uses the same path with another `method`, an upload `requestBody`, and for the
+    /// blob upload's second step an absolute `url` the registry gave (which must stay on
+    /// the registry's host); its requests follow no redirects.
+    func get(_ path: String, method: String = "GET", url absolute: String? = nil, requestBody: HTTPExchange.Body = .none,
+             accept: [String] = [], extraHeaders: [String] = [], totalTimeoutSeconds: Int = 0,
              body: @escaping (HTTPExchange.Response, UnsafeRawBufferPointer) throws -> Void) async throws -> HTTPExchange.Response {
-        var url = "\(try await scheme())://\(reference.apiHost)/v2/\(reference.repository)/\(path)"
+        let chosen = try await scheme()
+        var url = absolute ?? "\(chosen)://\(reference.apiHost)/v2/\(reference.repository)/\(path)"
         var sameHost = true
         var authorised = false
         var hops = 0
@@ -95,6 +104,8 @@ final class RegistryClient: @unchecked Sendable {
             if !accept.isEmpty { headers.append("Accept: \(accept.joined(separator: ", "))") }
             if sameHost, let authorization = try currentAuthorization() { headers.append("Authorization: \(authorization)") }
             var exchange = HTTPExchange(url: url, headers: headers)
+            exchange.method = method
+            exchange.body = requestBody
             exchange.verifyTLS = tlsVerify ?? true
             exchange.stallTimeoutSeconds = stallTimeoutSeconds
             exchange.totalTimeoutSeconds = totalTimeoutSeconds
@@ -109,7 +120,7 @@ final class RegistryClient: @unchecked Sendable {
             switch response.status {
             case 200..<300:
                 return response
-            case 301, 302, 303, 307, 308:
+            case 301, 302, 303, 307, 308 where method == "GET" || method == "HEAD":
                 hops += 1
                 guard hops <= Self.maxRedirects else {
                     throw WispError(.failed, "\(name): the registry redirected more than \(Self.maxRedirects) times (a redirect loop?)")

@@ -144,7 +144,15 @@ public struct InstanceBooter: Sendable {
         var sshFailedAt: Date? = nil
         while true {
             let log = Self.currentBootLog(files)
-            if !QEMULauncher.isQEMU(pid: pid) {
+            if let placement = LibvirtEngine.placement(files) {
+                let state = LibvirtEngine.state(placement)
+                if state == .crashed {
+                    throw WispError(.guestFailed, "the guest \(record.name) crashed while booting (libvirt domain \(placement.domain) on \(placement.uri)); last serial lines:\n\(BootPhase.tail(of: log))")
+                }
+                if state != .running && state != .paused {
+                    throw WispError(.engineFailed, "the libvirt domain \(placement.domain) on \(placement.uri) stopped while \(record.name) was booting; last serial lines:\n\(BootPhase.tail(of: log))")
+                }
+            } else if !QEMULauncher.isQEMU(pid: pid) {
                 throw WispError(.engineFailed, "QEMU exited while \(record.name) was booting (see wisp logs \(record.name)); last serial lines:\n\(BootPhase.tail(of: log))")
             }
             if let qmp = try? QMPClient(socketPath: files.qmpSocket, timeout: 2), let status = try? qmp.status(),

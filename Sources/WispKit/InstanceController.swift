@@ -34,6 +34,8 @@ public struct InstanceController: Sendable {
         public var pid: Int32?
         /// Shared folders (`wisp run --mount`), host and guest paths and read-only.
         public var mounts: [SharedFolder] = []
+        /// "qemu" (Wisp's own), or "libvirt:URI".
+        public var engine: String = "qemu"
     }
 
     public func list() -> [Summary] {
@@ -51,6 +53,7 @@ public struct InstanceController: Sendable {
                            accel: record.spec.accelerator.rawValue, arch: record.spec.architecture.rawValue, cpus: record.spec.cpus,
                            memory: ByteSize.format(record.spec.memoryBytes), pid: pid, mounts: record.spec.sharedFolders)
             summary.build = record.baseImage?.build
+            if let placement = LibvirtEngine.placement(files) { summary.engine = "libvirt:\(placement.uri)" }
             return summary
         }
     }
@@ -67,7 +70,7 @@ public struct InstanceController: Sendable {
             throw WispError(.busy, "instance \(name) is already \(state.rawValue) (wisp stop \(name) first)")
         }
         // The forwarded SSH port may have been taken since the last boot: pick another.
-        if !InstancePorts.canBind(PortForward(hostPort: record.sshPort, guestPort: 22)) {
+        if LibvirtEngine.placement(files) == nil, !InstancePorts.canBind(PortForward(hostPort: record.sshPort, guestPort: 22)) {
             record.sshPort = try InstanceCreator.freePort()
             record.spec.forwards[0] = PortForward(hostPort: record.sshPort, guestPort: 22)
         }
@@ -80,6 +83,16 @@ public struct InstanceController: Sendable {
         defer { server?.stop() }
         // Normally reset when it stopped; also here for a guest that powered itself off.
         if record.ephemeral { try InstanceDiskChains.resetOverlay(record, files: files) }
+        if let placement = LibvirtEngine.placement(files) {
+            // The SSH forward is in the domain's definition: a port taken since is a clear error.
+            guard InstancePorts.canBind(record.spec.forwards[0]) else {
+                throw WispError(.busy, "port \(record.sshPort), \(name)'s SSH forward, is taken on this host (free it, or wisp rm \(name) and run it again)")
+            }
+            try LibvirtEngine.start(placement, files: files)
+            guard waitForReady else { return record }
+            try booter.waitUntilReady(record, pid: 0, readiness: .init(metadata: nil, waitForSSH: true))
+            return record
+        }
         let (booted, pid) = try booter.launch(record)
         guard waitForReady, !booted.consoleOnly else { return booted }
         try booter.waitUntilReady(booted, pid: pid, readiness: .init(metadata: nil, waitForSSH: true))
@@ -99,6 +112,10 @@ public struct InstanceController: Sendable {
     }
 
     func stopLocked(_ files: InstanceFiles, force: Bool, timeout: Double) throws {
+        if let placement = LibvirtEngine.placement(files) {
+            try LibvirtEngine.stop(placement, force: force, timeout: timeout)
+            return
+        }
         guard let pid = QEMULauncher.readPID(files.pidFile), QEMULauncher.isQEMU(pid: pid) else {
             InstanceState.repairStale(files)
             return
@@ -134,7 +151,15 @@ public struct InstanceController: Sendable {
         }
         let lock = try InstanceLock(path: files.lock, name: name)
         defer { lock.release() }
-        if let pid = QEMULauncher.readPID(files.pidFile), QEMULauncher.isQEMU(pid: pid) {
+        if let placement = LibvirtEngine.placement(files) {
+            let state = LibvirtEngine.state(placement)
+            guard force || state == .stopped else {
+                throw WispError(.busy, "instance \(name) is running: stop it first (wisp stop \(name)) or use wisp rm --force \(name)")
+            }
+            // The domain and its volumes go first: an instance directory without them would
+            // be nothing; libvirt objects without the directory would be left behind.
+            try LibvirtEngine.remove(placement)
+        } else if let pid = QEMULauncher.readPID(files.pidFile), QEMULauncher.isQEMU(pid: pid) {
             guard force else {
                 throw WispError(.busy, "instance \(name) is running: stop it first (wisp stop \(name)) or use wisp rm --force \(name)")
             }

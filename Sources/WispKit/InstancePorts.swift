@@ -33,6 +33,9 @@ public struct InstancePorts: Sendable {
     public func add(_ name: String, _ forward: PortForward) throws -> Change {
         var record = try store.load(name)
         let files = store.files(name)
+        if let placement = LibvirtEngine.placement(files) {
+            throw WispError(.unsupported, "\(name)'s forwards are part of its libvirt domain (\(placement.domain) on \(placement.uri)): wisp port add and rm work on instances of Wisp's own QEMU")
+        }
         let lock = try InstanceLock(path: files.lock, name: name)
         defer { lock.release() }
         if let existing = record.spec.forwards.first(where: { $0.hostPort == forward.hostPort && $0.transport == forward.transport }) {
@@ -57,6 +60,9 @@ public struct InstancePorts: Sendable {
     public func remove(_ name: String, hostPort: UInt16, transport: PortForward.Transport) throws -> Change {
         var record = try store.load(name)
         let files = store.files(name)
+        if let placement = LibvirtEngine.placement(files) {
+            throw WispError(.unsupported, "\(name)'s forwards are part of its libvirt domain (\(placement.domain) on \(placement.uri)): wisp port add and rm work on instances of Wisp's own QEMU")
+        }
         let lock = try InstanceLock(path: files.lock, name: name)
         defer { lock.release() }
         guard let index = record.spec.forwards.firstIndex(where: { $0.hostPort == hostPort && $0.transport == transport }) else {

@@ -52,6 +52,9 @@ public struct InstanceSSH: Sendable {
     /// Runs `command` with our stdin/stdout/stderr and returns its exit status (ssh's 255
     /// when the connection itself failed).
     public func run(_ command: [String], tty: Bool) throws -> Int32 {
+        if let placement = LibvirtEngine.placement(files), !LibvirtEngine.isLocal(placement.uri) {
+            throw WispError(.unsupported, "\(record.name) runs on the remote libvirt host of \(placement.uri): its SSH forward listens on that host's 127.0.0.1:\(record.sshPort), which Wisp does not reach yet")
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try HostCommands.ssh())
         process.arguments = arguments(tty: tty) + Self.remoteCommand(command)

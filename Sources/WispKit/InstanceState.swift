@@ -22,6 +22,8 @@ public enum InstanceState: String, Sendable, Codable, Equatable {
     /// reboot) means stopped, and the leftovers are cleaned by `repairStale`.
     public static func probe(_ files: InstanceFiles) -> (state: InstanceState, pid: Int32?) {
         guard FileManager.default.fileExists(atPath: files.record) else { return (.incomplete, nil) }
+        // A libvirt-run instance: the daemon knows its state (and its QEMU is not ours).
+        if let placement = LibvirtEngine.placement(files) { return (LibvirtEngine.state(placement), nil) }
         guard let pid = QEMULauncher.readPID(files.pidFile), QEMULauncher.isQEMU(pid: pid) else {
             return (.stopped, nil)
         }

@@ -55,6 +55,9 @@ public struct RunOptions: Sendable {
     public var containerPlatform: String? = nil
     /// For a container image: verify the registry's TLS (false also allows plain HTTP).
     public var containerTLSVerify: Bool? = nil
+    /// The libvirt daemon to run the instance under (`--engine libvirt[:URI]`); nil: Wisp's
+    /// own QEMU.
+    public var libvirtURI: String? = nil
 
     public init(image: String) { self.image = image }
 

@@ -23,6 +23,11 @@ public struct Runner: Sendable {
     public func run(_ options: RunOptions) async throws -> InstanceRecord {
         var creator = InstanceCreator(store: store, progress: progress, onClaimed: onClaimed)
         creator.transfer = transfer
+        if let uri = options.libvirtURI {
+            try LibvirtEngine.checkSupported(options)
+            // A daemon that cannot be reached is said before any download or extraction.
+            _ = try LibvirtConnection(uri: uri)
+        }
         let created = try await creator.create(options)
         defer { created.metadata?.stop() }
         let files = store.files(created.record.name)
@@ -32,15 +37,30 @@ public struct Runner: Sendable {
         let booter = InstanceBooter(store: store, acceleratorChoice: options.accelerator, timeout: options.timeout, progress: progress)
         let booted: InstanceRecord, pid: Int32
         do {
-            (booted, pid) = try booter.launch(created.record)
+            if let uri = options.libvirtURI {
+                booted = try LibvirtEngine.deploy(created.record, files: files, uri: uri, accelerator: options.accelerator, progress: progress)
+                try store.save(booted)
+                guard let placement = LibvirtEngine.placement(files) else { throw WispError(.failed, "\(files.directory): libvirt.json was not written") }
+                try LibvirtEngine.start(placement, files: files)
+                pid = 0
+            } else {
+                (booted, pid) = try booter.launch(created.record)
+            }
         } catch {
             // Never booted: nothing in it is worth keeping.
             lock.release()
+            if let placement = LibvirtEngine.placement(files) { try? LibvirtEngine.remove(placement) }
             try? store.remove(created.record.name)
             throw error
         }
         // A live system without cloud-init is ready when QEMU runs: its way in is the console.
         guard options.waitForReady, !booted.consoleOnly else { return booted }
+        if let uri = options.libvirtURI, !LibvirtEngine.isLocal(uri) {
+            // The guest's SSH forward and phone_home are on the remote host's loopback, which
+            // Wisp does not reach yet: the domain runs, readiness is not checked.
+            FileHandle.standardError.write(Data("wisp: \(booted.name) was started on \(uri); its SSH forward listens on that host's 127.0.0.1:\(booted.sshPort) (Wisp does not wait for or reach guests on remote libvirt hosts yet)\n".utf8))
+            return booted
+        }
         do {
             try booter.waitUntilReady(booted, pid: pid, readiness: .init(metadata: created.metadata, waitForSSH: true))
         } catch let error as WispError where error.kind == .timedOut {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import WispCore
 import WispKit
 
 struct ConsoleCommand: AsyncParsableCommand {
@@ -9,6 +10,9 @@ struct ConsoleCommand: AsyncParsableCommand {
     func run() async throws {
         let store = InstanceStore()
         _ = try store.load(name)
+        if let placement = LibvirtEngine.placement(store.files(name)) {
+            throw WispError(.unsupported, "\(name) is a libvirt domain: attach with virsh -c \(placement.uri) console \(placement.domain) (wisp logs \(name) shows its serial output)")
+        }
         try SerialConsole.attach(store.files(name), name: name)
     }
 }

@@ -36,6 +36,7 @@ struct InfoCommand: AsyncParsableCommand {
         if let cpus = view.cpus { rows.append(("CPUs", "\(cpus)")) }
         if let memory = view.memory { rows.append(("Memory", ByteSize.format(memory))) }
         if let accelerator = view.accelerator { rows.append(("Accelerator", accelerator)) }
+        if let engine = view.engine { rows.append(("Engine", engine)) }
         if let boot = view.boot { rows.append(("Boot", boot)) }
         if view.ephemeral { rows.append(("Ephemeral", "yes (writes are discarded when it stops)")) }
         for (index, disk) in (view.disks ?? []).enumerated() {

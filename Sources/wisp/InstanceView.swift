@@ -62,6 +62,8 @@ struct InstanceView: Encodable {
     var cpus: Int?
     var memory: UInt64?
     var accelerator: String?
+    /// "qemu", or "libvirt:URI" for an instance run by a libvirt daemon.
+    var engine: String?
     var boot: String?
     var ssh: SSH?
     var ports: [Port]
@@ -98,6 +100,7 @@ struct InstanceView: Encodable {
         cpus = record.spec.cpus
         memory = record.spec.memoryBytes
         accelerator = record.spec.accelerator.rawValue
+        engine = LibvirtEngine.placement(files).map { "libvirt:\($0.uri)" } ?? "qemu"
         boot = record.bootMode.rawValue
         ssh = SSH(host: "127.0.0.1", port: record.sshPort, user: record.user, command: "wisp ssh \(name)")
         ports = record.spec.forwards.dropFirst().map(Port.init)
@@ -105,11 +108,18 @@ struct InstanceView: Encodable {
         created = record.createdAt
         guard detailed else { return }
         if let pid { uptimeSeconds = Self.uptime(pid: pid) }
-        disks = record.spec.disks.map { attachment in
+        // A libvirt domain's disks are volumes of the daemon's pool, not the instance's files.
+        let placement = LibvirtEngine.placement(files)
+        disks = record.spec.disks.map { local in
+            var attachment = local
+            if let placement {
+                attachment.path = LibvirtEngine.volumePath(placement, of: local.path, files: files)
+                attachment.backing = []
+            }
             var disk = Disk(path: attachment.path, format: attachment.format.rawValue, readOnly: attachment.readOnly,
                             backing: attachment.backing.map(\.path))
             // The chain Wisp checked when it made the instance, allowed again by directory.
-            let directories = (attachment.backing.map(\.path) + [record.baseImagePath]).map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
+            let directories = (attachment.backing.map(\.path) + [record.baseImagePath] + (placement == nil ? [] : [attachment.path])).map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
                 + record.allowedBackingDirectories
             if let info = try? ImageInfo.read(path: attachment.path, policy: .confined(allowedDirectories: directories)) {
                 disk.virtualSize = info.virtualSize

@@ -14,7 +14,7 @@ struct ListCommand: AsyncParsableCommand {
             return
         }
         let summaries = InstanceController().list()
-        var rows: [[String]] = [["NAME", "STATE", "IMAGE", "SSH", "PORTS", "ARCH", "ACCEL"]]
+        var rows: [[String]] = [["NAME", "STATE", "IMAGE", "SSH", "PORTS", "ARCH", "ACCEL", "ENGINE"]]
         for s in summaries {
             // A container image by its reference and short digest; a file by its name.
             var image: String = s.image.map { s.digest == nil ? URL(fileURLWithPath: $0).lastPathComponent : $0 } ?? "-"
@@ -23,9 +23,9 @@ struct ListCommand: AsyncParsableCommand {
             if s.ephemeral == true { image += " (ephemeral)" }
             let ssh: String = s.address.map { "\(s.user ?? "")@\($0)" } ?? "-"
             let ports: String = s.ports.isEmpty ? "-" : s.ports.joined(separator: ",")
-            rows.append([s.name, s.state.rawValue, image, ssh, ports, s.arch ?? "-", s.accel ?? "-"])
+            rows.append([s.name, s.state.rawValue, image, ssh, ports, s.arch ?? "-", s.accel ?? "-", s.engine])
         }
-        var widths = [Int](repeating: 0, count: 7)
+        var widths = [Int](repeating: 0, count: 8)
         for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
         for row in rows {
             var line = ""

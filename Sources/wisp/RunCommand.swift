@@ -60,6 +60,8 @@ struct RunCommand: AsyncParsableCommand {
           wisp run --arch aarch64 --rm arm64.qcow2 -- uname -m     # an arm64 guest (read from the image anyway)
           wisp run oci-archive:fedora-bootc.tar                    # a bootc image saved by podman
           wisp run --rm --ephemeral docker://quay.io/fedora/fedora-bootc:42 -- rpm -q kernel
+          wisp run --engine libvirt image.qcow2                     # a libvirt domain (qemu:///system as root)
+          wisp run --engine libvirt:qemu:///session image.qcow2     # any libvirt URI
         """)
 
     @Argument(help: "Image file, catalog name (debian-13, ubuntu; wisp images catalog), OVA, Vagrant box, http(s) URL or container image reference.") var image: String
@@ -75,6 +77,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "The boot entry to boot directly: its id, title or number in `wisp inspect` (default: the image's default entry; for a container image, the newest kernel).") var entry: String?
     @Option(name: .customLong("karg"), help: "Append an argument to the kernel command line of a directly booted guest (repeatable), e.g. --karg systemd.unit=rescue.target.") var kargs: [String] = []
     @Option(help: "auto (KVM if it works, else TCG), kvm or tcg (default: the config file's accelerator, else auto).") var accel: AcceleratorChoice?
+    @Option(help: ArgumentHelp("Who runs the machine: qemu (Wisp starts QEMU itself), or libvirt[:URI], a domain of a libvirt daemon (default URI qemu:///system as root, else qemu:///session); wisp ssh, stop, start and rm work the same.", valueName: "qemu|libvirt[:URI]")) var engine: String = "qemu"
     @Option(help: "Guest CPU architecture, when the image's own kernel or init does not say it (x86_64 or aarch64).") var arch: ArchitectureArgument?
     @Option(name: .customLong("user-data"), help: "Extra cloud-config merged into the seed.") var userData: String?
     @Option(name: .customLong("cloud-init"), help: "How the seed reaches the guest: disk (NoCloud seed disk) or http (NoCloud-net from Wisp's listener).") var cloudInit: CloudInitTransport = .disk
@@ -123,6 +126,7 @@ struct RunCommand: AsyncParsableCommand {
         options.ephemeral = ephemeral
         options.containerPlatform = platform
         options.containerTLSVerify = tlsVerify
+        options.libvirtURI = try LibvirtEngine.parseEngine(engine)
         options.waitForReady = !detach && !console
         // A command to run (the CI use) gets a settled guest: every cloud-init stage done.
         options.waitForFinalStage = waitFinal || !command.isEmpty

@@ -24,7 +24,7 @@ struct Wisp: AsyncParsableCommand {
             SeedCommand.self,
             RunCommand.self, ListCommand.self, InfoCommand.self, SSHCommand.self, ShellCommand.self, ExecCommand.self,
             StopCommand.self, StartCommand.self, RemoveCommand.self, ConsoleCommand.self, LogsCommand.self,
-            CopyCommand.self, PortCommand.self, ConfigCommand.self,
+            CopyCommand.self, PortCommand.self, ConfigCommand.self, ExportCommand.self,
         ]
     )
 }

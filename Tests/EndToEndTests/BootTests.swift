@@ -119,6 +119,15 @@ import WispTestSupport
             let problems = try JSONSchemaJudge.problems(try box.check(command).stdoutText, definition: definition)
             #expect(problems.isEmpty, "\(command): \(problems)")
         }
+        #expect(entries?.first?["engine"] as? String == "qemu")
+        // The same machine as a libvirt domain over the instance's own files, by libvirt's schema.
+        let exported = try box.check(["export", "libvirt", "e2e"]).stdoutText
+        let xmlFile = box.dir.file("e2e-domain.xml")
+        try exported.write(toFile: xmlFile, atomically: true, encoding: .utf8)
+        let validation = try ToolRunner.run("virt-xml-validate", [xmlFile, "domain"])
+        #expect(validation.status == 0, "\(validation.stderrText)\n\(exported)")
+        #expect(exported.contains("<source file='\(instanceDir)/overlay.qcow2'/>") && exported.contains("<source file='\(URL(fileURLWithPath: box.image).resolvingSymlinksInPath().path)'/>"))
+        #expect(exported.contains("<kernel>\(instanceDir)/vmlinuz</kernel>"))
         // exec needs no --, shell quoting is Wisp's; logs --tail gives exactly the last lines.
         #expect(try box.check(["exec", "e2e", "printf", "%s|", "a b", "c"]).stdoutText == "a b|c|")
         #expect(try box.run(["exec", "e2e", "sh", "-c", "exit 5"]).status == 5)

@@ -33,7 +33,7 @@ typedef int (*wisp_http_header_fn)(void *context, const char *line, size_t size)
 /// One request as `wisp_http_request` sends it.
 struct wisp_http_request {
     const char *url;
-    /// "GET" (or NULL) or "HEAD".
+    /// "GET" (or NULL), "HEAD", "POST" or "PUT".
     const char *method;
     /// Extra request headers, each "Name: value".
     const char *const *headers;
@@ -46,6 +46,12 @@ struct wisp_http_request {
     long stall_timeout;
     /// Seconds for the whole transfer (0: no limit).
     long total_timeout;
+    /// The request body for POST and PUT: `body_size` bytes, from `body` when it is not
+    /// NULL, else read with pread from `body_fd` starting at offset 0 (streamed, never
+    /// held in memory). Sent with Content-Length, never chunked.
+    const void *body;
+    int body_fd;
+    uint64_t body_size;
 };
 
 /// One HTTP(S) request with the caller's headers; redirects are NOT followed (the caller
