@@ -2,6 +2,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include "clinux.h"
 
 int wisp_punch_hole(int fd, off_t offset, off_t length) {
@@ -14,4 +17,21 @@ int wisp_allocate(int fd, off_t offset, off_t length) {
 
 short wisp_posix_spawn_setsid(void) {
     return POSIX_SPAWN_SETSID;
+}
+
+ssize_t wisp_send_with_fd(int socket, const void *bytes, size_t length, int fd) {
+    struct iovec iov = { .iov_base = (void *)bytes, .iov_len = length };
+    union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr message = { 0 };
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.buffer;
+    message.msg_controllen = sizeof control.buffer;
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &fd, sizeof(int));
+    return sendmsg(socket, &message, MSG_NOSIGNAL);
 }

@@ -5,6 +5,7 @@ import Musl
 #endif
 import Foundation
 import WispCore
+import CLinux
 
 /// A connected `AF_UNIX` stream socket with blocking reads bounded by a timeout; used for
 /// QMP and the serial console, both of which QEMU serves on sockets in the instance directory.
@@ -53,6 +54,24 @@ public final class UnixSocket: @unchecked Sendable {
             }
             offset += n
         }
+    }
+
+    /// Sends `bytes` with the descriptor `passing` attached (SCM_RIGHTS): QMP's `getfd`
+    /// takes a file this way, so a sandboxed QEMU (which may not open or spawn anything
+    /// itself) can write or read a migration stream. The rest, if the kernel took only
+    /// part, follows without the descriptor.
+    public func write(_ bytes: [UInt8], passing descriptor: Int32) throws {
+        var sent = 0
+        while true {
+            let n = bytes.withUnsafeBytes { wisp_send_with_fd(fd, $0.baseAddress, $0.count, descriptor) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw WispError.posix("sendmsg", path, errno: errno)
+            }
+            sent = n
+            break
+        }
+        if sent < bytes.count { try write(Array(bytes[sent...])) }
     }
 
     /// Waits up to `timeout` seconds for data; returns nil on timeout, [] at end of stream.

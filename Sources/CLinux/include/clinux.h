@@ -10,4 +10,7 @@ int wisp_punch_hole(int fd, off_t offset, off_t length);
 int wisp_allocate(int fd, off_t offset, off_t length);
 /// POSIX_SPAWN_SETSID, which <spawn.h> defines only under _GNU_SOURCE.
 short wisp_posix_spawn_setsid(void);
+/// send(2) of `length` bytes with one descriptor attached (SCM_RIGHTS), as QMP's `getfd`
+/// expects. Returns the bytes sent, or -1 with errno set.
+ssize_t wisp_send_with_fd(int socket, const void *bytes, size_t length, int fd);
 #endif
