@@ -31,7 +31,9 @@ public struct InstanceSuspender: Sendable {
     /// Saves the running guest's state and stops QEMU. On any failure before the state is
     /// complete, the partial file goes and the guest runs on.
     @discardableResult
-    public func suspend(_ name: String, notice: @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) throws -> SavedState {
+    /// `flushGuest` false skips the guest's `sync` over SSH (a machine without a guest OS).
+    public func suspend(_ name: String, flushGuest: Bool = true,
+                        notice: @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) throws -> SavedState {
         let record = try store.load(name)
         let files = store.files(name)
         let lock = try InstanceLock(path: files.lock, name: name)
@@ -47,7 +49,7 @@ public struct InstanceSuspender: Sendable {
         // The guest's own dirty pages reach the disk first: if the state is ever unusable,
         // the cold boot then finds on disk what the guest had written (a power cut would not).
         // Best effort: a guest SSH cannot reach is saved all the same.
-        if !InstanceSSH(record: record, files: files).probe("sync") {
+        if flushGuest, !InstanceSSH(record: record, files: files).probe("sync") {
             notice("wisp: \(name): could not reach the guest over SSH to flush its writes first; saving it as it is\n")
         }
         let qmp = try QMPClient(socketPath: files.qmpSocket, timeout: 10)
