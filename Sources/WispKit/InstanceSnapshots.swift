@@ -30,8 +30,9 @@ public struct InstanceSnapshots: Sendable {
     public enum RestoreOutcome: Sendable, Equatable {
         /// The disk only (a snapshot of a stopped instance, restored while stopped).
         case disk
-        /// Disk and memory: the guest runs from the snapshot; its clock was set (or not).
-        case diskAndMemory(clock: InstanceSSH.ClockSetting)
+        /// Disk and memory: the guest runs from the snapshot; its clock was set (or not;
+        /// nil when SSH was not waited for).
+        case diskAndMemory(clock: InstanceSSH.ClockSetting?)
     }
 
     /// Snapshot names: a letter first (qemu-img takes an all-digit name as a snapshot id).
@@ -107,7 +108,9 @@ public struct InstanceSnapshots: Sendable {
         return made
     }
 
-    public func restore(_ name: String, snapshot: String, booter: InstanceBooter) throws -> RestoreOutcome {
+    /// `waitForSSH` false returns once QEMU runs the restored machine (one without a guest
+    /// OS); otherwise ready means SSH answered and set the guest's clock.
+    public func restore(_ name: String, snapshot: String, booter: InstanceBooter, waitForSSH: Bool = true) throws -> RestoreOutcome {
         try Self.validate(snapshot: snapshot)
         let (record, files, lock, state, pid) = try prepare(name)
         defer { lock.release() }
@@ -125,12 +128,14 @@ public struct InstanceSnapshots: Sendable {
                             what: "loading snapshot \(snapshot) of \(name)")
             if InstanceState.fromQMPStatus((try? qmp.status()) ?? "") == .paused { _ = try? qmp.execute("cont") }
             // The guest's clock went back to the snapshot's time: set it in the readiness login.
+            guard waitForSSH else { return .diskAndMemory(clock: nil) }
             let clock = try InstanceSuspender(store: store).waitUntilAnswering(record, pid: pid, timeout: booter.timeout)
             return .diskAndMemory(clock: clock)
         case .stopped:
             if found.withMemory {
                 // Disk and memory from the snapshot, in the QEMU that boots it.
                 let pid = try booter.launchRestoring(record, arguments: ["-loadvm", snapshot])
+                guard waitForSSH else { return .diskAndMemory(clock: nil) }
                 let clock = try InstanceSuspender(store: store).waitUntilAnswering(record, pid: pid, timeout: booter.timeout)
                 return .diskAndMemory(clock: clock)
             }
