@@ -17,9 +17,19 @@ public struct InstanceSuspender: Sendable {
     /// What a resume did.
     public enum ResumeOutcome: Sendable, Equatable {
         /// Restored from the saved state; `clock` says whether its clock was set.
-        case resumed(clock: InstanceSSH.ClockSetting)
+        case resumed(clock: InstanceSSH.ClockSetting, phases: ResumePhases)
         /// The state was not usable: it was discarded and the guest booted cold.
         case bootedCold(SavedState.Unusable)
+    }
+
+    /// Where a resume's time went, in seconds from its start.
+    public struct ResumePhases: Sendable, Equatable {
+        /// QEMU answering on QMP.
+        public var qemuStarted: Double
+        /// The state loaded and its SHA-256 checked; the guest runs from here.
+        public var stateLoaded: Double
+        /// The SSH login that found it ready and set its clock.
+        public var ready: Double
     }
 
     static func shape(of record: InstanceRecord) throws -> String {
@@ -116,7 +126,10 @@ public struct InstanceSuspender: Sendable {
             checksum.withLock { $0 = .some(saved.verifyChecksum(of: files.savedState)) }
             group.leave()
         }
+        let started = Date()
+        var phases = ResumePhases(qemuStarted: 0, stateLoaded: 0, ready: 0)
         let pid = try booter.launchRestoring(record, arguments: ["-incoming", "defer", "-S"])
+        phases.qemuStarted = Date().timeIntervalSince(started)
         let kill = {
             QEMULauncher.terminate(pid: pid, signal: SIGKILL, timeout: 10)
             InstanceState.repairStale(files)
@@ -141,6 +154,7 @@ public struct InstanceSuspender: Sendable {
                 return try fallBack(why)
             }
             try qmp.execute("cont")
+            phases.stateLoaded = Date().timeIntervalSince(started)
         } catch {
             group.wait()
             kill()
@@ -152,7 +166,8 @@ public struct InstanceSuspender: Sendable {
         if clock == .refused {
             notice("wisp: \(record.name): could not set the guest's clock (sudo date refused); it is behind by the time it was suspended\n")
         }
-        return (record, .resumed(clock: clock))
+        phases.ready = Date().timeIntervalSince(started)
+        return (record, .resumed(clock: clock, phases: phases))
     }
 
     /// SSH logins until one answers with the instance's host key (and sets the clock).

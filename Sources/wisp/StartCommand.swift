@@ -47,7 +47,14 @@ struct StartCommand: AsyncParsableCommand {
                 RunProgress.finish()
                 let waited = resume.map { if case .resumed = $0 { return true } else { return !detach } } ?? !detach
                 var line = ReadyLine.text(record, elapsed: waited ? Date().timeIntervalSince(started) : nil, detached: !waited)
-                if case .resumed? = resume { line = line.replacingOccurrences(of: " is ready in ", with: " is resumed and ready in ") }
+                if case .resumed(_, let phases)? = resume {
+                    // Where the time went: QEMU up, state loaded and checked, SSH login.
+                    line = line.replacingOccurrences(of: " is ready in ", with: " is resumed and ready in ")
+                        .replacingOccurrences(of: " (\(record.spec.accelerator.rawValue))",
+                                              with: String(format: " (%@; QEMU up %.2f s, state loaded %.2f s, SSH %.2f s)",
+                                                           record.spec.accelerator.rawValue, phases.qemuStarted,
+                                                           phases.stateLoaded - phases.qemuStarted, phases.ready - phases.stateLoaded))
+                }
                 FileOutput.standardError(line)
             } catch {
                 RunProgress.finish()
