@@ -111,7 +111,10 @@ public struct InstanceController: Sendable {
         let lock = try InstanceLock(path: files.lock, name: name)
         defer { lock.release() }
         var outcome = StopOutcome.stopped
-        if InstanceState.probe(files).state == .suspended {
+        // Not InstanceState.probe: no QMP connection here (QEMU serves one client at a time,
+        // and stopLocked opens its own).
+        let live = QEMULauncher.readPID(files.pidFile).map(QEMULauncher.isQEMU) ?? false
+        if !live, FileManager.default.fileExists(atPath: files.savedStateDescription) {
             InstanceSuspender.discardState(files)
             outcome = .discardedSavedState
         }
