@@ -49,6 +49,9 @@ public struct QEMUCommandLine: Sendable {
     /// (daemonizing needs fork and setsid), so a sandboxed QEMU is put in the background
     /// by `QEMULauncher` instead.
     public var sandbox: Bool
+    /// Options appended as they are, for a machine restored rather than booted
+    /// (`-incoming defer -S` to load a suspended guest's state, `-loadvm TAG`).
+    public var restoreArguments: [String] = []
 
     /// `executable` nil means the board's binary name (a path from `HostQEMU.executable(for:)`
     /// is what `QEMULauncher` needs). Throws when `spec` asks for what its board lacks: an
@@ -188,6 +191,7 @@ public struct QEMUCommandLine: Sendable {
                  "-serial", "chardev:serial0"]
         args += ["-chardev", "socket,id=qmp0,path=\(e(paths.qmpSocket)),server=on,wait=off",
                  "-mon", "chardev=qmp0,mode=control"]
+        args += restoreArguments
         args += ["-pidfile", paths.pidFile]
         if sandbox {
             args += ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]

@@ -69,7 +69,7 @@ public final class QMPClient: @unchecked Sendable {
     private var nextID = 1
 
     public init(socketPath: String, timeout: Double = 10) throws {
-        socket = try UnixSocket(connectingTo: socketPath)
+        socket = try UnixSocket(connectingTo: socketPath, timeout: timeout)
         let greeting = try QMPMessage.parse(try socket.readLine(timeout: timeout), source: socketPath)
         guard case .greeting(let version) = greeting else {
             throw WispError.corrupt(socketPath, "QMP greeting", "expected the QMP banner first")
@@ -80,14 +80,15 @@ public final class QMPClient: @unchecked Sendable {
 
     /// Runs `command` and returns its `return` value; a QMP error becomes a `WispError`.
     @discardableResult
-    public func execute(_ command: String, arguments: [String: Any]? = nil, timeout: Double = 10) throws -> QMPValue {
+    public func execute(_ command: String, arguments: [String: Any]? = nil, timeout: Double = 10,
+                        passing descriptor: Int32? = nil) throws -> QMPValue {
         let id = "wisp-\(nextID)"
         nextID += 1
         var request: [String: Any] = ["execute": command, "id": id]
         if let arguments { request["arguments"] = arguments }
         var data = try JSONSerialization.data(withJSONObject: request)
         data.append(0x0A)
-        try socket.write(Array(data))
+        if let descriptor { try socket.write(Array(data), passing: descriptor) } else { try socket.write(Array(data)) }
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let message = try QMPMessage.parse(try socket.readLine(timeout: max(0.1, deadline.timeIntervalSinceNow)), source: socket.path)

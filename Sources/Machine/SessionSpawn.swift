@@ -26,7 +26,12 @@ enum SessionSpawn {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, wisp_posix_spawn_setsid())
+        // Without this the child would inherit the spawning thread's blocked signals and
+        // `wisp run`'s ignored SIGINT/SIGTERM/SIGHUP: QEMU then outlives a plain `kill`.
+        let attributeStatus = wisp_posix_spawn_daemon_attributes(&attributes)
+        guard attributeStatus == 0 else {
+            throw WispError(.io, "could not prepare to start \(executable): \(String(cString: strerror(attributeStatus)))", errno: attributeStatus)
+        }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0

@@ -5,6 +5,7 @@ import Musl
 #endif
 import Foundation
 import WispCore
+import CLinux
 
 /// A connected `AF_UNIX` stream socket with blocking reads bounded by a timeout; used for
 /// QMP and the serial console, both of which QEMU serves on sockets in the instance directory.
@@ -13,7 +14,11 @@ public final class UnixSocket: @unchecked Sendable {
     public let path: String
     private var buffer: [UInt8] = []
 
-    public init(connectingTo path: String) throws {
+    /// Connects within `timeout` seconds. A listener that serves one client at a time (QEMU's
+    /// QMP) stops accepting while another client holds it; once its backlog is full a blocking
+    /// connect() would wait for as long as that client stays, so the connect is non-blocking and
+    /// retried until the deadline instead.
+    public init(connectingTo path: String, timeout: Double = 10) throws {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
@@ -25,18 +30,32 @@ public final class UnixSocket: @unchecked Sendable {
             for (i, b) in bytes.enumerated() { raw[i] = b }
             raw[bytes.count] = 0
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw WispError.posix("socket", path, errno: errno) }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+        let deadline = Date().addingTimeInterval(max(0, min(timeout, 86_400)))
+        while true {
+            let result = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
             }
-        }
-        guard result == 0 else {
+            if result == 0 { break }
             let code = errno
+            // AF_UNIX reports a full backlog as EAGAIN on a non-blocking socket.
+            if code == EINTR { continue }
+            if code == EAGAIN, Date() < deadline {
+                usleep(50_000)
+                continue
+            }
             close(fd)
+            if code == EAGAIN {
+                throw WispError.timedOut("\(path): the socket accepted no connection within \(Int(timeout)) seconds (another client holds it)")
+            }
             throw WispError.posix("connect", path, errno: code)
         }
+        // Reads wait with poll() and writes may block: the descriptor goes back to blocking.
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)
         self.fd = fd
         self.path = path
     }
@@ -53,6 +72,24 @@ public final class UnixSocket: @unchecked Sendable {
             }
             offset += n
         }
+    }
+
+    /// Sends `bytes` with the descriptor `passing` attached (SCM_RIGHTS): QMP's `getfd`
+    /// takes a file this way, so a sandboxed QEMU (which may not open or spawn anything
+    /// itself) can write or read a migration stream. The rest, if the kernel took only
+    /// part, follows without the descriptor.
+    public func write(_ bytes: [UInt8], passing descriptor: Int32) throws {
+        var sent = 0
+        while true {
+            let n = bytes.withUnsafeBytes { wisp_send_with_fd(fd, $0.baseAddress, $0.count, descriptor) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw WispError.posix("sendmsg", path, errno: errno)
+            }
+            sent = n
+            break
+        }
+        if sent < bytes.count { try write(Array(bytes[sent...])) }
     }
 
     /// Waits up to `timeout` seconds for data; returns nil on timeout, [] at end of stream.

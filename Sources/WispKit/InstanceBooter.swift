@@ -91,12 +91,22 @@ public struct InstanceBooter: Sendable {
         return (booted, pid)
     }
 
-    private func start(_ record: InstanceRecord, files: InstanceFiles) throws -> Int32 {
+    /// Launches QEMU for a machine restored rather than booted (`-incoming defer -S`,
+    /// `-loadvm TAG`), with the accelerator it was saved under: no KVM trial, since a
+    /// restored guest prints nothing on its console to show it lives.
+    public func launchRestoring(_ record: InstanceRecord, arguments: [String]) throws -> Int32 {
+        let files = store.files(record.name)
+        InstanceState.repairStale(files)
+        return try start(record, files: files, restoreArguments: arguments)
+    }
+
+    private func start(_ record: InstanceRecord, files: InstanceFiles, restoreArguments: [String] = []) throws -> Int32 {
         let board = try Boards.for(record.spec.architecture)
         let executable = try HostQEMU.executable(for: board)
         let spec = try InstanceDiskChains.resolve(record, files: files)
-        let commandLine = try QEMUCommandLine(executable: executable, spec: spec, paths: files.runtimePaths,
+        var commandLine = try QEMUCommandLine(executable: executable, spec: spec, paths: files.runtimePaths,
                                               name: "wisp-\(record.name)", sandbox: HostQEMU.supportsSandbox(executable))
+        commandLine.restoreArguments = restoreArguments
         try? AtomicOutput.write(Array((commandLine.shellCommand + "\n").utf8), to: files.qemuCommand, permissions: 0o600)
         // Mark where this boot starts in the (appended) serial log.
         let offset = (try? FileManager.default.attributesOfItem(atPath: files.serialLog)[.size] as? UInt64) ?? 0

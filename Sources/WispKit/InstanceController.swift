@@ -59,14 +59,23 @@ public struct InstanceController: Sendable {
     }
 
     /// Boots a stopped (or crashed and then killed) instance and waits until SSH answers,
-    /// unless `waitForReady` is false (`wisp start --detach`).
+    /// unless `waitForReady` is false (`wisp start --detach`). A suspended one is resumed.
     public func start(_ name: String, booter: InstanceBooter, waitForReady: Bool = true) throws -> InstanceRecord {
+        try startOrResume(name, booter: booter, waitForReady: waitForReady).record
+    }
+
+    /// `start`, saying whether a suspended guest was resumed or (its state unusable) booted
+    /// cold; `notice` gets the one-line reason. A resume always waits until SSH answers
+    /// (it takes seconds), whatever `waitForReady` says.
+    public func startOrResume(_ name: String, booter: InstanceBooter, waitForReady: Bool = true,
+                              notice: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) })
+        throws -> (record: InstanceRecord, resume: InstanceSuspender.ResumeOutcome?) {
         var record = try store.load(name)
         let files = store.files(name)
         let lock = try InstanceLock(path: files.lock, name: name)
         defer { lock.release() }
         let (state, _) = InstanceState.probe(files)
-        guard state == .stopped else {
+        guard state == .stopped || state == .suspended else {
             throw WispError(.busy, "instance \(name) is already \(state.rawValue) (wisp stop \(name) first)")
         }
         // The forwarded SSH port may have been taken since the last boot: pick another.
@@ -81,34 +90,61 @@ public struct InstanceController: Sendable {
             server = try? MetadataServer(seed: try? RunIntegration.storedSeed(files), port: seedPort, token: record.metadataToken)
         }
         defer { server?.stop() }
-        // Normally reset when it stopped; also here for a guest that powered itself off.
-        if record.ephemeral { try InstanceDiskChains.resetOverlay(record, files: files) }
         if let placement = LibvirtEngine.placement(files) {
             // The SSH forward is in the domain's definition: a port taken since is a clear error.
             guard InstancePorts.canBind(record.spec.forwards[0]) else {
                 throw WispError(.busy, "port \(record.sshPort), \(name)'s SSH forward, is taken on this host (free it, or wisp rm \(name) and run it again)")
             }
             try LibvirtEngine.start(placement, files: files)
-            guard waitForReady else { return record }
+            guard waitForReady else { return (record, nil) }
             try booter.waitUntilReady(record, pid: 0, readiness: .init(metadata: nil, waitForSSH: true))
-            return record
+            return (record, nil)
         }
-        let (booted, pid) = try booter.launch(record)
-        guard waitForReady, !booted.consoleOnly else { return booted }
-        try booter.waitUntilReady(booted, pid: pid, readiness: .init(metadata: nil, waitForSSH: true))
-        return booted
+        let coldBoot = { [record] () throws -> InstanceRecord in
+            // Normally reset when it stopped; also here for a guest that powered itself off.
+            if record.ephemeral { try InstanceDiskChains.resetOverlay(record, files: files) }
+            let (booted, pid) = try booter.launch(record)
+            guard waitForReady, !booted.consoleOnly else { return booted }
+            try booter.waitUntilReady(booted, pid: pid, readiness: .init(metadata: nil, waitForSSH: true))
+            return booted
+        }
+        if state == .suspended {
+            // Resumed under the accelerator it was saved with: the record keeps it.
+            try store.save(record)
+            let (resumed, outcome) = try InstanceSuspender(store: store).resume(record, booter: booter, timeout: booter.timeout,
+                                                                                notice: notice, coldBoot: coldBoot)
+            return (resumed, outcome)
+        }
+        return (try coldBoot(), nil)
     }
 
     /// ACPI power button through QMP; after `timeout` seconds (or at once with `force`) QEMU
-    /// is told to quit, and killed if it does not answer.
-    public func stop(_ name: String, force: Bool, timeout: Double = 90) throws {
+    /// is told to quit, and killed if it does not answer. A suspended instance's saved state
+    /// is discarded (its next start is a cold boot): the result says so.
+    @discardableResult
+    public func stop(_ name: String, force: Bool, timeout: Double = 90) throws -> StopOutcome {
         let record = try store.load(name)
         let files = store.files(name)
         let lock = try InstanceLock(path: files.lock, name: name)
         defer { lock.release() }
+        var outcome = StopOutcome.stopped
+        // Not InstanceState.probe: no QMP connection here (QEMU serves one client at a time,
+        // and stopLocked opens its own).
+        let live = QEMULauncher.readPID(files.pidFile).map(QEMULauncher.isQEMU) ?? false
+        if !live, FileManager.default.fileExists(atPath: files.savedStateDescription) {
+            InstanceSuspender.discardState(files)
+            outcome = .discardedSavedState
+        }
         try stopLocked(files, force: force, timeout: timeout)
         // An ephemeral instance's writes end with its run.
         if record.ephemeral { try InstanceDiskChains.resetOverlay(record, files: files) }
+        return outcome
+    }
+
+    public enum StopOutcome: Sendable, Equatable {
+        case stopped
+        /// It was suspended: its saved memory state is gone, the disk stays.
+        case discardedSavedState
     }
 
     func stopLocked(_ files: InstanceFiles, force: Bool, timeout: Double) throws {

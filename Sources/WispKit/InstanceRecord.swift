@@ -148,6 +148,11 @@ public struct InstanceFiles: Sendable {
     public var credentialsDirectory: String { "\(directory)/credentials" }
     /// The output of the virtiofsd processes serving shared folders (owner-only).
     public var virtiofsdLog: String { "\(directory)/virtiofsd.log" }
+    /// A suspended guest's memory and device state (QEMU's migration stream; read-only,
+    /// owner-only) and its description (`SavedState`), written last: its presence means
+    /// suspended. The overlay is not touched until the state is loaded or discarded.
+    public var savedState: String { "\(directory)/suspend.state" }
+    public var savedStateDescription: String { "\(directory)/suspend.json" }
 
     public var runtimePaths: QEMUCommandLine.RuntimePaths {
         .init(qmpSocket: qmpSocket, consoleSocket: consoleSocket, serialLog: serialLog, pidFile: pidFile,

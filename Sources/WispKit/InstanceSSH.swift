@@ -36,17 +36,59 @@ public struct InstanceSSH: Sendable {
     }
 
     /// Runs `command` once (quietly); true when it exits 0. Used as the readiness probe.
-    public func probe() -> Bool {
+    public func probe(_ command: String = "true") -> Bool {
         guard let ssh = try? HostCommands.ssh() else { return false }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ssh)
-        process.arguments = arguments(connectTimeout: 5) + ["true"]
+        process.arguments = arguments(connectTimeout: 5) + ["--", command]
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         do { try process.run() } catch { return false }
         process.waitUntilExit()
         return process.terminationStatus == 0
+    }
+
+    /// How a restored guest's clock was set (its clock stood still while it was saved).
+    public enum ClockSetting: Sendable, Equatable {
+        case set
+        /// SSH answered but `sudo date` failed (a user without password-less sudo).
+        case refused
+    }
+
+    /// One login that is both the readiness probe of a restored guest and its clock fix:
+    /// the guest says when its command runs, and only then is the host's time sent, so the
+    /// seconds an SSH handshake takes under emulation are not lost. Nil when SSH does not
+    /// answer (yet).
+    public func probeSettingClock() -> ClockSetting? {
+        guard let ssh = try? HostCommands.ssh() else { return nil }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ssh)
+        let script = "echo wisp-clock; read t; if sudo -n date -u -s \"@$t\" >/dev/null 2>&1; then echo set; else echo refused; fi"
+        process.arguments = arguments(connectTimeout: 5) + ["--", script]
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { return nil }
+        var text = ""
+        var sentTime = false
+        while true {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+            if !sentTime, text.contains("wisp-clock\n") {
+                let now = Date().timeIntervalSince1970
+                input.fileHandleForWriting.write(Data(String(format: "%.3f\n", now).utf8))
+                try? input.fileHandleForWriting.close()
+                sentTime = true
+            }
+            if text.count > 4096 { break }
+        }
+        if !sentTime { try? input.fileHandleForWriting.close() }
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, sentTime else { return nil }
+        return text.contains("\nset") ? .set : .refused
     }
 
     /// Runs `command` with our stdin/stdout/stderr and returns its exit status (ssh's 255

@@ -5,6 +5,9 @@ import Machine
 /// the process table and QMP (never stored, so never stale).
 public enum InstanceState: String, Sendable, Codable, Equatable {
     case running, paused, crashed, stopped
+    /// No QEMU runs, and the guest's memory and devices are saved beside its disk
+    /// (`wisp suspend`); `wisp start` or `wisp resume` restores it.
+    case suspended
     /// The directory exists but has no valid instance.json: an interrupted `wisp run`.
     case incomplete
 
@@ -25,7 +28,7 @@ public enum InstanceState: String, Sendable, Codable, Equatable {
         // A libvirt-run instance: the daemon knows its state (and its QEMU is not ours).
         if let placement = LibvirtEngine.placement(files) { return (LibvirtEngine.state(placement), nil) }
         guard let pid = QEMULauncher.readPID(files.pidFile), QEMULauncher.isQEMU(pid: pid) else {
-            return (.stopped, nil)
+            return (FileManager.default.fileExists(atPath: files.savedStateDescription) ? .suspended : .stopped, nil)
         }
         guard let qmp = try? QMPClient(socketPath: files.qmpSocket, timeout: 3), let status = try? qmp.status() else {
             // Alive but not answering QMP (busy starting, or another client holds it).

@@ -5,7 +5,9 @@ struct StopCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stop", abstract: "Shut instances down (ACPI power button; quit after a timeout).",
         discussion: """
-        An instance that is already stopped is left as it is, with a note.
+        An instance that is already stopped is left as it is, with a note. A suspended \
+        instance's saved memory state is discarded (said so): its disk stays, and its next \
+        start is a cold boot.
 
         Examples:
           wisp stop web
@@ -24,7 +26,9 @@ struct StopCommand: AsyncParsableCommand {
                 FileOutput.standardError("wisp: \(name) is already stopped\n")
                 return
             }
-            try InstanceController(store: store).stop(name, force: force, timeout: timeout)
+            if try InstanceController(store: store).stop(name, force: force, timeout: timeout) == .discardedSavedState {
+                FileOutput.standardError("wisp: \(name) was suspended: its saved memory state is discarded (the disk is kept; wisp start boots it cold)\n")
+            }
         }
     }
 }

@@ -25,6 +25,7 @@ struct Wisp: AsyncParsableCommand {
             RunCommand.self, ListCommand.self, InfoCommand.self, SSHCommand.self, ShellCommand.self, ExecCommand.self,
             StopCommand.self, StartCommand.self, RemoveCommand.self, ConsoleCommand.self, LogsCommand.self,
             CopyCommand.self, PortCommand.self, ConfigCommand.self, ExportCommand.self,
+            SuspendCommand.self, ResumeCommand.self, SnapshotCommand.self,
         ]
     )
 }

@@ -53,6 +53,44 @@ import WispTestSupport
         #expect(!qemu.isRunning)
     }
 
+    /// QEMU's QMP serves one client at a time. While one holds it, more clients must fail
+    /// within their timeout (a queued connection waits for a greeting that never comes; once
+    /// the listener's backlog is full, connect() itself would block), never hang.
+    @Test(.timeLimit(.minutes(2))) func aHeldMonitorTimesOutOtherClients() throws {
+        let dir = try TemporaryDirectory("wisp-qmp-held")
+        let socket = dir.file("qmp.sock")
+        let qemu = Process()
+        qemu.executableURL = URL(fileURLWithPath: try HostQEMU.executable(for: X86_64Board()))
+        qemu.arguments = ["-machine", "none", "-nodefaults", "-display", "none", "-S",
+                          "-qmp", "unix:\(socket),server=on,wait=off"]
+        qemu.standardError = FileHandle.nullDevice
+        try qemu.run()
+        // SIGKILL: a child started by Foundation's Process from a test thread inherits a signal
+        // mask that blocks SIGTERM, so terminate() would leave it running.
+        defer { if qemu.isRunning { kill(qemu.processIdentifier, SIGKILL); qemu.waitUntilExit() } }
+        var holder: QMPClient? = nil
+        for _ in 0..<100 where holder == nil {
+            holder = try? QMPClient(socketPath: socket, timeout: 5)
+            if holder == nil { usleep(50_000) }
+        }
+        let held = try #require(holder)
+        // Enough clients to fill any backlog QEMU's listener has; each gives up in about 1 s.
+        let started = Date()
+        var kinds: [WispError.Kind] = []
+        for _ in 0..<4 {
+            do {
+                _ = try QMPClient(socketPath: socket, timeout: 1)
+                Issue.record("a second QMP client was served while the first held the monitor")
+            } catch let error as WispError {
+                kinds.append(error.kind)
+            }
+        }
+        #expect(kinds == [.timedOut, .timedOut, .timedOut, .timedOut], "\(kinds)")
+        #expect(Date().timeIntervalSince(started) < 20)
+        // The holder still works.
+        #expect(try held.status() == "prelaunch")
+    }
+
     @Test func launcherReportsQEMUStderrOnEarlyFailure() throws {
         let dir = try TemporaryDirectory("wisp-launch")
         let spec = MachineSpec(cpus: 1, memoryBytes: 128 << 20,
