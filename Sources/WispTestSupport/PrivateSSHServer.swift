@@ -10,7 +10,11 @@ public final class PrivateSSHServer: @unchecked Sendable {
     /// The private key authorized to log in as root.
     public let clientKey: String
     public let logFile: String
-    let process: Process
+    /// sshd's pid. Spawned with posix_spawn, not Foundation's Process: sshd closes every
+    /// descriptor above 2 at start, including the one Foundation watches for a child's exit,
+    /// and Foundation then blocks its process thread in waitpid on sshd (every later Process
+    /// in the test hangs unreaped).
+    let pid: pid_t
 
     public init(in directory: TemporaryDirectory) throws {
         guard getuid() == 0 else { throw WispError(.unsupported, "a private sshd needs root") }
@@ -46,16 +50,25 @@ public final class PrivateSSHServer: @unchecked Sendable {
         """.write(toFile: config, atomically: true, encoding: .utf8)
         logFile = directory.file("sshd.log")
         FileManager.default.createFile(atPath: logFile, contents: nil)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: sshd)
-        process.arguments = ["-D", "-e", "-f", config]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
-        try process.run()
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, logFile, O_WRONLY | O_APPEND, 0)
+        let argv = [sshd, "-D", "-e", "-f", config]
+        var cArguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { cArguments.forEach { free($0) } }
+        var child: pid_t = 0
+        let status = posix_spawn(&child, sshd, &actions, nil, &cArguments, environ)
+        guard status == 0 else { throw WispError(.processFailed, "\(sshd) could not be started: errno \(status)") }
+        pid = child
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            guard process.isRunning else {
-                throw WispError(.processFailed, "sshd exited \(process.terminationStatus) at start: \(log)")
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                reaped = true
+                throw WispError(.processFailed, "sshd exited (wait status \(status)) at start: \(log)")
             }
             if log.contains("Server listening on 127.0.0.1 port \(port)") { return }
             usleep(50_000)
@@ -66,10 +79,17 @@ public final class PrivateSSHServer: @unchecked Sendable {
 
     public var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
 
+    private let stopped = NSLock()
+    private var reaped = false
+
     public func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
+        stopped.lock()
+        defer { stopped.unlock() }
+        guard !reaped else { return }
+        reaped = true
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
     }
 
     deinit { stop() }

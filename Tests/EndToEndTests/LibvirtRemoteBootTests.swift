@@ -7,7 +7,7 @@ import WispTestSupport
 /// 127.0.0.1 plays the remote libvirt host (libvirt's ssh transport logs in there and runs
 /// virt-ssh-helper, which talks to the system daemon). The guest's forward listens on that
 /// "host's" loopback; Wisp must reach it through the SSH login to the host: the sshd's log
-/// shows the forwarded connection (`direct-tcpip` to 127.0.0.1:<guest port>), for readiness
+/// shows the forwarded connection (`server_request_direct_tcpip` to 127.0.0.1:<guest port>), for readiness
 /// and for `wisp ssh`. One boot.
 @Suite(.serialized) struct LibvirtRemoteBootTests {
     static func virsh(_ arguments: [String]) throws -> String {
@@ -15,7 +15,12 @@ import WispTestSupport
     }
 
     static func forwards(_ log: String, port: Int) -> Int {
-        log.components(separatedBy: "\n").filter { $0.contains("direct-tcpip") && $0.contains("127.0.0.1") && $0.contains("port \(port)") }.count
+        // sshd's DEBUG line for each forwarded connection (`ssh -W`), one per login through it:
+        // "server_request_direct_tcpip: originator 127.0.0.1 port 65535, target 127.0.0.1 port 40022"
+        // (sshd -e ends its lines with CRLF: "\r\n" is one Character, a newline.)
+        log.split(whereSeparator: \.isNewline).filter {
+            $0.contains("server_request_direct_tcpip:") && $0.hasSuffix(", target 127.0.0.1 port \(port)")
+        }.count
     }
 
     @Test(.timeLimit(.minutes(30))) func runThroughSSHHostLogInRemove() throws {
@@ -23,7 +28,12 @@ import WispTestSupport
         let box = try BootTests.Sandbox()
         defer { box.cleanUp() }
         let host = try PrivateSSHServer(in: box.dir)
-        defer { host.stop() }
+        defer {
+            host.stop()
+            // Kept for a look after the run (the sandbox is removed).
+            try? FileManager.default.removeItem(atPath: "/tmp/wisp-remote-sshd.log")
+            try? FileManager.default.copyItem(atPath: host.logFile, toPath: "/tmp/wisp-remote-sshd.log")
+        }
         let uri = "qemu+ssh://root@127.0.0.1:\(host.port)/system?keyfile=\(host.clientKey)&no_verify=1"
         // libvirt's own transport through that sshd works before Wisp is involved.
         #expect(try ToolRunner.run("virsh", ["-c", uri, "version"]).status == 0, "\(host.log.suffix(2000))")
@@ -49,7 +59,15 @@ import WispTestSupport
 
         let uname = try box.check(["ssh", "far", "--", "uname", "-a"]).stdoutText
         #expect(uname.hasPrefix("Linux far "))
-        #expect(Self.forwards(host.log, port: port) > afterRun, "wisp ssh did not go through the host")
+        let afterSSH = Self.forwards(host.log, port: port)
+        #expect(afterSSH > afterRun, "wisp ssh did not go through the host")
+        // wisp cp both ways, through the host too.
+        let sent = box.dir.file("sent.txt"), back = box.dir.file("back.txt")
+        try "through the jump\n".write(toFile: sent, atomically: true, encoding: .utf8)
+        try box.check(["cp", sent, "far:/tmp/sent.txt"])
+        try box.check(["cp", "far:/tmp/sent.txt", back])
+        #expect(try String(contentsOfFile: back, encoding: .utf8) == "through the jump\n")
+        #expect(Self.forwards(host.log, port: port) >= afterSSH + 2, "wisp cp did not go through the host")
         // The guest's host key is checked strictly: a wrong key in known_hosts is refused.
         let knownHosts = instanceDirectory + "/known_hosts"
         let saved = try String(contentsOfFile: knownHosts, encoding: .utf8)
