@@ -16,6 +16,13 @@ public struct InstanceSSH: Sendable {
 
     public var hostAlias: String { "wisp-\(record.name)" }
 
+    /// The SSH login to the remote libvirt host the guest's forward is reached through; nil
+    /// for a guest on this machine. Throws for a remote host reached without SSH.
+    public func jump() throws -> LibvirtSSHJump? {
+        guard let placement = LibvirtEngine.placement(files) else { return nil }
+        return try LibvirtSSHJump.forURI(placement.uri)
+    }
+
     /// `ssh` options and destination, without the command.
     public func arguments(tty: Bool = false, connectTimeout: Int = 10) -> [String] {
         var args = [
@@ -30,6 +37,10 @@ public struct InstanceSSH: Sendable {
             "-o", "LogLevel=ERROR",
             "-p", String(record.sshPort),
         ]
+        // A guest of a remote libvirt host: its forward is on that host's 127.0.0.1.
+        if let jump = try? jump() {
+            args += ["-o", jump.proxyCommandOption(ssh: (try? HostCommands.ssh()) ?? "ssh")]
+        }
         if tty { args.append("-t") }
         args.append("\(record.user)@127.0.0.1")
         return args
@@ -94,9 +105,7 @@ public struct InstanceSSH: Sendable {
     /// Runs `command` with our stdin/stdout/stderr and returns its exit status (ssh's 255
     /// when the connection itself failed).
     public func run(_ command: [String], tty: Bool) throws -> Int32 {
-        if let placement = LibvirtEngine.placement(files), !LibvirtEngine.isLocal(placement.uri) {
-            throw WispError(.unsupported, "\(record.name) runs on the remote libvirt host of \(placement.uri): its SSH forward listens on that host's 127.0.0.1:\(record.sshPort), which Wisp does not reach yet")
-        }
+        _ = try jump()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try HostCommands.ssh())
         process.arguments = arguments(tty: tty) + Self.remoteCommand(command)

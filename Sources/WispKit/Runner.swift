@@ -27,6 +27,8 @@ public struct Runner: Sendable {
             try LibvirtEngine.checkSupported(options)
             // A daemon that cannot be reached is said before any download or extraction.
             _ = try LibvirtConnection(uri: uri)
+            // So is a remote host whose guests Wisp could not log into (no SSH login to it).
+            if options.waitForReady { _ = try LibvirtSSHJump.forURI(uri) }
         }
         let created = try await creator.create(options)
         defer { created.metadata?.stop() }
@@ -55,14 +57,12 @@ public struct Runner: Sendable {
         }
         // A live system without cloud-init is ready when QEMU runs: its way in is the console.
         guard options.waitForReady, !booted.consoleOnly else { return booted }
-        if let uri = options.libvirtURI, !LibvirtEngine.isLocal(uri) {
-            // The guest's SSH forward and phone_home are on the remote host's loopback, which
-            // Wisp does not reach yet: the domain runs, readiness is not checked.
-            FileHandle.standardError.write(Data("wisp: \(booted.name) was started on \(uri); its SSH forward listens on that host's 127.0.0.1:\(booted.sshPort) (Wisp does not wait for or reach guests on remote libvirt hosts yet)\n".utf8))
-            return booted
-        }
+        // A guest of a remote libvirt host is reached through an SSH login to that host
+        // (LibvirtSSHJump), but its phone_home cannot reach Wisp's metadata server here: for
+        // such a guest, readiness is the SSH login with the host key Wisp made, alone.
+        let remote = options.libvirtURI.map { !LibvirtEngine.isLocal($0) } ?? false
         do {
-            try booter.waitUntilReady(booted, pid: pid, readiness: .init(metadata: created.metadata, waitForSSH: true))
+            try booter.waitUntilReady(booted, pid: pid, readiness: .init(metadata: remote ? nil : created.metadata, waitForSSH: true))
         } catch let error as WispError where error.kind == .timedOut {
             throw error
         } catch {

@@ -62,6 +62,7 @@ struct RunCommand: AsyncParsableCommand {
           wisp run --rm --ephemeral docker://quay.io/fedora/fedora-bootc:42 -- rpm -q kernel
           wisp run --engine libvirt image.qcow2                     # a libvirt domain (qemu:///system as root)
           wisp run --engine libvirt:qemu:///session image.qcow2     # any libvirt URI
+          wisp run --engine 'libvirt:qemu+ssh://admin@vmhost/system' image.qcow2   # a remote host, reached over ssh
         """)
 
     @Argument(help: "Image file, catalog name (debian-13, ubuntu; wisp images catalog), OVA, Vagrant box, http(s) URL or container image reference.") var image: String
