@@ -25,25 +25,75 @@ struct ExportCommand: AsyncParsableCommand {
 
 struct ExportLibvirtCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "libvirt", abstract: "Print an instance's libvirt domain XML.",
+        commandName: "libvirt", abstract: "Print an instance's (or an image's) libvirt domain XML.",
         discussion: """
         For an instance run with --engine libvirt, the definition Wisp gave the daemon (its \
         files are volumes of the daemon's wisp pool). For one Wisp runs itself, a domain over \
         the instance's own files on this host; stop the instance before starting the domain, \
         both would write the same overlay. The XML passes virt-xml-validate.
 
+        SOURCE that is not an instance's name is an image (a file, a catalog name or a \
+        container reference, as for wisp run): Wisp makes a stopped instance from it the way \
+        wisp run would (overlay, extracted kernel, seed with the keys and host keys) without \
+        booting it, and prints the domain over that instance's files; they stay until wisp \
+        rm NAME. A domain never opens the image itself, so nothing writes to it.
+
         Examples:
           wisp export libvirt web
           wisp export libvirt web | virt-xml-validate - domain
+          wisp export libvirt debian-12.qcow2 --name deb > deb.xml   # makes instance deb (stopped)
         """)
 
-    @Argument(help: "Instance name.") var name: String
+    @Argument(help: "Instance name, or an image (file, catalog name or container reference) to make a stopped instance from.") var source: String
+    @Option(help: "Name of the instance made from an image (default: from the image's name).") var name: String?
+    @Option(help: "vCPUs of the instance made from an image (default: config.yaml's, else 2).") var cpus: Int?
+    @Option(help: "Memory of the instance made from an image, e.g. 2G (default: config.yaml's, else 2G).") var memory: String?
+    @Option(help: "Disk size of the instance made from an image, e.g. 20G (default: the image's).") var diskSize: String?
+    @Option(name: .customLong("ssh-key"), help: "Public key file to authorize (repeatable; default: config.yaml's, else ~/.ssh/*.pub).")
+    var sshKeys: [String] = []
+    @OptionGroup var backing: BackingOptions
+
+    func validate() throws {
+        if let cpus, !(1...256).contains(cpus) { throw ValidationError("--cpus \(cpus): expected 1 to 256") }
+    }
 
     func run() async throws {
         let store = InstanceStore()
-        let record = try store.load(name)
-        let xml = try LibvirtEngine.domainXML(record, files: store.files(name))
+        if store.names().contains(source) {
+            guard name == nil, cpus == nil, memory == nil, diskSize == nil, sshKeys.isEmpty else {
+                throw ValidationError("\(source) is an instance: --name, --cpus, --memory, --disk-size and --ssh-key are for an image")
+            }
+            let record = try store.load(source)
+            FileHandle.standardOutput.write(Data(try LibvirtEngine.domainXML(record, files: store.files(source)).utf8))
+            return
+        }
+        // Flags first, then $XDG_CONFIG_HOME/wisp/config.yaml, then Wisp's defaults (as wisp run).
+        let config = try WispConfig.load()
+        var options = RunOptions(image: source)
+        options.name = name
+        options.cpus = cpus ?? config.cpus
+        options.memoryBytes = try memory.map(ByteSize.parseMemory) ?? config.memoryBytes
+        options.diskSize = try diskSize.map(ByteSize.parse) ?? config.diskSize
+        options.sshKeys = sshKeys.isEmpty ? config.sshKeys ?? [] : sshKeys
+        options.user = config.user
+        options.allowBacking = backing.allowBacking
+        options.waitForReady = false
+        let creator = InstanceCreator(store: store, progress: { FileHandle.standardError.write(Data("wisp: \($0)\n".utf8)) })
+        let created = try await creator.create(options)
+        // Nothing boots here: the phone_home listener and the lock are not needed past this.
+        created.metadata?.stop()
+        created.lock.release()
+        let instance = created.record.name
+        let xml: String
+        do {
+            xml = try LibvirtEngine.domainXML(created.record, files: store.files(instance))
+        } catch {
+            // An instance whose domain cannot be written (an ISO, systemd credentials) is not kept.
+            try? store.remove(instance)
+            throw error
+        }
         FileHandle.standardOutput.write(Data(xml.utf8))
+        FileHandle.standardError.write(Data("wisp: made instance \(instance) (stopped) for this domain; its files stay in \(store.files(instance).directory) until wisp rm \(instance)\n".utf8))
     }
 }
 
