@@ -19,6 +19,9 @@ public enum InstanceDiskReader {
               FileManager.default.fileExists(atPath: store.files(name).directory) else { return nil }
         let record = try store.load(name)
         let files = store.files(name)
+        if LibvirtEngine.placement(files) != nil {
+            throw LibvirtEngine.ownsDisk(name, verb: "wisp fs")
+        }
         let (state, _) = InstanceState.probe(files)
         guard state == .stopped else {
             throw WispError(.busy, "instance \(name) is \(state.rawValue): its disk changes while it runs, so Wisp reads it only when stopped (wisp stop \(name)); wisp cp \(name):PATH copies from the running guest")

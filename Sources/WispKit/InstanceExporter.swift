@@ -29,6 +29,9 @@ public struct InstanceExporter: Sendable {
         let files = store.files(name)
         let lock = try InstanceLock(path: files.lock, name: name)
         defer { lock.release() }
+        if LibvirtEngine.placement(files) != nil {
+            throw LibvirtEngine.ownsDisk(name, verb: "wisp image export")
+        }
         let (state, _) = InstanceState.probe(files)
         guard state == .stopped else {
             throw WispError(.busy, "instance \(name) is \(state.rawValue): stop it first (wisp stop \(name)) so its disk is read whole, not while the guest writes it")

@@ -65,6 +65,9 @@ public struct InstanceSSH: Sendable {
         case set
         /// SSH answered but `sudo date` failed (a user without password-less sudo).
         case refused
+        /// No SSH login into this guest at all (a console-only live ISO): nothing set its
+        /// clock, which is behind by the time it was saved.
+        case noLogin
     }
 
     /// One login that is both the readiness probe of a restored guest and its clock fix:

@@ -56,6 +56,9 @@ public struct InstanceSnapshots: Sendable {
         if record.ephemeral {
             throw WispError(.unsupported, "instance \(name) is ephemeral (wisp run --ephemeral): its writes, snapshots included, end when it stops")
         }
+        if LibvirtEngine.placement(files) != nil {
+            throw LibvirtEngine.ownsDisk(name, verb: "wisp snapshot")
+        }
         let lock = try InstanceLock(path: files.lock, name: name)
         let (state, pid) = InstanceState.probe(files)
         return (record, files, lock, state, pid)
@@ -129,6 +132,7 @@ public struct InstanceSnapshots: Sendable {
             if InstanceState.fromQMPStatus((try? qmp.status()) ?? "") == .paused { _ = try? qmp.execute("cont") }
             // The guest's clock went back to the snapshot's time: set it in the readiness login.
             guard waitForSSH else { return .diskAndMemory(clock: nil) }
+            guard !record.consoleOnly else { return .diskAndMemory(clock: .noLogin) }
             let clock = try InstanceSuspender(store: store).waitUntilAnswering(record, pid: pid, timeout: booter.timeout)
             return .diskAndMemory(clock: clock)
         case .stopped:
@@ -136,6 +140,7 @@ public struct InstanceSnapshots: Sendable {
                 // Disk and memory from the snapshot, in the QEMU that boots it.
                 let pid = try booter.launchRestoring(record, arguments: ["-loadvm", snapshot])
                 guard waitForSSH else { return .diskAndMemory(clock: nil) }
+                guard !record.consoleOnly else { return .diskAndMemory(clock: .noLogin) }
                 let clock = try InstanceSuspender(store: store).waitUntilAnswering(record, pid: pid, timeout: booter.timeout)
                 return .diskAndMemory(clock: clock)
             }

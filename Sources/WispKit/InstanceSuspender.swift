@@ -48,6 +48,9 @@ public struct InstanceSuspender: Sendable {
         let files = store.files(name)
         let lock = try InstanceLock(path: files.lock, name: name)
         defer { lock.release() }
+        if LibvirtEngine.placement(files) != nil {
+            throw LibvirtEngine.ownsDisk(name, verb: "wisp suspend")
+        }
         let (state, pid) = InstanceState.probe(files)
         guard state == .running || state == .paused, let pid else {
             throw WispError(.busy, "instance \(name) is \(state.rawValue): only a running instance can be suspended")
@@ -59,7 +62,8 @@ public struct InstanceSuspender: Sendable {
         // The guest's own dirty pages reach the disk first: if the state is ever unusable,
         // the cold boot then finds on disk what the guest had written (a power cut would not).
         // Best effort: a guest SSH cannot reach is saved all the same.
-        if flushGuest, !InstanceSSH(record: record, files: files).probe("sync") {
+        // A console-only guest (a live ISO without cloud-init) has no SSH login to flush through.
+        if flushGuest, !record.consoleOnly, !InstanceSSH(record: record, files: files).probe("sync") {
             notice("wisp: \(name): could not reach the guest over SSH to flush its writes first; saving it as it is\n")
         }
         let qmp = try QMPClient(socketPath: files.qmpSocket, timeout: 10)
@@ -145,8 +149,14 @@ public struct InstanceSuspender: Sendable {
                 try QMPMigration.load(qmp, from: files.savedState, timeout: max(timeout, 60))
             } catch let error as WispError {
                 group.wait()
+                // QEMU's verdict on the state: it reported the load failed, or it exited
+                // (QEMU 7.2 quits when an incoming stream is malformed). Anything else (a
+                // monitor that stalled on a loaded host, the overall timeout) says nothing
+                // about the state, which is kept for the next start.
+                let refused = error.kind == .engineFailed || !QEMULauncher.isQEMU(pid: pid)
                 kill()
-                return try fallBack(.refusedByQEMU(error.message))
+                if refused { return try fallBack(.refusedByQEMU(error.message)) }
+                throw WispError(error.kind, "\(record.name): the saved state did not finish loading (\(error.message)); it is kept: wisp start \(record.name) tries again, wisp stop \(record.name) discards it and the next start boots cold")
             }
             group.wait()
             if let why = checksum.withLock({ $0 }) ?? nil {
@@ -162,7 +172,8 @@ public struct InstanceSuspender: Sendable {
         }
         // Running: from here on the disk moves past the saved memory, which must never load again.
         InstanceSuspender.discardState(files)
-        let clock = try waitUntilAnswering(record, pid: pid, timeout: timeout)
+        // A console-only guest runs again with no login to wait for (its way in is the console).
+        let clock = record.consoleOnly ? .noLogin : try waitUntilAnswering(record, pid: pid, timeout: timeout)
         if clock == .refused {
             notice("wisp: \(record.name): could not set the guest's clock (sudo date refused); it is behind by the time it was suspended\n")
         }

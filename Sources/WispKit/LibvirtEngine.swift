@@ -70,6 +70,13 @@ public enum LibvirtEngine {
         return try? JSONDecoder().decode(LibvirtPlacement.self, from: data)
     }
 
+    /// The refusal of a verb that works on the instance's local disk or QEMU, for an instance
+    /// libvirt runs: its disk is a volume of the daemon's pool (the local overlay is an empty
+    /// placeholder) and its QEMU is the daemon's.
+    public static func ownsDisk(_ name: String, verb: String) -> WispError {
+        WispError(.unsupported, "\(verb) does not work on \(name): it runs under libvirt, whose pool holds its disk (use virsh, e.g. virsh snapshot-create-as, virsh managedsave, or virsh vol-download)")
+    }
+
     /// What `wisp run` may not ask of the libvirt engine (things only Wisp's own QEMU does).
     public static func checkSupported(_ options: RunOptions) throws {
         var refused: [String] = []

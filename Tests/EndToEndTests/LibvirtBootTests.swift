@@ -64,6 +64,15 @@ import WispTestSupport
         #expect(try Self.virsh(["domstate", domain]).trimmingCharacters(in: .whitespacesAndNewlines) == "shut off")
         let stopped = try JSONSerialization.jsonObject(with: box.check(["list", "--json"]).stdout) as? [[String: Any]]
         #expect(stopped?.first?["state"] as? String == "stopped")
+        // Verbs that work on Wisp's own disk or QEMU refuse a libvirt instance (its disk is a
+        // pool volume; the local overlay is an empty placeholder), saying what to use instead.
+        for arguments in [["snapshot", "create", "lv", "s1"], ["suspend", "lv"], ["fs", "ls", "lv", "/"],
+                          ["image", "export", "--instance", "lv", box.dir.file("lv.ova")]] {
+            let refused = try box.run(arguments)
+            #expect(refused.status != 0 && refused.stderrText.contains("runs under libvirt, whose pool holds its disk"),
+                    "\(arguments): \(refused.stderrText)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: box.dir.file("lv.ova")))
 
         try box.check(["rm", "lv"])
         #expect(!FileManager.default.fileExists(atPath: instanceDirectory))

@@ -97,6 +97,15 @@ import WispTestSupport
         let start = try box.check(["start", "--accel", BootTests.accel, "live"])
         #expect(start.stderrText.contains("wisp console live"), "\(start.stderrText)")
         #expect(try box.check(["list"]).stdoutText.contains("running"))
+        // Suspend and resume without an SSH login: no flush over SSH to try, no login to wait for.
+        let suspended = Date()
+        let suspend = try box.check(["suspend", "live"])
+        #expect(!suspend.stderrText.contains("could not reach the guest over SSH"), "\(suspend.stderrText)")
+        #expect(try box.check(["list"]).stdoutText.contains("suspended"))
+        let resume = try box.check(["start", "live"])
+        #expect(!resume.stderrText.contains("booting it cold"), "\(resume.stderrText)")
+        #expect(try box.check(["list"]).stdoutText.contains("running"))
+        #expect(Date().timeIntervalSince(suspended) < 120, "a console-only resume waited for SSH")
 
         try box.check(["rm", "--force", "live"])
         #expect(!FileManager.default.fileExists(atPath: instance))
