@@ -46,18 +46,39 @@ public struct InstanceSSH: Sendable {
         return args
     }
 
-    /// Runs `command` once (quietly); true when it exits 0. Used as the readiness probe.
-    public func probe(_ command: String = "true") -> Bool {
+    /// Runs `command` once (quietly); true when it exits 0. Used as the readiness probe, and
+    /// for `sync` before a suspend. Killed after `limit` seconds: a guest that took the login
+    /// but never finishes the command (stalled I/O under `sync`) must not hold the caller, and
+    /// the instance lock it may hold, forever.
+    public func probe(_ command: String = "true", limit: Double = 60) -> Bool {
         guard let ssh = try? HostCommands.ssh() else { return false }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ssh)
-        process.arguments = arguments(connectTimeout: 5) + ["--", command]
+        process.arguments = probeArguments() + ["--", command]
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         do { try process.run() } catch { return false }
+        let watchdog = Self.watchdog(process, seconds: limit)
         process.waitUntilExit()
+        watchdog.cancel()
         return process.terminationStatus == 0
+    }
+
+    /// A probe's ssh arguments: a 5 s connect timeout and keep-alives, so a guest that stops
+    /// answering mid-session is given up on in about 15 s rather than by TCP's own timeouts.
+    private func probeArguments() -> [String] {
+        var args = arguments(connectTimeout: 5)
+        args.insert(contentsOf: ["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"], at: args.count - 1)
+        return args
+    }
+
+    /// SIGKILL for `process` if it still runs after `seconds` (cancel it once it has exited).
+    private static func watchdog(_ process: Process, seconds: Double) -> DispatchWorkItem {
+        let pid = process.processIdentifier
+        let item = DispatchWorkItem { if process.isRunning { kill(pid, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: item)
+        return item
     }
 
     /// How a restored guest's clock was set (its clock stood still while it was saved).
@@ -79,12 +100,15 @@ public struct InstanceSSH: Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ssh)
         let script = "echo wisp-clock; read t; if sudo -n date -u -s \"@$t\" >/dev/null 2>&1; then echo set; else echo refused; fi"
-        process.arguments = arguments(connectTimeout: 5) + ["--", script]
+        process.arguments = probeArguments() + ["--", script]
         let input = Pipe(), output = Pipe()
         process.standardInput = input
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         do { try process.run() } catch { return nil }
+        // A `sudo` or shell that stalls would block the read below for good.
+        let watchdog = Self.watchdog(process, seconds: 60)
+        defer { watchdog.cancel() }
         var text = ""
         var sentTime = false
         while true {

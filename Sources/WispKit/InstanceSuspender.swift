@@ -63,7 +63,7 @@ public struct InstanceSuspender: Sendable {
         // the cold boot then finds on disk what the guest had written (a power cut would not).
         // Best effort: a guest SSH cannot reach is saved all the same.
         // A console-only guest (a live ISO without cloud-init) has no SSH login to flush through.
-        if flushGuest, !record.consoleOnly, !InstanceSSH(record: record, files: files).probe("sync") {
+        if flushGuest, !record.consoleOnly, !InstanceSSH(record: record, files: files).probe("sync", limit: 30) {
             notice("wisp: \(name): could not reach the guest over SSH to flush its writes first; saving it as it is\n")
         }
         let qmp = try QMPClient(socketPath: files.qmpSocket, timeout: 10)
