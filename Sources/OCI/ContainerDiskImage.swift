@@ -28,10 +28,10 @@ public struct ContainerDiskImage: Sendable {
         var written: UInt64 = 0
         guard let input = FileHandle(forReadingAtPath: disk) else { throw WispError(.notFound, "\(disk): cannot open the disk") }
         defer { try? input.close() }
-        guard FileManager.default.createFile(atPath: layerPath, contents: nil),
-              let output = FileHandle(forWritingAtPath: layerPath) else {
-            throw WispError(.io, "\(layerPath): cannot create the layer file")
-        }
+        // Owner-only: the layer holds the guest's whole disk.
+        let descriptor = open(layerPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw WispError.posix("open", layerPath, errno: errno) }
+        let output = FileHandle(fileDescriptor: descriptor, closeOnDealloc: false)
         defer { try? output.close() }
         func emit(_ bytes: [UInt8]) throws {
             digester.update(bytes)

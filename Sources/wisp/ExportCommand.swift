@@ -181,9 +181,13 @@ struct ExportKubeVirtCommand: AsyncParsableCommand {
                                     cpus: cpuCount, memoryBytes: memoryBytes)
         let manifest = try export.manifest()
 
-        let work = WispPaths().cacheHome.path + "/kubevirt-export.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: work) }
+        // The flattened disk and the layer hold the guest's whole disk: an owner-only staging
+        // directory, swept by the next export if this one is killed.
+        let parent = WispPaths().cacheHome.path + "/kubevirt-export"
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let staging = try StagingDirectory(in: parent)
+        defer { staging.remove() }
+        let work = staging.path
         let flat = work + "/disk.qcow2"
         let display = ProgressMeter("flattening", style: ProgressMeter.style(lines: false), keepsLine: false)
         try await display.track {

@@ -45,6 +45,10 @@ import Yams
         #expect(second.status == 0, "\(second.stderrText)")
         #expect(second.stderrText.contains("0 blob(s) uploaded, 2 already there"), "\(second.stderrText)")
         #expect(try String(contentsOfFile: dir.file("web.yaml"), encoding: .utf8) == second.stdoutText)
+        // The work files (whole-disk copies) were in an owner-only staging directory, now gone.
+        let staging = dir.file("cache") + "/wisp/kubevirt-export"
+        #expect((try FileManager.default.contentsOfDirectory(atPath: staging)).isEmpty)
+        #expect(((try FileManager.default.attributesOfItem(atPath: staging))[.posixPermissions] as? Int) == 0o700)
 
         // Pulled back as it is in the registry (digests preserved, layer not recompressed).
         let layout = dir.file("pulled")
