@@ -99,7 +99,18 @@ public struct InstanceSnapshots: Sendable {
             try Self.runJob(qmp, "snapshot-save", arguments: ["tag": snapshot, "vmstate": disks[0].node, "devices": disks.map(\.node)],
                             what: "saving snapshot \(snapshot) of \(name)")
         case .stopped:
-            for disk in disks { _ = try Self.qemuImg(["snapshot", "-c", snapshot, disk.path]) }
+            // All disks or none: a tag on some disks only would list as complete (the list
+            // reads the first disk) and restore half the machine.
+            var done: [String] = []
+            do {
+                for disk in disks {
+                    _ = try Self.qemuImg(["snapshot", "-c", snapshot, disk.path])
+                    done.append(disk.path)
+                }
+            } catch {
+                for path in done { _ = try? Self.qemuImg(["snapshot", "-d", snapshot, path]) }
+                throw error
+            }
         case .suspended:
             throw WispError(.busy, "instance \(name) is suspended: wisp start \(name) (or wisp stop \(name), which discards its memory) first")
         case .crashed, .incomplete:
@@ -143,6 +154,18 @@ public struct InstanceSnapshots: Sendable {
                 guard !record.consoleOnly else { return .diskAndMemory(clock: .noLogin) }
                 let clock = try InstanceSuspender(store: store).waitUntilAnswering(record, pid: pid, timeout: booter.timeout)
                 return .diskAndMemory(clock: clock)
+            }
+            // Every disk must hold the tag before any is reverted.
+            for disk in disks {
+                let table = try Self.qemuImg(["snapshot", "-U", "-l", disk.path])
+                // Rows are "ID TAG VM-SIZE DATE ..." under two header lines; the ID is numeric.
+                let hasTag = table.split(separator: "\n").contains { row in
+                    let fields = row.split(whereSeparator: { $0 == " " || $0 == "\t" })
+                    return fields.count >= 2 && Int(fields[0]) != nil && fields[1] == snapshot
+                }
+                guard hasTag else {
+                    throw WispError.notFound("\(disk.path): has no snapshot named \(snapshot), which \(name)'s first disk has; nothing was restored")
+                }
             }
             for disk in disks { _ = try Self.qemuImg(["snapshot", "-a", snapshot, disk.path]) }
             return .disk

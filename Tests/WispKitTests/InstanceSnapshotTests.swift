@@ -26,6 +26,52 @@ import WispTestSupport
         try ToolRunner.run("qemu-io", ["-f", "qcow2", "-c", command, disk])
     }
 
+    /// Several disks: a snapshot is on all of them or on none, and a restore reverts none
+    /// unless every disk has the tag (judged by qemu-img's own table and qemu-io patterns).
+    @Test func severalDisksAreSnapshottedAllOrNothing() throws {
+        let dir = try TemporaryDirectory("wisp-snap-disks")
+        let store = InstanceStore(paths: WispPaths(environment: ["HOME": dir.path, "XDG_DATA_HOME": dir.file("data"), "XDG_CACHE_HOME": dir.file("cache")]))
+        var record = try InstanceLifecycleTests().makeFirmwareInstance(store, name: "two")
+        let files = store.files("two")
+        let second = dir.file("data.qcow2")
+        try ToolRunner.check("qemu-img", ["create", "-q", "-f", "qcow2", files.overlay, "16M"])
+        try ToolRunner.check("qemu-img", ["create", "-q", "-f", "qcow2", second, "16M"])
+        record.spec.disks = [DiskAttachment(path: files.overlay, format: .qcow2), DiskAttachment(path: second, format: .qcow2)]
+        try store.save(record)
+        let snapshots = InstanceSnapshots(store: store)
+        let booter = InstanceBooter(store: store, acceleratorChoice: .tcg, timeout: 60, progress: { _ in })
+        func tags(_ path: String) throws -> String { try ToolRunner.check("qemu-img", ["snapshot", "-l", path]).stdoutText }
+
+        // The second disk cannot take a snapshot (its header is damaged): the first keeps no tag.
+        let good = try Data(contentsOf: URL(fileURLWithPath: second))
+        try Data(repeating: 0, count: 512).write(to: URL(fileURLWithPath: second))
+        #expect(throws: WispError.self) { _ = try snapshots.create("two", snapshot: "half") }
+        #expect(!(try tags(files.overlay)).contains(" half "))
+        try good.write(to: URL(fileURLWithPath: second))
+
+        // A tag on the first disk only (made behind Wisp's back): restore reverts nothing.
+        #expect(try Self.qemuIO(files.overlay, "write -P 0x11 0 64k").status == 0)
+        try ToolRunner.check("qemu-img", ["snapshot", "-c", "only-first", files.overlay])
+        #expect(try Self.qemuIO(files.overlay, "write -P 0x22 0 64k").status == 0)
+        do {
+            _ = try snapshots.restore("two", snapshot: "only-first", booter: booter)
+            Issue.record("a snapshot missing from the second disk was restored")
+        } catch let error as WispError {
+            #expect(error.kind == .notFound && error.message.contains(second), "\(error)")
+        }
+        #expect(try Self.qemuIO(files.overlay, "read -P 0x22 0 64k").status == 0)
+
+        // Both disks: taken on both, restored on both.
+        #expect(try Self.qemuIO(second, "write -P 0x33 0 64k").status == 0)
+        _ = try snapshots.create("two", snapshot: "both")
+        #expect(try tags(files.overlay).contains(" both ") && (try tags(second)).contains(" both "))
+        #expect(try Self.qemuIO(files.overlay, "write -P 0x44 0 64k").status == 0)
+        #expect(try Self.qemuIO(second, "write -P 0x55 0 64k").status == 0)
+        #expect(try snapshots.restore("two", snapshot: "both", booter: booter) == .disk)
+        #expect(try Self.qemuIO(files.overlay, "read -P 0x22 0 64k").status == 0)
+        #expect(try Self.qemuIO(second, "read -P 0x33 0 64k").status == 0)
+    }
+
     @Test func stoppedAndRunningSnapshotsRestoreTheDiskAndMemory() throws {
         let dir = try TemporaryDirectory("wisp-snap")
         let store = InstanceStore(paths: WispPaths(environment: ["HOME": dir.path, "XDG_DATA_HOME": dir.file("data"), "XDG_CACHE_HOME": dir.file("cache")]))
