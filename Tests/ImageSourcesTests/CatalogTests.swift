@@ -200,6 +200,36 @@ import WispTestSupport
         #expect(!list.names.contains("evil.qcow2") && list.names.contains("Fedora-Cloud-Base-Generic-43-1.6.x86_64.qcow2"))
     }
 
+    @Test func linesAfterAClearsignedBlockAreNeverTrusted() async throws {
+        let mirror = try DistributionMirror()
+        defer { mirror.stop() }
+        _ = try Self.populate(mirror)
+        let key = try TestSigningKey()
+        let fedoraChecksum = "/fedora/releases/43/Cloud/x86_64/images/Fedora-Cloud-43-1.6-x86_64-CHECKSUM"
+        let checksum = try #require(mirror.files.withLock { $0[fedoraChecksum] })
+        let signed = try key.sign(checksum, clear: true)
+        // gpgv accepts the signed block and ignores what a mirror appends after it.
+        let appended = "SHA256 (Fedora-Cloud-Base-Generic-43-9.9.x86_64.qcow2) = \(String(repeating: "ee", count: 32))\n"
+        let entryName = "fedora-43"
+        var entry = try #require(try ImageCatalog.builtin().entry(named: entryName))
+        let keyring = try #require(entry.signature).keyring
+        for (tail, keyed) in [(appended, true), (appended, false), (String(decoding: signed, as: UTF8.self), true)] {
+            mirror.put(fedoraChecksum, signed + Array(tail.utf8))
+            entry.signature?.keyring = keyed ? key.keyring : keyring + ".absent"
+            do {
+                let resolution = try await CatalogResolver(entry: entry, architecture: "x86_64", mirror: Self.mirrorRoot(mirror, "fedora")).resolve()
+                Issue.record("a checksum file with unsigned text after its signature resolved to \(resolution.build)")
+            } catch let error as WispError {
+                #expect(error.kind == .corrupt && error.message.contains("Fedora-Cloud-43-1.6-x86_64-CHECKSUM: "), "\(error)")
+            }
+        }
+        // Blank lines after the signature are harmless and still accepted.
+        mirror.put(fedoraChecksum, signed + Array("\n  \n".utf8))
+        entry.signature?.keyring = key.keyring
+        let resolution = try await CatalogResolver(entry: entry, architecture: "x86_64", mirror: Self.mirrorRoot(mirror, "fedora")).resolve()
+        #expect(resolution.trust == .signed && resolution.build == "Fedora-Cloud-Base-Generic-43-1.6.x86_64.qcow2")
+    }
+
     @Test func aChecksumMismatchCachesNothing() async throws {
         let mirror = try DistributionMirror()
         defer { mirror.stop() }
