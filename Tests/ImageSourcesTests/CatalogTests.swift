@@ -230,6 +230,62 @@ import WispTestSupport
         #expect(resolution.trust == .signed && resolution.build == "Fedora-Cloud-Base-Generic-43-1.6.x86_64.qcow2")
     }
 
+    @Test func aRepublishedOrLongBuildNeverReplacesACachedDisk() async throws {
+        // Two builds that differ only past 64 characters (Alpine's -r0/-r1) get two names.
+        func resolution(_ build: String, _ digest: String) -> CatalogResolution {
+            CatalogResolution(name: "alpine-3.22", distribution: "alpine", release: "3.22", architecture: "x86_64", build: build,
+                              url: "http://mirror/\(build)", checksumURL: "http://mirror/\(build).sha512", algorithm: .sha512, digest: digest, trust: .checksumOnly)
+        }
+        let long = "generic_alpine-3.22.1-x86_64-uefi-cloudinit-r"
+        let r0 = CatalogCache.leaf(resolution(long + "0.qcow2", String(repeating: "ab", count: 64)), downloadName: long + "0.qcow2")
+        let r1 = CatalogCache.leaf(resolution(long + "1.qcow2", String(repeating: "ab", count: 64)), downloadName: long + "1.qcow2")
+        #expect(r0 != r1, "\(r0)")
+        #expect(r0.hasSuffix("-abababababab.qcow2"), "\(r0)")
+        let hashed = CatalogCache.leaf(resolution(String(repeating: "x", count: 70) + "0.qcow2", "ab"), downloadName: "a.qcow2")
+        #expect(hashed != CatalogCache.leaf(resolution(String(repeating: "x", count: 70) + "1.qcow2", "ab"), downloadName: "a.qcow2"), "\(hashed)")
+        // The same build republished with other bytes: the first disk stays as it was, beside the new one.
+        let mirror = try DistributionMirror()
+        defer { mirror.stop() }
+        let expected = try Self.populate(mirror)
+        let arch = try #require(expected.first { $0.name == "arch" })
+        let dir = try TemporaryDirectory("wisp-catalog")
+        let context = ImageResolveContext(cache: ImageCacheDirectory(path: dir.file("images")))
+        let entry = try #require(try ImageCatalog.builtin().entry(named: "archlinux"))
+        var source = CatalogImageSource(reference: "arch", entry: entry, architecture: "x86_64", mirror: Self.mirrorRoot(mirror, "arch"))
+        let first = try await source.fetch(context)
+        let firstBytes = try #require(FileManager.default.contents(atPath: first.resolved.path))
+        #expect(Array(firstBytes) == arch.bytes)
+        let republished = Self.payload(77)
+        let name = URL(fileURLWithPath: arch.path).lastPathComponent
+        mirror.put(arch.path, republished)
+        mirror.put(arch.path + ".SHA256", "\(try FixtureDigest.hex(republished, "sha256"))  \(name)\n")
+        source.refresh = true
+        let second = try await source.fetch(context)
+        #expect(second.downloaded && second.resolved.path != first.resolved.path)
+        #expect(FileManager.default.contents(atPath: first.resolved.path) == firstBytes)
+        #expect(Array(try #require(FileManager.default.contents(atPath: second.resolved.path))) == republished)
+        let cache = CatalogCache(images: context.cache)
+        #expect(cache.images().count == 2)
+        // `wisp run NAME` takes the newest: the one pulled last.
+        #expect(cache.newest(name: entry.name, architecture: "x86_64")?.file == URL(fileURLWithPath: second.resolved.path).lastPathComponent)
+        // A stray disk of other bytes under the name a download would take is refused, not replaced.
+        let stray = Self.payload(78)
+        mirror.put(arch.path, stray)
+        mirror.put(arch.path + ".SHA256", "\(try FixtureDigest.hex(stray, "sha256"))  \(name)\n")
+        var third = source
+        third.refresh = true
+        let strayResolution = try await CatalogResolver(entry: entry, architecture: "x86_64", mirror: Self.mirrorRoot(mirror, "arch")).resolve()
+        let strayPath = cache.path + "/" + CatalogCache.leaf(strayResolution, downloadName: name)
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: strayPath))
+        do {
+            _ = try await third.fetch(context)
+            Issue.record("a download replaced a cached disk of other bytes")
+        } catch let error as WispError {
+            #expect(error.kind == .alreadyExists, "\(error)")
+        }
+        #expect(FileManager.default.contents(atPath: strayPath) == Data([1, 2, 3]))
+    }
+
     @Test func aChecksumMismatchCachesNothing() async throws {
         let mirror = try DistributionMirror()
         defer { mirror.stop() }
