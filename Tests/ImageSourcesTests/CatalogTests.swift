@@ -286,6 +286,32 @@ import WispTestSupport
         #expect(FileManager.default.contents(atPath: strayPath) == Data([1, 2, 3]))
     }
 
+    @Test func aDownloadWithoutContentLengthIsCapped() async throws {
+        let mirror = try DistributionMirror()
+        defer { mirror.stop() }
+        let expected = try Self.populate(mirror)
+        let arch = try #require(expected.first { $0.name == "arch" })
+        mirror.unsized.withLock { _ = $0.insert(arch.path) }
+        let dir = try TemporaryDirectory("wisp-catalog")
+        let part = dir.file("staging/arch.part")
+        var download = StagedDownload(url: try #require(URL(string: mirror.base + arch.path)), partPath: part, algorithm: .sha256)
+        // Under the cap, a body without Content-Length downloads whole.
+        let whole = try await download.run(progress: nil, announce: nil)
+        let archDigest = try FixtureDigest.hex(arch.bytes, "sha256")
+        #expect(whole.size == UInt64(arch.bytes.count) && whole.digest == archDigest)
+        try FileManager.default.removeItem(atPath: part)
+        // Past it: a typed error, and no partial file left holding the space.
+        download.maxBytes = UInt64(arch.bytes.count / 3)
+        do {
+            _ = try await download.run(progress: nil, announce: nil)
+            Issue.record("a download past its cap was accepted")
+        } catch let error as WispError {
+            #expect(error.kind == .invalidArgument && error.message.contains(arch.path) && error.message.contains("at most"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: part))
+        #expect(StagedDownload.defaultMaxBytes == 64 << 30)
+    }
+
     @Test func aChecksumMismatchCachesNothing() async throws {
         let mirror = try DistributionMirror()
         defer { mirror.stop() }
