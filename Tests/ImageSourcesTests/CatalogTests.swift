@@ -312,6 +312,27 @@ import WispTestSupport
         #expect(StagedDownload.defaultMaxBytes == 64 << 30)
     }
 
+    @Test func namesWithControlCharactersAreNotTaken() async throws {
+        // A listing whose newest-looking entry smuggles an escape sequence (percent-encoded and raw).
+        let page = Array("<a href=\"v20991231.1%1B%5B2J/\">x</a><a href=\"v20991231.2\u{1B}]0;pwned\u{07}/\">y</a><a href=\"v20991231.3%C2%9B/\">z</a><a href=\"v20250815.403817/\">ok</a>".utf8)
+        #expect(DirectoryListing.names(in: page) == ["v20250815.403817"])
+        let good = String(repeating: "ab", count: 32)
+        let list = try ChecksumList.parse(Array("\(good)  Arch-Linux-x86_64-cloudimg-29991231\u{1B}[2J.qcow2\nSHA256 (evil\u{7F}.qcow2) = \(good)\n\(good)  fine.qcow2\n".utf8),
+                                          algorithm: .sha256, source: "SHA256SUMS")
+        #expect(list.names == ["fine.qcow2"])
+        // Through the resolver: the hostile directory is never chosen over the real newest build.
+        let mirror = try DistributionMirror()
+        defer { mirror.stop() }
+        let expected = try Self.populate(mirror)
+        let name = "Arch-Linux-x86_64-cloudimg-20991231.1.qcow2"
+        mirror.put("/arch/images/v20991231.1%1B%5B2J/\(name)", Self.payload(5))
+        mirror.put("/arch/images/v20991231.1%1B%5B2J/\(name).SHA256", "\(try FixtureDigest.hex(Self.payload(5), "sha256"))  \(name)\n")
+        let entry = try #require(try ImageCatalog.builtin().entry(named: "archlinux"))
+        let resolution = try await CatalogResolver(entry: entry, architecture: "x86_64", mirror: Self.mirrorRoot(mirror, "arch")).resolve()
+        #expect(resolution.build == (try #require(expected.first { $0.name == "arch" })).build)
+        #expect(!resolution.build.unicodeScalars.contains { $0.value == 0x1B })
+    }
+
     @Test func aChecksumMismatchCachesNothing() async throws {
         let mirror = try DistributionMirror()
         defer { mirror.stop() }

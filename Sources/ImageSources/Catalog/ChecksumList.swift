@@ -103,7 +103,7 @@ struct ChecksumList: Sendable, Equatable {
 
     static func valid(name: String, hex: String, algorithm: ChecksumAlgorithm) -> Line? {
         guard hex.utf8.count == algorithm.hexLength, hex.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) || ($0 >= 65 && $0 <= 70) }),
-              !name.isEmpty, name.utf8.count <= 1024 else { return nil }
+              !name.isEmpty, name.utf8.count <= 1024, !DirectoryListing.hasControlCharacters(name) else { return nil }
         // A path in the list ("./name", "images/name") is matched by its last component.
         let leaf = name.split(separator: "/").last.map(String.init) ?? name
         return Line(name: leaf, hex: hex.lowercased())
