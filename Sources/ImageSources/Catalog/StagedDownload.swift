@@ -50,14 +50,15 @@ struct StagedDownload {
             let part = partPath
             let cap = maxBytes
             let link = url.absoluteString
+            var exceeded = false
             let overCap = { (size: UInt64) in
                 WispError(.invalidArgument, "\(link): the download passes \(ByteSize.format(size)) and a catalog image may have at most \(ByteSize.format(cap)); the partial file was removed")
             }
             let sink = BodySink(progress: shifted, spaceCheck: { (total: UInt64) throws -> Void in
-                guard start <= cap, total <= cap - start else { throw overCap(start + min(total, UInt64.max - start)) }
+                guard start <= cap, total <= cap - start else { exceeded = true; throw overCap(start + min(total, UInt64.max - start)) }
                 try DiskSpace.require(total, for: part, what: "the download (\(ByteSize.format(total)))", alreadyHeld: 0)
             }, receive: { (bytes: UnsafeRawBufferPointer) throws -> Void in
-                guard UInt64(bytes.count) <= cap, written <= cap - UInt64(bytes.count) else { throw overCap(written + UInt64(bytes.count)) }
+                guard UInt64(bytes.count) <= cap, written <= cap - UInt64(bytes.count) else { exceeded = true; throw overCap(written + UInt64(bytes.count)) }
                 try file.write(bytes, at: written)
                 digester.update(bytes)
                 written += UInt64(bytes.count)
@@ -67,7 +68,7 @@ struct StagedDownload {
                 try await HTTPDownload.get(url, from: start, stallSeconds: stallSeconds, sink: sink)
                 try file.sync()
                 return Result(digest: digester.finalize(), size: written, resumed: resumed)
-            } catch let error as WispError where error.kind == .noSpace || error.kind == .invalidArgument {
+            } catch let error as WispError where error.kind == .noSpace || exceeded {
                 // A full disk or an over-long body: keeping the part would only hold the space.
                 file.close()
                 unlink(partPath)
