@@ -24,6 +24,9 @@ public final class ScriptedServer: @unchecked Sendable {
         /// Sends the head and the first `after` bytes of `body`, then says nothing for
         /// `seconds` (a transfer a user interrupts).
         case trickle(status: Int, headers: [(String, String)], body: [UInt8], after: Int, seconds: UInt32)
+        /// Sends the head without Content-Length, then `body`, then closes (an HTTP/1.1
+        /// body delimited by the end of the connection: its size is unknown until it ends).
+        case unsized(status: Int, headers: [(String, String)], body: [UInt8])
     }
 
     public let port: UInt16
@@ -105,6 +108,8 @@ public final class ScriptedServer: @unchecked Sendable {
         case .trickle(let status, let extra, let body, let after, let seconds):
             send(client, head(status, extra, length: body.count) + body.prefix(after))
             sleep(seconds)
+        case .unsized(let status, let extra, let body):
+            send(client, head(status, extra, length: nil) + body)
         }
     }
 
@@ -114,8 +119,8 @@ public final class ScriptedServer: @unchecked Sendable {
         return nil
     }
 
-    private func head(_ status: Int, _ headers: [(String, String)], length: Int) -> [UInt8] {
-        var text = "HTTP/1.1 \(status) Scripted\r\nContent-Length: \(length)\r\nConnection: close\r\n"
+    private func head(_ status: Int, _ headers: [(String, String)], length: Int?) -> [UInt8] {
+        var text = "HTTP/1.1 \(status) Scripted\r\n" + (length.map { "Content-Length: \($0)\r\n" } ?? "") + "Connection: close\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         return Array((text + "\r\n").utf8)
     }

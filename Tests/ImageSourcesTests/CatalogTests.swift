@@ -200,6 +200,139 @@ import WispTestSupport
         #expect(!list.names.contains("evil.qcow2") && list.names.contains("Fedora-Cloud-Base-Generic-43-1.6.x86_64.qcow2"))
     }
 
+    @Test func linesAfterAClearsignedBlockAreNeverTrusted() async throws {
+        let mirror = try DistributionMirror()
+        defer { mirror.stop() }
+        _ = try Self.populate(mirror)
+        let key = try TestSigningKey()
+        let fedoraChecksum = "/fedora/releases/43/Cloud/x86_64/images/Fedora-Cloud-43-1.6-x86_64-CHECKSUM"
+        let checksum = try #require(mirror.files.withLock { $0[fedoraChecksum] })
+        let signed = try key.sign(checksum, clear: true)
+        // gpgv accepts the signed block and ignores what a mirror appends after it.
+        let appended = "SHA256 (Fedora-Cloud-Base-Generic-43-9.9.x86_64.qcow2) = \(String(repeating: "ee", count: 32))\n"
+        let entryName = "fedora-43"
+        var entry = try #require(try ImageCatalog.builtin().entry(named: entryName))
+        let keyring = try #require(entry.signature).keyring
+        for (tail, keyed) in [(appended, true), (appended, false), (String(decoding: signed, as: UTF8.self), true)] {
+            mirror.put(fedoraChecksum, signed + Array(tail.utf8))
+            entry.signature?.keyring = keyed ? key.keyring : keyring + ".absent"
+            do {
+                let resolution = try await CatalogResolver(entry: entry, architecture: "x86_64", mirror: Self.mirrorRoot(mirror, "fedora")).resolve()
+                Issue.record("a checksum file with unsigned text after its signature resolved to \(resolution.build)")
+            } catch let error as WispError {
+                #expect(error.kind == .corrupt && error.message.contains("Fedora-Cloud-43-1.6-x86_64-CHECKSUM: "), "\(error)")
+            }
+        }
+        // Blank lines after the signature are harmless and still accepted.
+        mirror.put(fedoraChecksum, signed + Array("\n  \n".utf8))
+        entry.signature?.keyring = key.keyring
+        let resolution = try await CatalogResolver(entry: entry, architecture: "x86_64", mirror: Self.mirrorRoot(mirror, "fedora")).resolve()
+        #expect(resolution.trust == .signed && resolution.build == "Fedora-Cloud-Base-Generic-43-1.6.x86_64.qcow2")
+    }
+
+    @Test func aRepublishedOrLongBuildNeverReplacesACachedDisk() async throws {
+        // Two builds that differ only past 64 characters (Alpine's -r0/-r1) get two names.
+        func resolution(_ build: String, _ digest: String) -> CatalogResolution {
+            CatalogResolution(name: "alpine-3.22", distribution: "alpine", release: "3.22", architecture: "x86_64", build: build,
+                              url: "http://mirror/\(build)", checksumURL: "http://mirror/\(build).sha512", algorithm: .sha512, digest: digest, trust: .checksumOnly)
+        }
+        let long = "generic_alpine-3.22.1-x86_64-uefi-cloudinit-r"
+        let r0 = CatalogCache.leaf(resolution(long + "0.qcow2", String(repeating: "ab", count: 64)), downloadName: long + "0.qcow2")
+        let r1 = CatalogCache.leaf(resolution(long + "1.qcow2", String(repeating: "ab", count: 64)), downloadName: long + "1.qcow2")
+        #expect(r0 != r1, "\(r0)")
+        #expect(r0.hasSuffix("-abababababab.qcow2"), "\(r0)")
+        let hashed = CatalogCache.leaf(resolution(String(repeating: "x", count: 70) + "0.qcow2", "ab"), downloadName: "a.qcow2")
+        #expect(hashed != CatalogCache.leaf(resolution(String(repeating: "x", count: 70) + "1.qcow2", "ab"), downloadName: "a.qcow2"), "\(hashed)")
+        // The same build republished with other bytes: the first disk stays as it was, beside the new one.
+        let mirror = try DistributionMirror()
+        defer { mirror.stop() }
+        let expected = try Self.populate(mirror)
+        let arch = try #require(expected.first { $0.name == "arch" })
+        let dir = try TemporaryDirectory("wisp-catalog")
+        let context = ImageResolveContext(cache: ImageCacheDirectory(path: dir.file("images")))
+        let entry = try #require(try ImageCatalog.builtin().entry(named: "archlinux"))
+        var source = CatalogImageSource(reference: "arch", entry: entry, architecture: "x86_64", mirror: Self.mirrorRoot(mirror, "arch"))
+        let first = try await source.fetch(context)
+        let firstBytes = try #require(FileManager.default.contents(atPath: first.resolved.path))
+        #expect(Array(firstBytes) == arch.bytes)
+        let republished = Self.payload(77)
+        let name = URL(fileURLWithPath: arch.path).lastPathComponent
+        mirror.put(arch.path, republished)
+        mirror.put(arch.path + ".SHA256", "\(try FixtureDigest.hex(republished, "sha256"))  \(name)\n")
+        source.refresh = true
+        let second = try await source.fetch(context)
+        #expect(second.downloaded && second.resolved.path != first.resolved.path)
+        #expect(FileManager.default.contents(atPath: first.resolved.path) == firstBytes)
+        #expect(Array(try #require(FileManager.default.contents(atPath: second.resolved.path))) == republished)
+        let cache = CatalogCache(images: context.cache)
+        #expect(cache.images().count == 2)
+        // `wisp run NAME` takes the newest: the one pulled last.
+        #expect(cache.newest(name: entry.name, architecture: "x86_64")?.file == URL(fileURLWithPath: second.resolved.path).lastPathComponent)
+        // A stray disk of other bytes under the name a download would take is refused, not replaced.
+        let stray = Self.payload(78)
+        mirror.put(arch.path, stray)
+        mirror.put(arch.path + ".SHA256", "\(try FixtureDigest.hex(stray, "sha256"))  \(name)\n")
+        var third = source
+        third.refresh = true
+        let strayResolution = try await CatalogResolver(entry: entry, architecture: "x86_64", mirror: Self.mirrorRoot(mirror, "arch")).resolve()
+        let strayPath = cache.path + "/" + CatalogCache.leaf(strayResolution, downloadName: name)
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: strayPath))
+        do {
+            _ = try await third.fetch(context)
+            Issue.record("a download replaced a cached disk of other bytes")
+        } catch let error as WispError {
+            #expect(error.kind == .alreadyExists, "\(error)")
+        }
+        #expect(FileManager.default.contents(atPath: strayPath) == Data([1, 2, 3]))
+    }
+
+    @Test func aDownloadWithoutContentLengthIsCapped() async throws {
+        let mirror = try DistributionMirror()
+        defer { mirror.stop() }
+        let expected = try Self.populate(mirror)
+        let arch = try #require(expected.first { $0.name == "arch" })
+        mirror.unsized.withLock { _ = $0.insert(arch.path) }
+        let dir = try TemporaryDirectory("wisp-catalog")
+        let part = dir.file("staging/arch.part")
+        var download = StagedDownload(url: try #require(URL(string: mirror.base + arch.path)), partPath: part, algorithm: .sha256)
+        // Under the cap, a body without Content-Length downloads whole.
+        let whole = try await download.run(progress: nil, announce: nil)
+        let archDigest = try FixtureDigest.hex(arch.bytes, "sha256")
+        #expect(whole.size == UInt64(arch.bytes.count) && whole.digest == archDigest)
+        try FileManager.default.removeItem(atPath: part)
+        // Past it: a typed error, and no partial file left holding the space.
+        download.maxBytes = UInt64(arch.bytes.count / 3)
+        do {
+            _ = try await download.run(progress: nil, announce: nil)
+            Issue.record("a download past its cap was accepted")
+        } catch let error as WispError {
+            #expect(error.kind == .invalidArgument && error.message.contains(arch.path) && error.message.contains("at most"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: part))
+        #expect(StagedDownload.defaultMaxBytes == 64 << 30)
+    }
+
+    @Test func namesWithControlCharactersAreNotTaken() async throws {
+        // A listing whose newest-looking entry smuggles an escape sequence (percent-encoded and raw).
+        let page = Array("<a href=\"v20991231.1%1B%5B2J/\">x</a><a href=\"v20991231.2\u{1B}]0;pwned\u{07}/\">y</a><a href=\"v20991231.3%C2%9B/\">z</a><a href=\"v20250815.403817/\">ok</a>".utf8)
+        #expect(DirectoryListing.names(in: page) == ["v20250815.403817"])
+        let good = String(repeating: "ab", count: 32)
+        let list = try ChecksumList.parse(Array("\(good)  Arch-Linux-x86_64-cloudimg-29991231\u{1B}[2J.qcow2\nSHA256 (evil\u{7F}.qcow2) = \(good)\n\(good)  fine.qcow2\n".utf8),
+                                          algorithm: .sha256, source: "SHA256SUMS")
+        #expect(list.names == ["fine.qcow2"])
+        // Through the resolver: the hostile directory is never chosen over the real newest build.
+        let mirror = try DistributionMirror()
+        defer { mirror.stop() }
+        let expected = try Self.populate(mirror)
+        let name = "Arch-Linux-x86_64-cloudimg-20991231.1.qcow2"
+        mirror.put("/arch/images/v20991231.1%1B%5B2J/\(name)", Self.payload(5))
+        mirror.put("/arch/images/v20991231.1%1B%5B2J/\(name).SHA256", "\(try FixtureDigest.hex(Self.payload(5), "sha256"))  \(name)\n")
+        let entry = try #require(try ImageCatalog.builtin().entry(named: "archlinux"))
+        let resolution = try await CatalogResolver(entry: entry, architecture: "x86_64", mirror: Self.mirrorRoot(mirror, "arch")).resolve()
+        #expect(resolution.build == (try #require(expected.first { $0.name == "arch" })).build)
+        #expect(!resolution.build.unicodeScalars.contains { $0.value == 0x1B })
+    }
+
     @Test func aChecksumMismatchCachesNothing() async throws {
         let mirror = try DistributionMirror()
         defer { mirror.stop() }

@@ -11,6 +11,8 @@ final class DistributionMirror: @unchecked Sendable {
     /// Paths whose next GET sends the head and half the body, then closes.
     let cutOnce = LockedValue<Set<String>>([])
     let stalls = LockedValue<Set<String>>([])
+    /// Paths answered without Content-Length (the body ends when the connection does).
+    let unsized = LockedValue<Set<String>>([])
     private(set) var server: ScriptedServer!
 
     var base: String { server.base }
@@ -42,6 +44,7 @@ final class DistributionMirror: @unchecked Sendable {
                 return .respond(status: 206, headers: [("Content-Range", "bytes \(start)-\(body.count - 1)/\(body.count)"), ("Accept-Ranges", "bytes")],
                                 body: Array(body[start...]))
             }
+            if unsized.withLock({ $0.contains(path) }) { return .unsized(status: 200, headers: [], body: body) }
             if cutOnce.withLock({ $0.remove(path) != nil }) {
                 return .cut(status: 200, headers: [("Accept-Ranges", "bytes")], body: body, after: body.count / 2)
             }

@@ -44,21 +44,24 @@ public struct CatalogCache: Sendable {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return [] }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        return names.filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.compactMap { name -> CachedCatalogImage? in
+        return names.filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.compactMap { name -> (record: CachedCatalogImage, written: Date)? in
             let recordPath = "\(path)/\(name)"
             guard let attributes = try? FileManager.default.attributesOfItem(atPath: recordPath),
                   let size = attributes[.size] as? NSNumber, size.intValue <= 64 << 10,
                   let data = FileManager.default.contents(atPath: recordPath),
                   let record = try? decoder.decode(CachedCatalogImage.self, from: data),
                   record.file == String(name.dropLast(5)), FileManager.default.fileExists(atPath: "\(path)/\(record.file)") else { return nil }
-            return record
-        }.sorted { a, b in
+            return (record, attributes[.modificationDate] as? Date ?? .distantPast)
+        }.sorted { first, second in
+            let (a, b) = (first.record, second.record)
             // Per name and architecture, the newest build first.
             if a.resolution.name != b.resolution.name { return a.resolution.name < b.resolution.name }
             if a.resolution.architecture != b.resolution.architecture { return a.resolution.architecture < b.resolution.architecture }
             if a.resolution.build != b.resolution.build { return NameGlob.versionOrder(b.resolution.build, a.resolution.build) }
-            return a.downloaded > b.downloaded
-        }
+            // The same build republished: the later pull (the record's stamp is in whole
+            // seconds; its file's time breaks a tie).
+            return a.downloaded != b.downloaded ? a.downloaded > b.downloaded : first.written > second.written
+        }.map(\.record)
     }
 
     /// The newest cached build of `name` for `architecture`.
@@ -68,13 +71,43 @@ public struct CatalogCache: Sendable {
 
     public func diskPath(_ image: CachedCatalogImage) -> String { "\(path)/\(image.file)" }
 
-    /// `<name>-<arch>-<build>`: one entry per build, named so a person can tell what it is.
+    /// `<name>-<arch>-<build>-<first 12 hex of the published digest>`: one entry per build and
+    /// digest (a build republished with new bytes gets a file of its own, never the old one's),
+    /// named so a person can tell what it is. A build too long or not file-name safe is
+    /// shortened with a hash of the whole, never cut into a name another build could share.
     static func leaf(_ resolution: CatalogResolution, downloadName: String) -> String {
         let unpacked = ImageUnpacker.unpackedName(of: downloadName)
         let ext = URL(fileURLWithPath: unpacked).pathExtension
         // A build that is the download's name (Fedora's, Alpine's) loses its packing suffix too.
-        let stem = HTTPImageSource.sanitize("\(resolution.name)-\(resolution.architecture)-\(ImageUnpacker.unpackedName(of: resolution.build))")
-        return ext.isEmpty || stem.hasSuffix("." + ext) ? stem : "\(stem).\(HTTPImageSource.sanitize(ext))"
+        var build = ImageUnpacker.unpackedName(of: resolution.build)
+        if !ext.isEmpty, build.hasSuffix("." + ext), build.count > ext.count + 1 { build.removeLast(ext.count + 1) }
+        let digest = HTTPImageSource.sanitize(String(resolution.digest.prefix(12)))
+        let stem = "\(HTTPImageSource.sanitize(resolution.name))-\(HTTPImageSource.sanitize(resolution.architecture))-\(buildPart(build))-\(digest)"
+        return ext.isEmpty ? stem : "\(stem).\(HTTPImageSource.sanitize(ext))"
+    }
+
+    static let maxBuildPart = 64
+
+    /// The build as it is when it is short and safe, else its first 40 safe characters and 16
+    /// hex of its SHA-256 (two builds differing past the cut stay apart).
+    static func buildPart(_ build: String) -> String {
+        let safe = String(build.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") ? $0 : "-" })
+        if safe == build, !safe.isEmpty, safe.count <= maxBuildPart, !safe.allSatisfy({ $0 == "." }) { return safe }
+        var hasher = SHA256()
+        hasher.update(Array(build.utf8))
+        return "\(safe.prefix(40))-\(SHA256.hex(hasher.finalize()).prefix(16))"
+    }
+
+    /// Whether `target` already holds a disk (called under the download lock). Instances back
+    /// onto cached disks, so one is never replaced: the same bytes are reused, other bytes
+    /// under the same name are refused.
+    static func alreadyCached(_ target: String, sha256: String) throws -> Bool {
+        guard FileManager.default.fileExists(atPath: target) else { return false }
+        let present = try ImageCacheDirectory.sha256(of: target)
+        guard present == sha256 else {
+            throw WispError(.alreadyExists, "\(target): a different cached disk (sha256:\(present.prefix(12))...) has this name; it is not replaced, since instances may back onto it")
+        }
+        return true
     }
 
     /// Writes (or rewrites, for `lastUsed`) a record atomically.

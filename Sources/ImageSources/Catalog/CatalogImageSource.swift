@@ -59,6 +59,9 @@ public struct CatalogImageSource: ImageSource {
         var download = StagedDownload(url: url, partPath: part, algorithm: resolution.algorithm)
         download.stallSeconds = stallSeconds
         let target = "\(cache.path)/\(leaf)"
+        // A disk already under this name (same build and digest, its record lost) is reused, and
+        // never removed below: instances may back onto it.
+        let existedBefore = FileManager.default.fileExists(atPath: target)
         // A compressed image is unpacked while it downloads (from a fresh start only; a
         // resumed one is unpacked after). The result is kept only if the download verifies.
         var streamed: (output: AtomicOutput, unpacking: Task<(sha256: String, size: UInt64), Error>, feed: GrowingFile)?
@@ -99,7 +102,7 @@ public struct CatalogImageSource: ImageSource {
         if let streamed {
             if let done = try? await streamed.unpacking.value {
                 (sha256, size) = done
-                try streamed.output.commit()
+                if try CatalogCache.alreadyCached(target, sha256: sha256) { streamed.output.discard() } else { try streamed.output.commit() }
                 try? FileManager.default.removeItem(atPath: part)
                 unpackedWhileDownloading = true
                 context.announce?("unpacked \(downloadName) while downloading (\(ByteSize.format(size)))")
@@ -114,7 +117,7 @@ public struct CatalogImageSource: ImageSource {
             let output = try AtomicOutput(path: target, permissions: 0o644)
             do {
                 (sha256, size) = try ImageUnpacker.unpack(part, into: output.file)
-                try output.commit()
+                if try CatalogCache.alreadyCached(target, sha256: sha256) { output.discard() } else { try output.commit() }
             } catch {
                 output.discard()
                 throw error
@@ -124,11 +127,16 @@ public struct CatalogImageSource: ImageSource {
             sha256 = resolution.algorithm == .sha256 ? result.digest : try ImageCacheDirectory.sha256(of: part)
             size = result.size
             chmod(part, 0o644)
-            guard rename(part, target) == 0 else { throw WispError.posix("rename", target, errno: errno) }
+            // link() never replaces: a disk already there is kept (instances back onto it).
+            if link(part, target) != 0 {
+                guard errno == EEXIST else { throw WispError.posix("link", target, errno: errno) }
+                _ = try CatalogCache.alreadyCached(target, sha256: sha256)
+            }
+            unlink(part)
         }
         if let expected = context.expectedDigest, expected != sha256 {
             // --digest pins the disk itself: a newer build than the one pinned is not it.
-            try? FileManager.default.removeItem(atPath: target)
+            if !existedBefore { try? FileManager.default.removeItem(atPath: target) }
             throw WispError(.digestMismatch, "\(entry.name) \(resolution.build): the disk has sha256:\(sha256), --digest asked for sha256:\(expected) (nothing was cached)")
         }
         let now = Date()
@@ -136,7 +144,7 @@ public struct CatalogImageSource: ImageSource {
         do {
             try cache.write(record)
         } catch {
-            try? FileManager.default.removeItem(atPath: target)
+            if !existedBefore { try? FileManager.default.removeItem(atPath: target) }
             throw error
         }
         context.announce?("verified \(entry.name) \(resolution.build): \(resolution.algorithm.rawValue) from \(URL(fileURLWithPath: resolution.checksumURL).lastPathComponent), \(resolution.trust.rawValue)")

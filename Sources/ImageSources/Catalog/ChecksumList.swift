@@ -29,21 +29,43 @@ struct ChecksumList: Sendable, Equatable {
         }
         var lines: [Line] = []
         var inSignature = false
+        var signatureEnded = false
         var count = 0
         var all = bytes.split(separator: 10, omittingEmptySubsequences: true)
         // A clearsigned file: only what the signature covers counts, nothing before it.
         let begin = Array("-----BEGIN PGP SIGNED MESSAGE-----".utf8)
+        let clearsigned: Bool
         if let start = all.firstIndex(where: { $0.starts(with: begin) }) {
             all = Array(all[start...])
+            clearsigned = true
+        } else {
+            clearsigned = false
         }
+        var seenBegin = false
         for raw in all {
             count += 1
             guard count <= maxLines else { throw WispError(.invalidArgument, "\(source): more than \(maxLines) lines, not a checksum file") }
             var line = raw.last == 13 ? raw.dropLast() : raw[...]
             let text = String(decoding: line, as: UTF8.self)
+            // gpgv verifies only the first signed block: anything after its signature (appended
+            // lines, a second signed message) is unsigned, so such a file is refused outright,
+            // whether or not a keyring is here to check it, so one file never reads two ways.
+            if signatureEnded {
+                guard line.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) else {
+                    throw WispError(.corrupt, "\(source): text after the end of the OpenPGP signature is not signed; refusing the checksum file")
+                }
+                continue
+            }
+            if clearsigned && text.hasPrefix("-----BEGIN PGP SIGNED MESSAGE-----") {
+                guard !seenBegin else {
+                    throw WispError(.corrupt, "\(source): a second OpenPGP signed message inside the first; refusing the checksum file")
+                }
+                seenBegin = true
+                continue
+            }
             if text.hasPrefix("-----BEGIN PGP SIGNATURE-----") { inSignature = true; continue }
-            if text.hasPrefix("-----END PGP SIGNATURE-----") { inSignature = false; continue }
-            if inSignature || text.hasPrefix("-----BEGIN PGP SIGNED MESSAGE-----") || text.hasPrefix("Hash:") { continue }
+            if text.hasPrefix("-----END PGP SIGNATURE-----") { inSignature = false; signatureEnded = clearsigned; continue }
+            if inSignature || text.hasPrefix("Hash:") { continue }
             // Clearsigned text escapes lines starting with '-' as "- -".
             if line.starts(with: Array("- ".utf8)) { line = line.dropFirst(2) }
             if let parsed = parseLine(Array(line), algorithm: algorithm) { lines.append(parsed) }
@@ -81,7 +103,7 @@ struct ChecksumList: Sendable, Equatable {
 
     static func valid(name: String, hex: String, algorithm: ChecksumAlgorithm) -> Line? {
         guard hex.utf8.count == algorithm.hexLength, hex.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) || ($0 >= 65 && $0 <= 70) }),
-              !name.isEmpty, name.utf8.count <= 1024 else { return nil }
+              !name.isEmpty, name.utf8.count <= 1024, !DirectoryListing.hasControlCharacters(name) else { return nil }
         // A path in the list ("./name", "images/name") is matched by its last component.
         let leaf = name.split(separator: "/").last.map(String.init) ?? name
         return Line(name: leaf, hex: hex.lowercased())

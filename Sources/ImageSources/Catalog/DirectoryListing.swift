@@ -33,10 +33,16 @@ enum DirectoryListing {
             if name.hasPrefix("./") { name.removeFirst(2) }
             if name.hasSuffix("/") { name.removeLast() }
             guard !name.isEmpty, name != "..", name != ".", !name.contains("/"), !name.contains("?"), !name.contains("#"),
-                  !name.contains(":"), seen.insert(name).inserted else { continue }
+                  !name.contains(":"), !Self.hasControlCharacters(name), seen.insert(name).inserted else { continue }
             names.append(name)
         }
         return names
+    }
+
+    /// A name with a C0 or C1 control character or DEL (raw, or percent-decoded from %1B and
+    /// the like) is never a real image's name and would reach the terminal: not taken.
+    static func hasControlCharacters(_ name: String) -> Bool {
+        name.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }
     }
 }
 

@@ -11,6 +11,10 @@ struct StagedDownload {
     var stallSeconds = 0
     /// Attempts after a cut connection before giving up.
     var retries = 5
+    /// The most bytes a catalog download may have (docs/RELIABILITY.md): a server that sends
+    /// no Content-Length, or a larger one, cannot fill the disk. Settable for tests.
+    var maxBytes: UInt64 = StagedDownload.defaultMaxBytes
+    static let defaultMaxBytes: UInt64 = 64 << 30
     /// Told the part file's size after each write (and 0 when it is started again).
     var onWrite: (@Sendable (UInt64) -> Void)?
 
@@ -23,7 +27,8 @@ struct StagedDownload {
     }
 
     /// Downloads (or finishes downloading) the file and returns its digest. The partial
-    /// file is kept on any failure but a refused range (then it is started again).
+    /// file is kept on a cut, a stall or a server error (so a later run resumes it), and
+    /// removed when the disk is full or the download passes `maxBytes` (nothing to resume).
     func run(progress: (@Sendable (UInt64, UInt64?) -> Void)?, announce: (@Sendable (String) -> Void)?) async throws -> Result {
         var resumed = 0
         var attempt = 0
@@ -43,9 +48,17 @@ struct StagedDownload {
                 shifted = { done, total in progress(start + done, total.map { start + $0 }) }
             }
             let part = partPath
+            let cap = maxBytes
+            let link = url.absoluteString
+            var exceeded = false
+            let overCap = { (size: UInt64) in
+                WispError(.invalidArgument, "\(link): the download passes \(ByteSize.format(size)) and a catalog image may have at most \(ByteSize.format(cap)); the partial file was removed")
+            }
             let sink = BodySink(progress: shifted, spaceCheck: { (total: UInt64) throws -> Void in
+                guard start <= cap, total <= cap - start else { exceeded = true; throw overCap(start + min(total, UInt64.max - start)) }
                 try DiskSpace.require(total, for: part, what: "the download (\(ByteSize.format(total)))", alreadyHeld: 0)
             }, receive: { (bytes: UnsafeRawBufferPointer) throws -> Void in
+                guard UInt64(bytes.count) <= cap, written <= cap - UInt64(bytes.count) else { exceeded = true; throw overCap(written + UInt64(bytes.count)) }
                 try file.write(bytes, at: written)
                 digester.update(bytes)
                 written += UInt64(bytes.count)
@@ -55,6 +68,12 @@ struct StagedDownload {
                 try await HTTPDownload.get(url, from: start, stallSeconds: stallSeconds, sink: sink)
                 try file.sync()
                 return Result(digest: digester.finalize(), size: written, resumed: resumed)
+            } catch let error as WispError where error.kind == .noSpace || exceeded {
+                // A full disk or an over-long body: keeping the part would only hold the space.
+                file.close()
+                unlink(partPath)
+                onWrite?(0)
+                throw error
             } catch let error as WispError where error.kind == .unsupported && start > 0 {
                 // The server ignores ranges: start over rather than append a whole body.
                 try file.truncate(to: 0)
