@@ -441,7 +441,7 @@ import WispTestSupport
             #expect(error.kind == .timedOut, "\(error)")
             #expect(error.message.hasPrefix("\(mirror.base)/fedora/releases/43/Cloud/x86_64/images/: download failed: the server sent nothing for 2 s"), "\(error)")
         }
-        #expect(Date().timeIntervalSince(started) < 7)
+        #expect(Date().timeIntervalSince(started) < 60, "the 2 s stall limit, not the server, ended it (its kind is .timedOut, above); the bound only guards against a hang")
     }
 
     @Test func compressedImagesAreUnpackedOnTheWayIn() async throws {

@@ -86,7 +86,7 @@ import WispTestSupport
             }
         }
         #expect(kinds == [.timedOut, .timedOut, .timedOut, .timedOut], "\(kinds)")
-        #expect(Date().timeIntervalSince(started) < 20)
+        #expect(Date().timeIntervalSince(started) < 100)
         // The holder still works.
         #expect(try held.status() == "prelaunch")
     }
