@@ -74,11 +74,10 @@ public struct InstanceSSH: Sendable {
     }
 
     /// SIGKILL for `process` if it still runs after `seconds` (cancel it once it has exited).
-    private static func watchdog(_ process: Process, seconds: Double) -> DispatchWorkItem {
-        let pid = process.processIdentifier
-        let item = DispatchWorkItem { if process.isRunning { kill(pid, SIGKILL) } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: item)
-        return item
+    /// A thread of its own, not a dispatch timer: when the global queue's few threads are all
+    /// blocked (in commands like this one, on a loaded 2-core host) a timer would never fire.
+    private static func watchdog(_ process: Process, seconds: Double) -> ProcessWatchdog {
+        ProcessWatchdog(process, seconds: seconds)
     }
 
     /// How a restored guest's clock was set (its clock stood still while it was saved).
@@ -170,5 +169,30 @@ public struct InstanceSSH: Sendable {
             throw WispError(.failed, "ssh-keygen could not create \(path): \(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
         }
         chmod(path, 0o600)
+    }
+}
+
+/// Kills a process that outlives its deadline, from a dedicated thread (see `watchdog`).
+final class ProcessWatchdog: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var cancelled = false
+
+    init(_ process: Process, seconds: Double) {
+        let deadline = Date().addingTimeInterval(seconds)
+        let thread = Thread { [self] in
+            condition.lock()
+            while !cancelled && condition.wait(until: deadline) {}
+            let fire = !cancelled
+            condition.unlock()
+            if fire, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        thread.start()
+    }
+
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        condition.signal()
+        condition.unlock()
     }
 }
