@@ -126,10 +126,12 @@ public struct InstanceSuspender: Sendable {
         let checksum = LockedValue<SavedState.Unusable??>(nil)
         let group = DispatchGroup()
         group.enter()
-        DispatchQueue.global().async {
+        // A thread of its own: the global queue's few threads may all be blocked on a loaded
+        // host, and the group.wait() below would then wait for a block that never runs.
+        Thread {
             checksum.withLock { $0 = .some(saved.verifyChecksum(of: files.savedState)) }
             group.leave()
-        }
+        }.start()
         let started = Date()
         var phases = ResumePhases(qemuStarted: 0, stateLoaded: 0, ready: 0)
         let pid = try booter.launchRestoring(record, arguments: ["-incoming", "defer", "-S"])
