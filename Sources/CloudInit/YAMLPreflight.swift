@@ -1,6 +1,8 @@
 // libyaml, the parser inside Yams: its event parser keeps explicit stacks instead of
 // recursing, so it can measure a document Yams' recursive composer could not survive.
 import CYaml
+import Yams
+import WispCore
 
 /// Measures YAML before it is composed into a tree: the deepest nesting of any construct
 /// (flow `[`/`{`, block `- `, `? ` complex keys, mappings, after `---` or not) and the number
@@ -9,6 +11,19 @@ import CYaml
 /// levels deep overflowed the stack (issue 16, failures 2 and 3); a line-based guess at the
 /// depth missed flow brackets opened and closed on one line and `? ` keys.
 public enum YAMLPreflight {
+    /// A user's settings file (config.yaml, images.d/*.yaml) composed after the preflight,
+    /// each failure an `.invalidArgument` naming `file`: nil for an empty document.
+    public static func composeFile(_ text: String, file: String) throws -> Node? {
+        if let excess = excess(in: text) {
+            throw WispError(.invalidArgument, "\(file): \(excess.sentence)")
+        }
+        do {
+            return try Yams.compose(yaml: text)
+        } catch {
+            throw WispError(.invalidArgument, "\(file): not valid YAML (\(String(describing: error).prefix(200)))")
+        }
+    }
+
     /// Deeper than this is refused: cloud-config nests a handful of levels; Yams' composer
     /// uses several frames per level, and this keeps it far from any thread's stack limit.
     public static let maximumNesting = 512

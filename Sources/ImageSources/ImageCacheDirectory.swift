@@ -26,14 +26,7 @@ public struct ImageCacheDirectory: Sendable, Equatable {
         defer { file.close() }
         let size = try file.size()
         let hasher = SHA256Digester()
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var offset: UInt64 = 0
-        while offset < size {
-            let n = Int(min(UInt64(buffer.count), size - offset))
-            try buffer.withUnsafeMutableBytes { try file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), at: offset) }
-            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            offset += UInt64(n)
-        }
+        try file.forEachPiece(upTo: size) { hasher.update($0) }
         return hasher.finalize().hex
     }
 

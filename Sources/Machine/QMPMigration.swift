@@ -21,15 +21,7 @@ public enum QMPMigration {
         // The default bandwidth limit (32 MiB/s) would make a 300 MB guest take ten
         // seconds; a file takes what the disk gives. Zero pages cost a flag each.
         try qmp.execute("migrate-set-parameters", arguments: ["max-bandwidth": Int64(1) << 40, "downtime-limit": 300_000])
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw WispError.posix("open", path, errno: errno) }
-        do {
-            try qmp.execute("getfd", arguments: ["fdname": descriptorName], passing: fd)
-            close(fd)
-        } catch {
-            close(fd)
-            throw error
-        }
+        try handOver(path, flags: O_WRONLY | O_CREAT | O_TRUNC, to: qmp)
         try qmp.execute("migrate", arguments: ["uri": "fd:\(descriptorName)"])
         try waitForMigration(qmp, what: "saving the machine state to \(path)", timeout: timeout)
         var info = stat()
@@ -40,17 +32,18 @@ public enum QMPMigration {
     /// Loads the state at `path` into a QEMU started with `-incoming defer`; it stays paused
     /// if QEMU was started with `-S` (the caller decides when it runs).
     public static func load(_ qmp: QMPClient, from path: String, timeout: Double = 600) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw WispError.posix("open", path, errno: errno) }
-        do {
-            try qmp.execute("getfd", arguments: ["fdname": descriptorName], passing: fd)
-            close(fd)
-        } catch {
-            close(fd)
-            throw error
-        }
+        try handOver(path, flags: O_RDONLY, to: qmp)
         try qmp.execute("migrate-incoming", arguments: ["uri": "fd:\(descriptorName)"])
         try waitForMigration(qmp, what: "loading the machine state from \(path)", timeout: timeout)
+    }
+
+    /// Opens `path` (owner-only when created) and passes the descriptor to QEMU under
+    /// `descriptorName`; Wisp's copy is closed either way.
+    static func handOver(_ path: String, flags: Int32, to qmp: QMPClient) throws {
+        let fd = open(path, flags | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw WispError.posix("open", path, errno: errno) }
+        defer { close(fd) }
+        try qmp.execute("getfd", arguments: ["fdname": descriptorName], passing: fd)
     }
 
     /// Polls `query-migrate` until it completes; a failure carries QEMU's reason.

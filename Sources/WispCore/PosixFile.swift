@@ -75,6 +75,20 @@ public final class PosixFile: @unchecked Sendable {
         return UInt64(st.st_size)
     }
 
+    /// Hands the first `length` bytes to `body` in pieces of `pieceSize`, in order: the one
+    /// loop behind every "hash this file" (cached images, a resumed download's part, a saved
+    /// machine state).
+    public func forEachPiece(upTo length: UInt64, pieceSize: Int = 1 << 20, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var buffer = [UInt8](repeating: 0, count: max(1, pieceSize))
+        var offset: UInt64 = 0
+        while offset < length {
+            let n = Int(min(UInt64(buffer.count), length - offset))
+            try buffer.withUnsafeMutableBytes { try read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), at: offset) }
+            try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            offset += UInt64(n)
+        }
+    }
+
     /// Reads exactly `buffer.count` bytes; bytes past end of file read as zeros, because a
     /// sparse or truncated tail of an image is defined to be zero.
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {

@@ -110,21 +110,10 @@ public struct SavedState: Sendable, Codable, Equatable {
     /// libcrypto's SHA-256 of a file, read in 4 MiB pieces (a state is hundreds of MB:
     /// WispCore's portable SHA256 would take seconds).
     public static func sha256(of path: String) throws -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw WispError.posix("open", path, errno: errno) }
-        defer { close(fd) }
-        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+        let file = try PosixFile(path: path, mode: .readOnly)
+        defer { file.close() }
         let digester = SHA256Digester()
-        var buffer = [UInt8](repeating: 0, count: 4 << 20)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw WispError.posix("read", path, errno: errno)
-            }
-            if n == 0 { break }
-            buffer.withUnsafeBytes { digester.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-        }
+        try file.forEachPiece(upTo: try file.size(), pieceSize: 4 << 20) { digester.update($0) }
         return digester.finalize().hex
     }
 

@@ -57,15 +57,7 @@ public struct WispConfig: Sendable, Equatable {
     public static func parse(_ text: String, file: String, home: String) throws -> WispConfig {
         var config = WispConfig()
         // The same bounds as every other YAML Wisp reads, checked before Yams composes it.
-        if let excess = YAMLPreflight.excess(in: text) {
-            throw WispError(.invalidArgument, "\(file): \(excess.sentence)")
-        }
-        let node: Node?
-        do {
-            node = try Yams.compose(yaml: text)
-        } catch {
-            throw WispError(.invalidArgument, "\(file): not valid YAML (\(String(describing: error).prefix(200)))")
-        }
+        let node = try YAMLPreflight.composeFile(text, file: file)
         guard let node else { return config }
         guard let mapping = node.mapping else { throw WispError(.invalidArgument, "\(file): expected a mapping of settings (key: value)") }
         func fail(_ key: String, _ what: String) -> WispError { WispError(.invalidArgument, "\(file): \(key): \(what)") }

@@ -6,9 +6,12 @@ import WispCore
 final class ChecksumDigester: @unchecked Sendable {
     private let context: OpaquePointer
 
-    init(_ algorithm: ChecksumAlgorithm) {
-        // As SHA256Digester: fails only when malloc does, which no input can cause.
-        guard let context = EVP_MD_CTX_new() else { fatalError("libcrypto: EVP_MD_CTX_new failed (out of memory)") }
+    /// Throws only when libcrypto cannot allocate its context (out of memory): an error the
+    /// download reports, not a trap.
+    init(_ algorithm: ChecksumAlgorithm) throws {
+        guard let context = EVP_MD_CTX_new() else {
+            throw WispError(.io, "libcrypto could not allocate a \(algorithm.rawValue) context (out of memory)")
+        }
         self.context = context
         EVP_DigestInit_ex(context, algorithm == .sha256 ? EVP_sha256() : EVP_sha512(), nil)
     }

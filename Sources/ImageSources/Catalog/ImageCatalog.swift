@@ -77,15 +77,7 @@ public struct ImageCatalog: Sendable {
 
     /// The entries of one catalog file: `images:` followed by a list of entries.
     public static func parse(_ text: String, file: String) throws -> [CatalogEntry] {
-        if let excess = YAMLPreflight.excess(in: text) {
-            throw WispError(.invalidArgument, "\(file): \(excess.sentence)")
-        }
-        let node: Node?
-        do {
-            node = try Yams.compose(yaml: text)
-        } catch {
-            throw WispError(.invalidArgument, "\(file): not valid YAML (\(String(describing: error).prefix(200)))")
-        }
+        let node = try YAMLPreflight.composeFile(text, file: file)
         guard let top = node?.mapping, let images = top["images"] else {
             throw WispError(.invalidArgument, "\(file): expected 'images:' followed by a list of images")
         }

@@ -90,7 +90,7 @@ enum ImageUnpacker {
     }
 
     private static func copy(_ archive: OpaquePointer, source: String, into output: PosixFile, progress: ((UInt64) -> Void)?) throws -> (sha256: String, size: UInt64) {
-        let hasher = ChecksumDigester(.sha256)
+        let hasher = try ChecksumDigester(.sha256)
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var offset: UInt64 = 0
         while true {

@@ -35,7 +35,7 @@ struct StagedDownload {
         while true {
             let file = try openPart()
             defer { file.close() }
-            let digester = ChecksumDigester(algorithm)
+            let digester = try ChecksumDigester(algorithm)
             let start = try hashExisting(file, into: digester)
             if start > 0 {
                 resumed += 1
@@ -101,14 +101,7 @@ struct StagedDownload {
     /// Hashes what an earlier attempt left, so the digest covers the whole file.
     func hashExisting(_ file: PosixFile, into digester: ChecksumDigester) throws -> UInt64 {
         let size = try file.size()
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var offset: UInt64 = 0
-        while offset < size {
-            let n = Int(min(UInt64(buffer.count), size - offset))
-            try buffer.withUnsafeMutableBytes { try file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), at: offset) }
-            buffer.withUnsafeBytes { digester.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            offset += UInt64(n)
-        }
+        try file.forEachPiece(upTo: size) { digester.update($0) }
         return size
     }
 }
