@@ -105,7 +105,7 @@ let package = Package(
                 swiftSettings: swiftSettings),
         // Shared by test targets only: runs the real tools that make fixtures and judge (and
         // records trees for the OCI judges, hence OCI).
-        .target(name: "WispTestSupport", dependencies: ["WispCore", "OCI", "MetadataService"], swiftSettings: swiftSettings),
+        .target(name: "WispTestSupport", dependencies: ["CLinux", "WispCore", "OCI", "MetadataService"], swiftSettings: swiftSettings),
         .executableTarget(name: "wisp",
                           dependencies: ["WispKit", "WispCore", "DiskImage", "Partitions", "FileSystems", "GuestInspect", "CloudInit", "ImageSources", "Machine", "OCI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: swiftSettings),

@@ -32,6 +32,10 @@ int wisp_posix_spawn_daemon_attributes(posix_spawnattr_t *attributes) {
     return rc;
 }
 
+int wisp_posix_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+
 ssize_t wisp_send_with_fd(int socket, const void *bytes, size_t length, int fd) {
     struct iovec iov = { .iov_base = (void *)bytes, .iov_len = length };
     union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;

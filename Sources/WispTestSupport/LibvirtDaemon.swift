@@ -7,7 +7,13 @@ import WispCore
 public enum LibvirtDaemon {
     public static let uri = "qemu:///system"
 
+    /// Two suites may ask at once; one starts the daemons, the other then finds them answering.
+    private static let starting = NSLock()
+
     public static func ensureRunning() throws {
+        if answers() { return }
+        starting.lock()
+        defer { starting.unlock() }
         if answers() { return }
         guard getuid() == 0 else {
             throw WispError(.unsupported, "libvirtd is not running and only root can start the system daemon (scripts/setup installs libvirt-daemon-system)")
@@ -17,8 +23,9 @@ public enum LibvirtDaemon {
                 throw WispError.notFound("\(daemon) is not installed (scripts/setup installs libvirt-daemon-system)")
             }
             // -d forks into the background once it listens; a second one exits with an error
-            // about its pid file, which is fine.
-            _ = try ToolRunner.run(path, ["-d"])
+            // about its pid file, which is fine. Not ToolRunner (Foundation's Process): see
+            // ForkingDaemon for why that never returns for these daemons.
+            _ = try ForkingDaemon.start(path, ["-d"])
         }
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {

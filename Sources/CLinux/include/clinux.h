@@ -16,6 +16,10 @@ short wisp_posix_spawn_setsid(void);
 /// signals (libdispatch's workers) by a process that ignores SIGINT/SIGTERM/SIGHUP while it
 /// handles them itself (both would otherwise be inherited across exec).
 int wisp_posix_spawn_daemon_attributes(posix_spawnattr_t *attributes);
+
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34), declared by <spawn.h> only under
+/// _GNU_SOURCE: the child closes every descriptor from `from` up before it runs.
+int wisp_posix_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 /// send(2) of `length` bytes with one descriptor attached (SCM_RIGHTS), as QMP's `getfd`
 /// expects. Returns the bytes sent, or -1 with errno set.
 ssize_t wisp_send_with_fd(int socket, const void *bytes, size_t length, int fd);
