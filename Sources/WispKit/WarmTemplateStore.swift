@@ -91,7 +91,7 @@ public struct WarmTemplateStore: Sendable {
                progress: @escaping @Sendable (String) -> Void) async throws -> WarmTemplate {
         let started = Date()
         let key = shape.key
-        let buildRoot = "\(root)/.build-\(key)"
+        let buildRoot = buildDirectory(key)
         Self.removeBuild(buildRoot)
         defer { Self.removeBuild(buildRoot) }
         var buildPaths = instances.paths
@@ -150,6 +150,10 @@ public struct WarmTemplateStore: Sendable {
         return template
     }
 
+    /// Where a template is made: short, since QEMU's sockets in the throwaway instance's
+    /// directory below it must fit a socket path's 107 bytes.
+    func buildDirectory(_ key: String) -> String { "\(root)/.b-\(key.prefix(12))" }
+
     /// A build directory left by a run that died: its QEMU, if still running, is stopped first.
     static func removeBuild(_ buildRoot: String) {
         let instances = "\(buildRoot)/instances"
@@ -184,9 +188,11 @@ public struct WarmTemplateStore: Sendable {
             if let key = (try? instances.load(name))?.warmTemplate { users[key, default: []].append(name) }
         }
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-        for entry in entries.sorted() where entry.hasPrefix(".build-") {
-            let key = String(entry.dropFirst(".build-".count))
-            guard let lock = try? FileLock.attempt("\(root)/\(key).lock") else { continue }
+        for entry in entries.sorted() where entry.hasPrefix(".b-") {
+            // A build directory is named by its key's first digits; its key's lock says
+            // whether a run is making it now.
+            guard let lockFile = entries.first(where: { $0.hasSuffix(".lock") && $0.hasPrefix(entry.dropFirst(3)) }),
+                  let lock = try? FileLock.attempt("\(root)/\(lockFile)") else { continue }
             pruned.bytes += Self.diskUsage("\(root)/\(entry)")
             Self.removeBuild("\(root)/\(entry)")
             lock.release()
