@@ -25,7 +25,8 @@ struct CloneIdentity: Sendable {
     var entropy: String
 
     enum Outcome: Equatable {
-        case done
+        /// The script ran; `answered`: when the guest's shell first spoke (the SSH login's end).
+        case done(answered: Date)
         /// SSH did not answer (yet), or refused the template's key or host key.
         case noAnswer
         /// The script ran and failed: its output.
@@ -50,10 +51,11 @@ struct CloneIdentity: Sendable {
         let q = InstanceSSH.shellQuote
         var s = "set -eu\numask 022\n"
         s += "new_host=\(q(hostname))\nnew_iid=\(q(instanceID))\nold_host=$(hostname)\n"
-        // Hostname: hostnamectl where systemd runs, else the file and the kernel's.
+        // Hostname: the file and the kernel's, as hostnamectl would set them (without
+        // starting systemd-hostnamed over D-Bus: most of a second under emulation).
         s += """
-        if command -v hostnamectl >/dev/null 2>&1 && hostnamectl set-hostname "$new_host" >/dev/null 2>&1; then :; else
-          printf '%s\\n' "$new_host" > /etc/hostname; hostname "$new_host"; fi
+        printf '%s\\n' "$new_host" > /etc/hostname
+        hostname "$new_host"
         if [ -n "$old_host" ] && [ "$old_host" != "$new_host" ]; then
           for f in /etc/hosts /var/lib/cloud/data/set-hostname; do
             if [ -f "$f" ]; then awk -v o="$old_host" -v n="$new_host" '{ line = $0; out = ""; while (match(line, o)) { before = substr(line, RSTART - 1, 1); after = substr(line, RSTART + RLENGTH, 1); if ((RSTART == 1 || before ~ /[^A-Za-z0-9.-]/) && (after == "" || after ~ /[^A-Za-z0-9-]/)) out = out substr(line, 1, RSTART - 1) n; else out = out substr(line, 1, RSTART + RLENGTH - 1); line = substr(line, RSTART + RLENGTH) } print out line }' "$f" > "$f.wisp-new" && cat "$f.wisp-new" > "$f" && rm -f "$f.wisp-new"; fi
@@ -104,10 +106,12 @@ struct CloneIdentity: Sendable {
 
         """
         s += "printf '%s' \(q(entropy)) > /dev/urandom\n"
-        // sshd reads its host keys when it starts: a reload (SIGHUP re-executes it) keeps
-        // this session and serves the new keys to the next.
+        // sshd reads its host keys when it starts: SIGHUP re-executes it, which keeps this
+        // session and serves the new keys to the next (straight to its pid: systemctl's
+        // reload goes through D-Bus and PID 1 and costs most of a second under emulation).
         s += """
-        systemctl reload ssh >/dev/null 2>&1 || systemctl reload sshd >/dev/null 2>&1 || { [ -f /run/sshd.pid ] && kill -HUP "$(cat /run/sshd.pid)"; } || true
+        if [ -s /run/sshd.pid ] && kill -HUP "$(cat /run/sshd.pid)" 2>/dev/null; then :; else
+          systemctl reload ssh >/dev/null 2>&1 || systemctl reload sshd >/dev/null 2>&1 || true; fi
         echo \(Self.doneMarker)
 
         """
@@ -133,11 +137,13 @@ struct CloneIdentity: Sendable {
         defer { watchdog.cancel() }
         var text = ""
         var sent = false
+        var answered = Date()
         while true {
             let chunk = output.fileHandleForReading.availableData
             if chunk.isEmpty { break }
             text += String(decoding: chunk, as: UTF8.self)
             if !sent, text.contains("wisp-clock\n") {
+                answered = Date()
                 let now = Date().timeIntervalSince1970
                 input.fileHandleForWriting.write(Data((String(format: "%.3f\n", now) + script).utf8))
                 try? input.fileHandleForWriting.close()
@@ -147,7 +153,7 @@ struct CloneIdentity: Sendable {
         }
         if !sent { try? input.fileHandleForWriting.close() }
         process.waitUntilExit()
-        if process.terminationStatus == 0 && text.contains(Self.doneMarker) { return .done }
+        if process.terminationStatus == 0 && text.contains(Self.doneMarker) { return .done(answered: answered) }
         // 255: ssh itself failed (no answer yet, or the key or host key refused).
         if !sent || process.terminationStatus == 255 { return .noAnswer }
         return .scriptFailed(text)

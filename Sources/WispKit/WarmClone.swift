@@ -75,6 +75,8 @@ struct WarmClone: Sendable {
     struct Phases: Sendable {
         var qemuStarted = 0.0
         var stateLoaded = 0.0
+        /// The template's login answered (its shell ran).
+        var answered = 0.0
         var identity = 0.0
         var ready = 0.0
     }
@@ -167,12 +169,13 @@ struct WarmClone: Sendable {
             let started = Date()
             pid = try restore(record, files: files, template: tfiles, booter: booter, timeout: timeout, phases: &phases, started: started)
             progress("\(record.name): restored from template \(template.key); giving it its own identity")
-            try giveIdentity(created, record: record, template: template, templateFiles: tfiles, pid: pid, timeout: timeout)
+            let answered = try giveIdentity(created, record: record, template: template, templateFiles: tfiles, pid: pid, timeout: timeout)
+            phases.answered = answered.timeIntervalSince(started)
             phases.identity = Date().timeIntervalSince(started)
             try waitForOwnLogin(record, files: files, pid: pid, deadline: started.addingTimeInterval(timeout))
             phases.ready = Date().timeIntervalSince(started)
-            progress(String(format: "\(record.name): warm clone ready in %.2f s (QEMU started %.2f, state loaded %.2f, identity set %.2f, own login %.2f)",
-                            phases.ready, phases.qemuStarted, phases.stateLoaded, phases.identity, phases.ready))
+            progress(String(format: "\(record.name): warm clone ready in %.2f s (QEMU started %.2f, state loaded %.2f, template login %.2f, identity set %.2f, own login %.2f)",
+                            phases.ready, phases.qemuStarted, phases.stateLoaded, phases.answered, phases.identity, phases.ready))
             return record
         } catch {
             if pid != 0 { QEMULauncher.terminate(pid: pid, signal: SIGKILL, timeout: 10) }
@@ -265,7 +268,7 @@ struct WarmClone: Sendable {
     /// One login with the template's key, its host key checked strictly, that sets the
     /// clock and runs `CloneIdentity`'s script as root.
     private func giveIdentity(_ created: InstanceCreator.Created, record: InstanceRecord, template: WarmTemplate,
-                              templateFiles: WarmTemplateFiles, pid: Int32, timeout: Double) throws {
+                              templateFiles: WarmTemplateFiles, pid: Int32, timeout: Double) throws -> Date {
         let files = store.files(record.name)
         var templateRecord = record
         templateRecord.name = WarmTemplate.instanceName
@@ -283,7 +286,7 @@ struct WarmClone: Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             switch identity.run(over: ssh) {
-            case .done: return
+            case .done(let answered): return answered
             case .scriptFailed(let output):
                 throw CloneFailure.failed("the identity script failed in the clone: \(output.suffix(400))")
             case .noAnswer:
