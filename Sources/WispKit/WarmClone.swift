@@ -211,7 +211,7 @@ struct WarmClone: Sendable {
     /// Starts QEMU waiting for a migration stream, loads the template's state while its
     /// SHA-256 is computed on a thread of its own, and lets the guest run only when both are
     /// done. Returns QEMU's pid.
-    private func restore(_ record: InstanceRecord, files: InstanceFiles, template: WarmTemplateFiles, booter: InstanceBooter,
+    func restore(_ record: InstanceRecord, files: InstanceFiles, template: WarmTemplateFiles, booter: InstanceBooter,
                          timeout: Double, phases: inout Phases, started: Date) throws -> Int32 {
         let expected = SavedState.shape(architecture: record.spec.architecture.rawValue, machine: try Boards.for(record.spec.architecture).machineArgument,
                                         accelerator: record.spec.accelerator.rawValue, cpus: record.spec.cpus, memoryBytes: record.spec.memoryBytes)

@@ -86,9 +86,17 @@ import WispTestSupport
         #expect(ownA.count == 2 && ownA != ownB && ownA != templateHost && ownB != templateHost)
         #expect(Self.keyFields(try Self.guest(box, "wa", "cat /etc/ssh/ssh_host_ed25519_key.pub")) == ownA)
         #expect(Self.keyFields(try Self.guest(box, "wb", "cat /etc/ssh/ssh_host_ed25519_key.pub")) == ownB)
-        let scanA = try ToolRunner.check("ssh-keyscan", ["-T", "20", "-p", String(portA), "127.0.0.1"]).stdoutText
-        #expect(scanA.split(separator: "\n").contains { Self.keyFields(String($0)) == ownA })
+        let scanA = try ToolRunner.check("ssh-keyscan", ["-T", "30", "-t", "ed25519", "-p", String(portA), "127.0.0.1"]).stdoutText
+        #expect(scanA.split(separator: "\n").contains { Self.keyFields(String($0)) == ownA }, "\(scanA)")
         #expect(!scanA.split(separator: "\n").contains { Self.keyFields(String($0)) == templateHost })
+        // The RSA and ECDSA host keys are each clone's own too (Wisp made them for its seed).
+        for type in ["rsa", "ecdsa"] {
+            let scans = try [portA, portB].map { port in
+                try ToolRunner.check("ssh-keyscan", ["-T", "30", "-t", type, "-p", String(port), "127.0.0.1"]).stdoutText
+                    .split(separator: "\n").map { Self.keyFields(String($0)) }.filter { !$0.isEmpty }
+            }
+            #expect(scans[0].count == 1 && scans[1].count == 1 && scans[0] != scans[1], "\(type): \(scans)")
+        }
         let crossed = try Self.strictLogin(port: portA, user: user, key: data + "/instances/wa/id_ed25519",
                                            knownHosts: data + "/instances/wb/known_hosts", alias: "wisp-wb")
         #expect(crossed.status == 255 && crossed.stderrText.contains("HOST IDENTIFICATION HAS CHANGED"), "\(crossed.stderrText)")
@@ -129,7 +137,7 @@ import WispTestSupport
         let cold = try box.run(["run", "--cold", "--name", "wc", "--timeout", "1"] + shape.dropLast(3) + [box.image])
         #expect(!cold.stderrText.contains("warm clone"))
         #expect((try Self.instanceJSON(box, "wc"))["warmTemplate"] == nil)
-        let coldInfo = try ToolRunner.check("qemu-img", ["info", "--output", "json", data + "/instances/wc/overlay.qcow2"]).stdoutText
+        let coldInfo = try ToolRunner.check("qemu-img", ["info", "-U", "--output", "json", data + "/instances/wc/overlay.qcow2"]).stdoutText
         #expect(coldInfo.contains(box.image.split(separator: "/").last.map(String.init) ?? "?") && !coldInfo.contains("templates"))
         try box.check(["rm", "--force", "wc"])
 
