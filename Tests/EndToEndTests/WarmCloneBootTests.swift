@@ -12,8 +12,9 @@ import WispTestSupport
 /// answering only with its own; machine-ids; hostnames; cloud-init instance-ids; the
 /// template's key gone; writes not shared; clocks set). `--cold` makes no template use; a
 /// template whose state was changed (one byte flipped) is removed and made again, never
-/// booted; `wisp images prune` keeps a template clones use and removes it once they are gone.
-/// Two template boots in all.
+/// booted; a clone stopped and started again boots cold as the same cloud-init instance;
+/// `wisp images prune` keeps a template clones use and removes it once they are gone.
+/// Three boots in all (two templates, one cold start of a clone).
 @Suite(.serialized) struct WarmCloneBootTests {
     static func instanceJSON(_ box: BootTests.Sandbox, _ name: String) throws -> [String: Any] {
         let path = box.dir.file("data") + "/wisp/instances/\(name)/instance.json"
@@ -27,7 +28,7 @@ import WispTestSupport
     /// The key type and base64 of a `.pub` or known_hosts line.
     static func keyFields(_ line: String) -> [Substring] {
         let words = line.split(separator: " ")
-        guard let start = words.firstIndex(where: { $0.hasPrefix("ssh-") }) else { return [] }
+        guard let start = words.firstIndex(where: { $0.hasPrefix("ssh-") || $0.hasPrefix("ecdsa-") }) else { return [] }
         return Array(words[start...].prefix(2))
     }
 
@@ -168,6 +169,24 @@ import WispTestSupport
         #expect(runD.stderrText.contains("wd: warm clone ready in"))
         #expect(try Self.guest(box, "wd", "hostname") == "wd")
         #expect(try Self.guest(box, "wd", "test -e a.txt; echo $?") == "1")
+
+        // A clone booted cold later (its own seed, the template's disk below its overlay) is
+        // the same instance to cloud-init: same instance-id, nothing per-instance run again
+        // (its host key is still the one Wisp made: `wisp start` checks it strictly).
+        let iidD = try Self.guest(box, "wd", "cat /var/lib/cloud/data/instance-id")
+        let bootD = try Self.guest(box, "wd", "cat /proc/sys/kernel/random/boot_id")
+        try box.check(["ssh", "wd", "--", "echo kept > k.txt && sync"])
+        try box.check(["stop", "wd"])
+        started = Date()
+        try box.check(["start", "wd", "--accel", BootTests.accel, "--timeout", "900"])
+        print("warm clone: the clone booted cold by wisp start in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        #expect(try Self.guest(box, "wd", "cat /proc/sys/kernel/random/boot_id") != bootD)
+        #expect(try Self.guest(box, "wd", "hostname") == "wd")
+        #expect(try Self.guest(box, "wd", "cat /var/lib/cloud/data/instance-id") == iidD)
+        #expect(try Self.guest(box, "wd", "cat k.txt") == "kept")
+        #expect(try Self.guest(box, "wd", "ls /var/lib/cloud/instances") == iidD)
+        #expect(Self.keyFields(try Self.guest(box, "wd", "cat /etc/ssh/ssh_host_ed25519_key.pub"))
+                == Self.keyFields(try String(contentsOfFile: data + "/instances/wd/ssh_host_ed25519_key.pub", encoding: .utf8)))
         try box.check(["rm", "--force", "wd"])
         let prune = try box.check(["images", "prune"]).stdoutText
         #expect(prune.contains("removed warm template \(key)"))
