@@ -124,6 +124,8 @@ import WispTestSupport
         let iidB = try Self.guest(box, "wb", "cat /var/lib/cloud/data/instance-id")
         #expect(iidA.hasPrefix("wisp-wa-") && iidB.hasPrefix("wisp-wb-"), "\(iidA) \(iidB)")
         #expect(try Self.guest(box, "wb", "readlink /var/lib/cloud/instance") == "/var/lib/cloud/instances/\(iidB)")
+        #expect(try Self.guest(box, "wb", "sudo -n cloud-init query instance-id") == iidB)
+        #expect(try Self.guest(box, "wb", "sudo -n cloud-init query local-hostname") == "wb")
         #expect(try Self.guest(box, "wb", "test -d /var/lib/cloud/instances/\(iidB)/sem && ls /var/lib/cloud/instances | grep -c wisp-template || true") == "0")
 
         // Nothing writable is shared; each clock is the host's.
