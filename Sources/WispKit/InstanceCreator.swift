@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CloudInit
 import Foundation
 import WispCore
 import DiskImage
@@ -37,6 +38,12 @@ public struct InstanceCreator: Sendable {
         /// The instance's lock, held since its name was claimed: no other command touches
         /// the instance until the caller has booted it and lets go.
         public var lock: InstanceLock
+        /// What the seed gave the guest, for a warm clone's identity script (which hands the
+        /// same to a restored guest that never reads its seed): the instance-id, the keys
+        /// authorized for the user, and the RSA/ECDSA/DSA host keys beside the ed25519 one.
+        public var instanceID: String? = nil
+        public var authorizedKeys: [String] = []
+        public var otherHostKeys: [SSHHostKey] = []
     }
 
     public func create(_ options: RunOptions) async throws -> Created {
@@ -265,7 +272,7 @@ public struct InstanceCreator: Sendable {
         var authorized = Self.hostPublicKeys() + extraKeys
         authorized.append(try String(contentsOfFile: files.publicKey, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
         let sshPort = try Self.freePort()
-        let mac = Self.macAddress(for: name)
+        let mac = options.macAddress ?? Self.macAddress(for: name)
         if provisioning == .systemd {
             let credentials = SystemdCredentialSet(authorizedKeys: authorized, hostKeyPrivate: hostPrivate, hostKeyPublic: hostPublic,
                                                    hostname: name, macAddress: mac, sharedFolders: options.mounts)
@@ -295,12 +302,14 @@ public struct InstanceCreator: Sendable {
         let user = options.user ?? Self.defaultUser()
 
         let metadata = try MetadataServer(seed: nil)
+        let instanceID = "wisp-\(name)-\(UInt32.random(in: 0...UInt32.max))"
+        let otherHostKeys = try extraHostKeys?.keys() ?? []
         let request = RunIntegration.SeedRequest(
-            user: user, authorizedKeys: authorized, hostname: name, instanceID: "wisp-\(name)-\(UInt32.random(in: 0...UInt32.max))",
+            user: user, authorizedKeys: authorized, hostname: name, instanceID: instanceID,
             phoneHomeURL: metadata.guestPhoneHomeURL, staticNetwork: true, macAddress: mac,
             hostKeyPrivate: hostPrivate, hostKeyPublic: hostPublic, extraUserData: userData, initStageModules: earlyModules,
             sharedFolders: options.mounts, userID: options.mounts.isEmpty ? nil : SharedFolderMounts.guestUserID(),
-            otherHostKeys: try extraHostKeys?.keys() ?? [])
+            otherHostKeys: otherHostKeys)
         let seed = try RunIntegration.makeSeed(request)
         var disks = [DiskAttachment(path: files.overlay, format: .qcow2)]
         var server = metadata
@@ -349,7 +358,8 @@ public struct InstanceCreator: Sendable {
         // A live system without cloud-init never reads the seed: no SSH to wait for.
         record.consoleOnly = medium != nil && medium?.cloudInitEvidence == nil && options.provisioning != .cloudInit
         try store.save(record)
-        return Created(record: record, metadata: server, lock: lock)
+        return Created(record: record, metadata: server, lock: lock, instanceID: instanceID, authorizedKeys: authorized,
+                       otherHostKeys: otherHostKeys)
     }
 
     /// A container image's pull and disk options from `wisp run`'s: the platform from

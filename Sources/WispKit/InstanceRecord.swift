@@ -45,6 +45,9 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
     /// ready when QEMU runs, and `wisp run` attaches to its serial console instead of waiting
     /// for SSH.
     public var consoleOnly: Bool = false
+    /// The warm template (its key, a directory under `WispPaths.templates`) this instance's
+    /// overlay backs onto; nil for an instance booted cold. `wisp images prune` keeps it.
+    public var warmTemplate: String? = nil
 
     public init(name: String, image: String, baseImagePath: String, baseImage: ResolvedImage? = nil, createdAt: Date = Date(),
                 spec: MachineSpec, bootMode: BootMode, user: String, hostname: String, sshPort: UInt16,
@@ -68,7 +71,7 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case formatVersion, name, image, baseImagePath, baseImage, createdAt, spec, bootMode, user, hostname, sshPort,
-             cloudInit, metadataPort, metadataToken, osName, allowedBackingDirectories, provisioning, ephemeral, consoleOnly
+             cloudInit, metadataPort, metadataToken, osName, allowedBackingDirectories, provisioning, ephemeral, consoleOnly, warmTemplate
     }
 
     public init(from decoder: any Decoder) throws {
@@ -95,6 +98,7 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
         provisioning = try c.decodeIfPresent(GuestProvisioning.self, forKey: .provisioning) ?? .cloudInit
         ephemeral = try c.decodeIfPresent(Bool.self, forKey: .ephemeral) ?? false
         consoleOnly = try c.decodeIfPresent(Bool.self, forKey: .consoleOnly) ?? false
+        warmTemplate = try c.decodeIfPresent(String.self, forKey: .warmTemplate)
         if metadataPort == nil && cloudInit == .http { metadataPort = Self.legacySeedPort(spec) }
         // Version-1 guests fetch their NoCloud-net seed from the listener's root.
         if formatVersion == 1 && cloudInit == .http && metadataToken == nil { metadataToken = "" }

@@ -58,6 +58,12 @@ public struct RunOptions: Sendable {
     /// The libvirt daemon to run the instance under (`--engine libvirt[:URI]`); nil: Wisp's
     /// own QEMU.
     public var libvirtURI: String? = nil
+    /// Skip warm clones: boot the image cold even when a template of its shape exists
+    /// (`--cold`).
+    public var cold: Bool = false
+    /// The guest NIC's MAC; nil: derived from the instance's name. A warm template and its
+    /// clones share one (`WarmTemplate.macAddress`): the MAC is in the saved device state.
+    public var macAddress: String? = nil
 
     public init(image: String) { self.image = image }
 

@@ -30,13 +30,29 @@ public struct Runner: Sendable {
             // So is a remote host whose guests Wisp could not log into (no SSH login to it).
             if options.waitForReady { _ = try LibvirtSSHJump.forURI(uri) }
         }
-        let created = try await creator.create(options)
+        // A warm clone (WarmClone) when the run can be one: the instance gets the MAC its
+        // template's saved NIC has.
+        let warmReason = WarmClone.ineligibility(options)
+        var createOptions = options
+        if warmReason == nil { createOptions.macAddress = WarmTemplate.macAddress }
+        let created = try await creator.create(createOptions)
         defer { created.metadata?.stop() }
         let files = store.files(created.record.name)
         // Held since the name was claimed (a second InstanceLock would conflict with it).
         let lock = created.lock
         defer { lock.release() }
         let booter = InstanceBooter(store: store, acceleratorChoice: options.accelerator, timeout: options.timeout, progress: progress)
+        if let reason = warmReason ?? WarmClone.ineligibility(created.record) {
+            if !reason.isEmpty { progress("warm clone: not used (\(reason)); booting cold") }
+        } else {
+            let clone = WarmClone(store: store, templates: WarmTemplateStore(paths: store.paths), progress: progress)
+            do {
+                if let booted = try await clone.run(created, options: options, booter: booter) { return booted }
+            } catch {
+                // The template's store itself failed (its lock, its directory): boot cold.
+                progress("warm clone: \(error); booting cold")
+            }
+        }
         let booted: InstanceRecord, pid: Int32
         do {
             if let uri = options.libvirtURI {

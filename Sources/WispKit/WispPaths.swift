@@ -23,4 +23,6 @@ public struct WispPaths: Sendable {
 
     public var instances: URL { dataHome.appendingPathComponent("instances") }
     public var images: URL { cacheHome.appendingPathComponent("images") }
+    /// Warm templates (`WarmTemplateStore`): owner-only, they hold memory contents and a key.
+    public var templates: URL { dataHome.appendingPathComponent("templates") }
 }

@@ -34,9 +34,10 @@ public enum ToolRunner {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        if let environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
+        // Every `wisp run` a test makes boots cold (WISP_COLD=1, as --cold) unless the test
+        // asks for warm clones (WISP_COLD=0 in its environment): the suites that judge a
+        // boot must see one, and a template per sandbox would add a save to each.
+        process.environment = ProcessInfo.processInfo.environment.merging(["WISP_COLD": "1"].merging(environment ?? [:]) { $1 }) { $1 }
         if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
         let outPipe = Pipe(), errPipe = Pipe(), inPipe = Pipe()
         process.standardOutput = outPipe

@@ -156,7 +156,9 @@ struct ImagesPruneCommand: ParsableCommand {
         discussion: """
         Without options: builds replaced by a newer build of the same name. --all: every \
         image no instance is based on, and partial downloads. --older-than: images not used \
-        for that long (30d, 12h, 90m). An image an instance is based on is never removed.
+        for that long (30d, 12h, 90m). An image an instance is based on is never removed. \
+        Warm templates (wisp run's saved guests, one per image and shape) are removed too, \
+        except those running clones' disks back onto.
 
         Examples:
           wisp images prune
@@ -180,17 +182,25 @@ struct ImagesPruneCommand: ParsableCommand {
         var removed: [String]
         var kept: [String]
         var partialDownloads: Int
+        var templatesRemoved: [String]
+        var templatesKept: [String]
         var freed: UInt64
     }
 
     func run() throws {
         let age = try olderThan.map(Self.parseDuration)
+        // Templates first: a template no instance uses no longer keeps its base image.
+        let templates = WarmTemplateStore().prune(instances: InstanceStore())
         let pruned = CatalogImages().prune(all: all, olderThan: age)
+        let templatesKept = templates.kept.map { "\($0.key): \($0.instances.joined(separator: ", "))" }
         if json {
             return try JSONOutput.print(Result(removed: pruned.removed.map { "\($0.resolution.name) \($0.resolution.build) \($0.resolution.architecture)" },
                                                kept: pruned.kept.map { "\($0.image.resolution.name) \($0.image.resolution.build) \($0.image.resolution.architecture)" },
-                                               partialDownloads: pruned.partials, freed: pruned.bytes))
+                                               partialDownloads: pruned.partials, templatesRemoved: templates.removed, templatesKept: templatesKept,
+                                               freed: pruned.bytes + templates.bytes))
         }
+        for key in templates.removed { print("removed warm template \(key)") }
+        for kept in templatesKept { print("kept warm template \(kept)") }
         for image in pruned.removed {
             print("removed \(image.resolution.name) \(image.resolution.build) (\(image.resolution.architecture))")
         }
@@ -198,6 +208,6 @@ struct ImagesPruneCommand: ParsableCommand {
             print("kept \(image.resolution.name) \(image.resolution.build) (\(image.resolution.architecture)): used by \(instances.joined(separator: ", "))")
         }
         let partial = pruned.partials > 0 ? " and \(pruned.partials) partial download(s)" : ""
-        print("freed \(ByteSize.format(pruned.bytes)) (\(pruned.removed.count) image(s)\(partial))")
+        print("freed \(ByteSize.format(pruned.bytes + templates.bytes)) (\(pruned.removed.count) image(s)\(partial), \(templates.removed.count) warm template(s))")
     }
 }

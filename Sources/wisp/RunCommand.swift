@@ -47,6 +47,15 @@ struct RunCommand: AsyncParsableCommand {
         credentials (it needs systemd 252 or later and sshd); one with cloud-init gets the \
         seed. --ephemeral discards the instance's writes whenever it stops.
 
+        Warm clones: the first run of an image with a given shape (image, architecture, \
+        CPUs, memory, boot mode, disk size, machine, accelerator) also keeps a template \
+        (a guest booted once with a throwaway identity, its memory saved and its disk \
+        frozen, in $XDG_DATA_HOME/wisp/templates); later runs of that shape restore a clone \
+        of it and give the clone its own hostname, machine-id, SSH host keys and keys, \
+        cloud-init instance-id and clock before it is ready. --mount, --user-data, --disk, \
+        --ephemeral, --detach, ISO images and the libvirt engine boot cold (said in one \
+        line); --cold always does. `wisp images prune` removes templates no instance uses.
+
         Examples:
           wisp run debian-12-genericcloud-amd64.qcow2
           wisp run ubuntu-24.04 --arch aarch64                     # from the catalog, downloaded once
@@ -57,6 +66,7 @@ struct RunCommand: AsyncParsableCommand {
           wisp run --memory 1G debian12.box                        # a Vagrant box (libvirt or virtualbox)
           wisp run --mount ~/src:/src --mount ~/data:/data:ro image.qcow2   # shared folders (virtio-fs)
           wisp run --accel tcg image.qcow2                         # TCG even where KVM works
+          wisp run --cold image.qcow2                              # a real boot, no warm clone
           wisp run --arch aarch64 --rm arm64.qcow2 -- uname -m     # an arm64 guest (read from the image anyway)
           wisp run oci-archive:fedora-bootc.tar                    # a bootc image saved by podman
           wisp run --rm --ephemeral docker://quay.io/fedora/fedora-bootc:42 -- rpm -q kernel
@@ -91,6 +101,7 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Discard the instance's writes whenever it stops (each boot starts from the image).") var ephemeral = false
     @Option(help: "For a container image: os/arch[/variant] to pull from a multi-platform index (default: --arch, else this host's).") var platform: String?
     @Option(name: .customLong("tls-verify"), help: "For a container image: verify the registry's TLS certificate (false also allows plain HTTP).") var tlsVerify: Bool?
+    @Flag(help: "Boot the image cold: never restore a warm clone of a template, nor make one (also WISP_COLD=1).") var cold = false
     @Flag(name: .customLong("wait-final"), help: "Count the guest ready only after cloud-init's final stage, not its init stage.") var waitFinal = false
     @OptionGroup var backing: BackingOptions
     @Argument(parsing: .postTerminator, help: "Command to run over SSH once ready.") var command: [String] = []
@@ -129,6 +140,7 @@ struct RunCommand: AsyncParsableCommand {
         options.containerTLSVerify = tlsVerify
         options.libvirtURI = try LibvirtEngine.parseEngine(engine)
         options.waitForReady = !detach && !console
+        options.cold = cold || ProcessInfo.processInfo.environment["WISP_COLD"] == "1"
         // A command to run (the CI use) gets a settled guest: every cloud-init stage done.
         options.waitForFinalStage = waitFinal || !command.isEmpty
         options.requiresSSH = !command.isEmpty

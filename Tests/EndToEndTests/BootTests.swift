@@ -24,8 +24,12 @@ import WispTestSupport
             dir = try TemporaryDirectory("wisp-e2e")
         }
 
+        /// Runs boot cold (WISP_COLD=1, as the test runner's default); false lets `wisp run`
+        /// make and restore warm clones.
+        var coldRuns = true
+
         var environment: [String: String] {
-            ["XDG_DATA_HOME": dir.file("data"), "XDG_CACHE_HOME": dir.file("cache")]
+            ["XDG_DATA_HOME": dir.file("data"), "XDG_CACHE_HOME": dir.file("cache"), "WISP_COLD": coldRuns ? "1" : "0"]
         }
 
         @discardableResult
