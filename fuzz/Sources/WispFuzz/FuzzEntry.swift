@@ -23,8 +23,11 @@ enum FuzzEntry {
 public func fuzzerInitialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>) -> Int32 {
     let wanted = getenv("WISP_FUZZ_TARGET").map { String(cString: $0) } ?? ""
     if wanted == "list" {
+        // Padded to the longest name, never cut: scripts/fuzz takes the first word of each
+        // line as the target's name (a 14-column pad once cut "directory-listing").
+        let width = FuzzTargets.all.map(\.name.count).max() ?? 0
         for target in FuzzTargets.all {
-            print("\(target.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(target.summary)")
+            print(target.name + String(repeating: " ", count: width - target.name.count + 1) + target.summary)
         }
         exit(0)
     }
