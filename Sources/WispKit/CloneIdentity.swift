@@ -151,6 +151,9 @@ struct CloneIdentity: Sendable {
         while true {
             let chunk = output.fileHandleForReading.availableData
             if chunk.isEmpty { break }
+            // Read to the end whatever the guest prints (ssh must never block on a full
+            // pipe), but keep only the first 64 KiB.
+            guard text.utf8.count <= 65536 else { continue }
             text += String(decoding: chunk, as: UTF8.self)
             if !sent, text.contains("wisp-clock\n") {
                 answered = Date()
@@ -159,13 +162,15 @@ struct CloneIdentity: Sendable {
                 try? input.fileHandleForWriting.close()
                 sent = true
             }
-            if text.utf8.count > 65536 { break }
         }
         if !sent { try? input.fileHandleForWriting.close() }
         process.waitUntilExit()
         if process.terminationStatus == 0 && text.contains(Self.doneMarker) { return .done(answered: answered) }
-        // 255: ssh itself failed (no answer yet, or the key or host key refused).
-        if !sent || process.terminationStatus == 255 { return .noAnswer }
+        // 255: ssh itself failed (no answer yet, or the key or host key refused); a signal:
+        // the watchdog ended a login that hung. Any other status came from the guest (sudo
+        // refused, no sudo, the script failed), and trying again would only fail again until
+        // the timeout: the clone fails and the run boots cold at once.
+        if process.terminationStatus == 255 || process.terminationReason == .uncaughtSignal { return .noAnswer }
         return .scriptFailed(text)
     }
 }

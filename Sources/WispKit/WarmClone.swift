@@ -96,6 +96,13 @@ struct WarmClone: Sendable {
             switch templates.check(shape) {
             case .success(let found): template = found
             case .failure(let why):
+                // Clones' overlays name the template's disk by its path: a template made
+                // again at that path would silently change what their disks sit on.
+                if let users = inUse(shape.key, besides: record.name) {
+                    lock.release()
+                    progress("warm clone: template \(shape.key) \(why == .missing ? "is gone" : "cannot be used (\(why))"), but the disks of \(users) back onto it, so it is neither removed nor made again; booting cold (wisp rm them, then wisp images prune)")
+                    return nil
+                }
                 if why != .missing {
                     progress("warm clone: template \(shape.key) removed: \(why)")
                     templates.remove(shape.key)
@@ -116,6 +123,11 @@ struct WarmClone: Sendable {
                 switch failure {
                 case .unusableTemplate(let why):
                     let relock = try templates.lock(shape.key, progress: progress)
+                    if let users = inUse(shape.key, besides: record.name) {
+                        relock.release()
+                        progress("warm clone: template \(shape.key) cannot be used (\(why)), but the disks of \(users) back onto it, so it is neither removed nor made again; booting cold")
+                        return nil
+                    }
                     templates.remove(shape.key)
                     relock.release()
                     progress("warm clone: template \(shape.key) removed, never booted: \(why)" + (attempt == 0 ? "; making it again" : ""))
@@ -127,6 +139,18 @@ struct WarmClone: Sendable {
         }
         progress("warm clone: no usable template; booting cold")
         return nil
+    }
+
+    /// The other instances whose disks may back onto template `key`, as a list for a
+    /// sentence, or nil when none does. An instance whose record cannot be read counts: its
+    /// disk may be one of them.
+    private func inUse(_ key: String, besides name: String) -> String? {
+        let users = store.names().filter { other in
+            guard other != name else { return false }
+            guard let record = try? store.load(other) else { return true }
+            return record.warmTemplate == key
+        }
+        return users.isEmpty ? nil : users.sorted().joined(separator: ", ")
     }
 
     enum CloneFailure: Error {
@@ -149,14 +173,17 @@ struct WarmClone: Sendable {
         let originalSize = try? BackingChain.resolve(path: files.overlay, format: .qcow2,
                                                      policy: .confined(allowedDirectories: record.allowedBackingDirectories + [(record.baseImagePath as NSString).deletingLastPathComponent])).top.virtualSize
         do {
-            try rebase(files: files, record: record, onto: tfiles.disk, format: .qcow2, extraAllowed: [tfiles.directory])
-            if case .firmware = record.spec.boot {
-                try AtomicOutput.copy(from: tfiles.uefiVars, to: files.uefiVars, permissions: 0o600)
-            }
+            // The record names the template before the overlay sits on it: a run killed in
+            // between leaves an instance prune counts as the template's user, never a disk
+            // on a template prune thinks unused.
             record.allowedBackingDirectories.append(tfiles.directory)
             record.warmTemplate = template.key
             record.spec.accelerator = template.accelerator
             try store.save(record)
+            try rebase(files: files, record: original, onto: tfiles.disk, format: .qcow2, extraAllowed: [tfiles.directory])
+            if case .firmware = record.spec.boot {
+                try AtomicOutput.copy(from: tfiles.uefiVars, to: files.uefiVars, permissions: 0o600)
+            }
         } catch {
             lock.release()
             try? reset(files: files, to: original, size: originalSize)

@@ -191,8 +191,12 @@ public struct WarmTemplateStore: Sendable {
     public func prune(instances: InstanceStore) -> Pruned {
         var pruned = Pruned()
         var users: [String: [String]] = [:]
+        // An instance whose record cannot be read may be a clone of any template: then no
+        // template is removed (its disk would lose what it backs onto).
+        var unreadable: [String] = []
         for name in instances.names() {
-            if let key = (try? instances.load(name))?.warmTemplate { users[key, default: []].append(name) }
+            guard let record = try? instances.load(name) else { unreadable.append(name); continue }
+            if let key = record.warmTemplate { users[key, default: []].append(name) }
         }
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
         for entry in entries.sorted() where entry.hasPrefix(".b-") {
@@ -205,13 +209,16 @@ public struct WarmTemplateStore: Sendable {
             lock.release()
         }
         for key in keys() {
-            if let names = users[key] {
+            if let names = users[key] ?? (unreadable.isEmpty ? nil : unreadable) {
                 pruned.kept.append((key, names.sorted()))
                 continue
             }
             guard let lock = try? FileLock.attempt("\(root)/\(key).lock") else { continue }
             // Checked again under the lock: a run may have cloned it meanwhile.
-            let stillUnused = !instances.names().contains { (try? instances.load($0))?.warmTemplate == key }
+            let stillUnused = !instances.names().contains { name in
+                guard let record = try? instances.load(name) else { return true }
+                return record.warmTemplate == key
+            }
             if stillUnused {
                 pruned.bytes += Self.diskUsage(files(key).directory)
                 remove(key)

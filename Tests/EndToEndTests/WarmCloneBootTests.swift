@@ -144,13 +144,9 @@ import WispTestSupport
         #expect(coldInfo.contains(box.image.split(separator: "/").last.map(String.init) ?? "?") && !coldInfo.contains("templates"))
         try box.check(["rm", "--force", "wc"])
 
-        // prune keeps a template clones back onto; once they are gone, it goes.
-        let keptPrune = try box.check(["images", "prune"]).stdoutText
-        #expect(keptPrune.contains("kept warm template \(key): wa, wb"))
-        try box.check(["rm", "--force", "wa"])
-        try box.check(["rm", "--force", "wb"])
-
-        // A flipped byte in the template's state: detected, removed and made again, never run.
+        // A flipped byte in the template's state, while clones back onto it: detected, never run,
+        // and neither removed nor made again at the path their overlays name; the run boots cold
+        // (not waited for: --timeout 20 ends it before the guest is up).
         let state = "\(template)/suspend.state"
         #expect(chmod(state, 0o600) == 0)
         let fd = open(state, O_RDWR)
@@ -163,6 +159,20 @@ import WispTestSupport
         #expect(pwrite(fd, &byte, 1, middle) == 1)
         close(fd)
         #expect(chmod(state, 0o400) == 0)
+        let refused = try box.run(["run", "--name", "wx", "--timeout", "20"] + shape.dropLast(3) + [box.image])
+        #expect(refused.stderrText.contains("neither removed nor made again"), "\(refused.stderrText)")
+        #expect(!refused.stderrText.contains("making the template"))
+        #expect(fm.fileExists(atPath: "\(template)/overlay.qcow2") && fm.fileExists(atPath: state))
+        #expect((try? Self.instanceJSON(box, "wx"))?["warmTemplate"] == nil)
+        _ = try box.run(["rm", "--force", "wx"])
+
+        // prune keeps a template clones back onto; once they are gone, it goes.
+        let keptPrune = try box.check(["images", "prune"]).stdoutText
+        #expect(keptPrune.contains("kept warm template \(key): wa, wb"))
+        try box.check(["rm", "--force", "wa"])
+        try box.check(["rm", "--force", "wb"])
+
+        // Once they are gone, the damaged template is removed and made again, never run.
         started = Date()
         let runD = try box.check(["run", "--name", "wd"] + shape)
         print("warm clone: run after corruption (template rebuilt + clone) \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
