@@ -89,7 +89,10 @@ struct CloneIdentity: Sendable {
 
         """
         // cloud-init: the instance-id is the clone's, its per-instance state (semaphores
-        // included) moved with it; its records of the hostname and instance-id, and
+        // included) moved with it, less the template's user-data as cloud-init kept it (it
+        // holds the template's host private key, which must not live on in every clone's
+        // disk): the files are emptied, not removed (`cloud-init query` fails without them),
+        // and a later boot writes the clone's own from its seed; its records of the hostname and instance-id, and
         // /etc/hosts, rewritten in one sed (the instance-id first: the template's contains
         // its hostname).
         s += """
@@ -104,6 +107,10 @@ struct CloneIdentity: Sendable {
           printf '%s\\n' "$new_iid" > /var/lib/cloud/data/instance-id
           printf '%s\\n' "$new_iid" > /var/lib/cloud/data/previous-instance-id
         fi
+        for f in /var/lib/cloud/instances/"$new_iid"/user-data.txt* /var/lib/cloud/instances/"$new_iid"/cloud-config.txt \\
+          /var/lib/cloud/instances/"$new_iid"/vendor-data*.txt* /var/lib/cloud/instances/"$new_iid"/vendor-cloud-config.txt; do
+          if [ -f "$f" ]; then : > "$f"; fi
+        done
         set --
         for f in /etc/hosts /var/lib/cloud/data/set-hostname /run/cloud-init/instance-data.json /run/cloud-init/instance-data-sensitive.json "/var/lib/cloud/instances/$new_iid/datasource"; do
           if [ -f "$f" ]; then set -- "$@" "$f"; fi

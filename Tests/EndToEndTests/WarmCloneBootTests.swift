@@ -128,6 +128,12 @@ import WispTestSupport
         #expect(try Self.guest(box, "wb", "sudo -n cloud-init query local-hostname") == "wb")
         #expect(try Self.guest(box, "wb", "test -d /var/lib/cloud/instances/\(iidB)/sem && ls /var/lib/cloud/instances | grep -c wisp-template || true") == "0")
 
+        // The template's host key (its private half was in the template's user-data) is left
+        // nowhere in a clone: not in cloud-init's records, not in /etc/ssh.
+        let templateHostBlob = String(Self.keyFields(try String(contentsOfFile: "\(template)/ssh_host_ed25519_key.pub", encoding: .utf8)).last ?? "none")
+        #expect(templateHostBlob.count > 40)
+        #expect(try Self.guest(box, "wb", "sudo -n grep -rlF \(templateHostBlob) /var/lib/cloud/instances /etc/ssh; echo end") == "end")
+
         // Nothing writable is shared; each clock is the host's.
         try box.check(["ssh", "wa", "--", "echo only-in-a > a.txt && sync"])
         #expect(try box.run(["ssh", "wb", "--", "test", "-e", "a.txt"]).status == 1)
