@@ -123,54 +123,18 @@ public struct InstanceSuspender: Sendable {
         }
         // The checksum is read while QEMU loads the same file (from the page cache); the
         // guest stays paused (-S) until both are done.
-        let checksum = LockedValue<SavedState.Unusable??>(nil)
-        let group = DispatchGroup()
-        group.enter()
-        // A thread of its own: the global queue's few threads may all be blocked on a loaded
-        // host, and the group.wait() below would then wait for a block that never runs.
-        Thread {
-            checksum.withLock { $0 = .some(saved.verifyChecksum(of: files.savedState)) }
-            group.leave()
-        }.start()
         let started = Date()
         var phases = ResumePhases(qemuStarted: 0, stateLoaded: 0, ready: 0)
-        let pid = try booter.launchRestoring(record, arguments: ["-incoming", "defer", "-S"])
-        phases.qemuStarted = Date().timeIntervalSince(started)
-        let kill = {
-            QEMULauncher.terminate(pid: pid, signal: SIGKILL, timeout: 10)
-            InstanceState.repairStale(files)
-        }
-        do {
-            let qmp = try QMPClient(socketPath: files.qmpSocket, timeout: 10)
-            if let why = saved.check(runningQEMU: qmp.qemuVersion) {
-                group.wait()
-                kill()
-                return try fallBack(why)
-            }
-            do {
-                try QMPMigration.load(qmp, from: files.savedState, timeout: max(timeout, 60))
-            } catch let error as WispError {
-                group.wait()
-                // QEMU's verdict on the state: it reported the load failed, or it exited
-                // (QEMU 7.2 quits when an incoming stream is malformed). Anything else (a
-                // monitor that stalled on a loaded host, the overall timeout) says nothing
-                // about the state, which is kept for the next start.
-                let refused = error.kind == .engineFailed || !QEMULauncher.isQEMU(pid: pid)
-                kill()
-                if refused { return try fallBack(.refusedByQEMU(error.message)) }
-                throw WispError(error.kind, "\(record.name): the saved state did not finish loading (\(error.message)); it is kept: wisp start \(record.name) tries again, wisp stop \(record.name) discards it and the next start boots cold")
-            }
-            group.wait()
-            if let why = checksum.withLock({ $0 }) ?? nil {
-                kill()
-                return try fallBack(why)
-            }
-            try qmp.execute("cont")
-            phases.stateLoaded = Date().timeIntervalSince(started)
-        } catch {
-            group.wait()
-            kill()
-            throw error
+        let pid: Int32
+        switch try SavedStateLoader.load(saved, from: files.savedState, into: record, files: files, booter: booter,
+                                         timeout: timeout, started: started) {
+        case .unusable(let why): return try fallBack(why)
+        case .stalled(let error):
+            throw WispError(error.kind, "\(record.name): the saved state did not finish loading (\(error.message)); it is kept: wisp start \(record.name) tries again, wisp stop \(record.name) discards it and the next start boots cold")
+        case .running(let running, let qemuStarted, let stateLoaded):
+            pid = running
+            phases.qemuStarted = qemuStarted
+            phases.stateLoaded = stateLoaded
         }
         // Running: from here on the disk moves past the saved memory, which must never load again.
         InstanceSuspender.discardState(files)

@@ -235,61 +235,25 @@ struct WarmClone: Sendable {
         try store.save(original)
     }
 
-    /// Starts QEMU waiting for a migration stream, loads the template's state while its
-    /// SHA-256 is computed on a thread of its own, and lets the guest run only when both are
-    /// done. Returns QEMU's pid.
+    /// Loads the template's state into a QEMU started for it (`SavedStateLoader`: the guest
+    /// runs only when the stream loaded and its SHA-256 matched). Returns QEMU's pid.
     func restore(_ record: InstanceRecord, files: InstanceFiles, template: WarmTemplateFiles, booter: InstanceBooter,
-                         timeout: Double, phases: inout Phases, started: Date) throws -> Int32 {
-        let expected = SavedState.shape(architecture: record.spec.architecture.rawValue, machine: try Boards.for(record.spec.architecture).machineArgument,
-                                        accelerator: record.spec.accelerator.rawValue, cpus: record.spec.cpus, memoryBytes: record.spec.memoryBytes)
+                 timeout: Double, phases: inout Phases, started: Date) throws -> Int32 {
         let saved: SavedState
-        switch SavedState.check(statePath: template.state, descriptionPath: template.stateDescription, expectedShape: expected) {
+        switch SavedState.check(statePath: template.state, descriptionPath: template.stateDescription,
+                                expectedShape: try InstanceSuspender.shape(of: record)) {
         case .failure(let why): throw CloneFailure.unusableTemplate(why.description)
         case .success(let s): saved = s
         }
-        let checksum = LockedValue<SavedState.Unusable??>(nil)
-        let group = DispatchGroup()
-        group.enter()
-        // A thread of its own, as in InstanceSuspender.resume (the global queue may be starved).
-        Thread {
-            checksum.withLock { $0 = .some(saved.verifyChecksum(of: template.state)) }
-            group.leave()
-        }.start()
-        let pid: Int32
-        do {
-            pid = try booter.launchRestoring(record, arguments: ["-incoming", "defer", "-S"])
-        } catch {
-            group.wait()
-            throw error
+        switch try SavedStateLoader.load(saved, from: template.state, into: record, files: files, booter: booter,
+                                         timeout: timeout, started: started) {
+        case .unusable(let why): throw CloneFailure.unusableTemplate(why.description)
+        case .stalled(let error): throw error
+        case .running(let pid, let qemuStarted, let stateLoaded):
+            phases.qemuStarted = qemuStarted
+            phases.stateLoaded = stateLoaded
+            return pid
         }
-        phases.qemuStarted = Date().timeIntervalSince(started)
-        do {
-            let qmp = try QMPClient(socketPath: files.qmpSocket, timeout: 10)
-            if let why = saved.check(runningQEMU: qmp.qemuVersion) {
-                group.wait()
-                throw CloneFailure.unusableTemplate(why.description)
-            }
-            do {
-                try QMPMigration.load(qmp, from: template.state, timeout: max(timeout, 60))
-            } catch let error as WispError {
-                group.wait()
-                // QEMU's verdict on the stream (see InstanceSuspender.resume): a refused state
-                // is the template's fault; a stalled monitor is not.
-                if error.kind == .engineFailed || !QEMULauncher.isQEMU(pid: pid) {
-                    throw CloneFailure.unusableTemplate(SavedState.Unusable.refusedByQEMU(error.message).description)
-                }
-                throw error
-            }
-            group.wait()
-            if let why = checksum.withLock({ $0 }) ?? nil { throw CloneFailure.unusableTemplate(why.description) }
-            try qmp.execute("cont")
-            phases.stateLoaded = Date().timeIntervalSince(started)
-        } catch {
-            QEMULauncher.terminate(pid: pid, signal: SIGKILL, timeout: 10)
-            InstanceState.repairStale(files)
-            throw error
-        }
-        return pid
     }
 
     /// One login with the template's key, its host key checked strictly, that sets the

@@ -137,9 +137,12 @@ import WispTestSupport
         // Nothing writable is shared; each clock is the host's.
         try box.check(["ssh", "wa", "--", "echo only-in-a > a.txt && sync"])
         #expect(try box.run(["ssh", "wb", "--", "test", "-e", "a.txt"]).status == 1)
+        // Within 10 s: a restored guest's clock runs slow under TCG on a loaded host once set
+        // (3.2 s behind a minute after its identity, with two boot suites at once); unset, it
+        // would be behind by the template's age, minutes here.
         for name in ["wa", "wb"] {
             let clock = try SuspendSnapshotBootTests.clockSkew(box, name)
-            #expect(clock.guest >= clock.before - 3 && clock.guest <= clock.after + 3, "\(name): guest \(clock.guest), host \(clock.before)...\(clock.after)")
+            #expect(clock.guest >= clock.before - 10 && clock.guest <= clock.after + 10, "\(name): guest \(clock.guest), host \(clock.before)...\(clock.after)")
         }
 
         // --cold: no template use (QEMU started on an overlay of the base image; not waited for).
